@@ -1,0 +1,41 @@
+# The commands the README names. Every target works on a fresh Debian 12 machine as root.
+PYTHON ?= python3
+VENV ?= .venv
+STACK_DIR ?= .stack
+BIN := $(VENV)/bin
+
+.PHONY: run test lint format bench-stack clean
+
+## The venv, rebuilt when the dependencies or their pins change.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+## The main job: the local stack with the demo platform, in the foreground (Ctrl-C stops it).
+run: $(VENV)/.installed
+	$(BIN)/obsctl stack up --dir $(STACK_DIR) --foreground
+
+## The whole test suite, against real servers it installs and starts itself.
+test: $(VENV)/.installed
+	$(BIN)/obsctl stack install
+	$(BIN)/python scripts/run_pytest.py
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check obsctl tests scripts
+	$(BIN)/ruff format --check obsctl tests scripts
+	$(BIN)/mypy
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format obsctl tests scripts
+	$(BIN)/ruff check --fix obsctl tests scripts
+
+## Time `stack up` and `stack down` (see docs/BENCHMARKS.md).
+bench-stack: $(VENV)/.installed
+	$(BIN)/obsctl stack install
+	$(BIN)/python scripts/bench_stack.py
+
+clean:
+	-$(BIN)/obsctl stack down --dir $(STACK_DIR)
+	rm -rf $(STACK_DIR)

@@ -1,0 +1,3 @@
+"""obsctl: the observability and SRE operations bundle for the image-task platform."""
+
+__version__ = "0.1.0"

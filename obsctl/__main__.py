@@ -1,0 +1,5 @@
+"""Allow `python -m obsctl`."""
+
+from obsctl.cli.main import cli
+
+cli()

@@ -1,0 +1,15 @@
+"""The `obsctl` command line."""
+
+import click
+
+from obsctl import __version__
+from obsctl.cli.stack import stack
+
+
+@click.group()
+@click.version_option(__version__, prog_name="obsctl")
+def cli() -> None:
+    """Observability and SRE operations for the image-task platform."""
+
+
+cli.add_command(stack)

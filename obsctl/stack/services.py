@@ -1,0 +1,405 @@
+"""The servers of the local stack: how each is prepared, started and known to be ready."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from obsctl.stack import mysql_setup, readiness
+from obsctl.stack.install import DEMO_PLATFORM_DIR, REPO_ROOT
+from obsctl.stack.layout import HOST, PORT_OFFSETS, PROVIDERS, StackLayout
+from obsctl.stack.secrets import StackSecrets, dump_json_private
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+COS_BUCKET = "obsctl-canary-1250000000"
+COS_REGION = "ap-guangzhou"
+DEMO_TASKS_PER_SECOND = "4"
+
+
+class StackError(RuntimeError):
+    """The stack could not do what was asked; the message says what and where."""
+
+
+@dataclass
+class Service:
+    """One server: its command, readiness check and the steps around its start."""
+
+    name: str
+    address: str
+    argv: list[str]
+    ready: readiness.ReadyCheck
+    phase: int = 1
+    ready_timeout: float = 20.0
+    prepare: Callable[[], object] | None = None
+    after_ready: Callable[[], object] | None = None
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+    ports: list[int] = field(default_factory=list)
+
+
+def _render(template: str, dest: Path, **context: object) -> None:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(env.get_template(template).render(**context))
+
+
+def _ports(layout: StackLayout) -> dict[str, int]:
+    return {name: layout.port(name) for name in PORT_OFFSETS}
+
+
+def render_prometheus_config(layout: StackLayout) -> Path:
+    """Write prometheus.yml for this stack and return its path."""
+    dest = layout.state("prometheus") / "prometheus.yml"
+    _render(
+        "prometheus.yml.j2",
+        dest,
+        host=HOST,
+        ports=_ports(layout),
+        rules_glob=str(REPO_ROOT / "alert-rules" / "*.rules.yml"),
+        extra_jobs=[],
+    )
+    return dest
+
+
+def render_alertmanager_config(layout: StackLayout) -> Path:
+    """Write alertmanager.yml for this stack and return its path."""
+    dest = layout.state("alertmanager") / "alertmanager.yml"
+    _render("alertmanager.yml.j2", dest, host=HOST, ports=_ports(layout))
+    return dest
+
+
+def provider_urls(layout: StackLayout) -> str:
+    """PROVIDER_URLS: name=url pairs, comma separated."""
+    return ",".join(f"{name}={layout.url(f'provider-{name}')}" for name in PROVIDERS)
+
+
+def build(layout: StackLayout, secrets: StackSecrets) -> list[Service]:
+    """Every server of the stack, in start order."""
+    py = sys.executable
+    services = [
+        _mariadb(layout, secrets),
+        Service(
+            name="redis",
+            address=f"{HOST}:{layout.port('redis')}",
+            argv=[
+                "redis-server",
+                "--port",
+                str(layout.port("redis")),
+                "--bind",
+                HOST,
+                "--daemonize",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(layout.state("redis")),
+                "--maxmemory",
+                "256mb",
+            ],
+            ready=readiness.redis_ping(HOST, layout.port("redis")),
+            prepare=lambda: layout.state("redis").mkdir(parents=True, exist_ok=True),
+        ),
+        Service(
+            name="s3",
+            address=layout.url("s3"),
+            argv=[py, "-m", "moto.server", "-H", HOST, "-p", str(layout.port("s3"))],
+            ready=readiness.http(f"{layout.url('s3')}/moto-api/"),
+            after_ready=lambda: _create_bucket(layout, secrets),
+        ),
+        Service(
+            name="smtp",
+            address=f"{HOST}:{layout.port('smtp')}",
+            argv=[
+                py,
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                f"{HOST}:{layout.port('smtp')}",
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+                str(layout.state("smtp") / "maildir"),
+            ],
+            ready=readiness.smtp(HOST, layout.port("smtp")),
+            prepare=lambda: layout.state("smtp").mkdir(parents=True, exist_ok=True),
+        ),
+        *[_provider(layout, name) for name in PROVIDERS],
+        _dingtalk(layout, secrets),
+        _alertmanager(layout),
+        _prometheus(layout),
+        _demo_app(layout, secrets),
+    ]
+    for service in services:
+        service.ports = [int(service.address.rsplit(":", 1)[1])]
+    return services
+
+
+def _mariadb(layout: StackLayout, secrets: StackSecrets) -> Service:
+    state = layout.state("mariadb")
+    datadir = state / "data"
+
+    def prepare() -> None:
+        state.mkdir(parents=True, exist_ok=True)
+        if not datadir.exists():
+            _run_checked(
+                [
+                    "mariadb-install-db",
+                    "--no-defaults",
+                    f"--datadir={datadir}",
+                    "--user=root",
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                ],
+                layout.log("mariadb-install-db"),
+            )
+
+    return Service(
+        name="mariadb",
+        address=f"{HOST}:{layout.port('mariadb')}",
+        argv=[
+            "mariadbd",
+            "--no-defaults",
+            f"--datadir={datadir}",
+            f"--socket={layout.mariadb_socket}",
+            f"--pid-file={state / 'mariadbd.pid'}",
+            f"--port={layout.port('mariadb')}",
+            f"--bind-address={HOST}",
+            "--user=root",
+            "--skip-name-resolve",
+            "--performance-schema=ON",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_unicode_ci",
+            "--max-connections=200",
+            "--slow-query-log=ON",
+            f"--slow-query-log-file={state / 'slow.log'}",
+            "--long-query-time=0.5",
+            "--innodb-buffer-pool-size=128M",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--skip-log-bin",
+        ],
+        ready=readiness.mariadb_socket(layout.mariadb_socket),
+        ready_timeout=30.0,
+        prepare=prepare,
+        after_ready=lambda: mysql_setup.apply(
+            layout.mariadb_socket, secrets.platform_mysql_password, secrets.exporter_mysql_password
+        ),
+    )
+
+
+def _provider(layout: StackLayout, name: str) -> Service:
+    service = f"provider-{name}"
+    return Service(
+        name=service,
+        address=layout.url(service),
+        argv=[
+            sys.executable,
+            "-m",
+            "obsctl.stack.fakes.provider",
+            "--name",
+            name,
+            "--host",
+            HOST,
+            "--port",
+            str(layout.port(service)),
+        ],
+        ready=readiness.http(f"{layout.url(service)}/_control"),
+    )
+
+
+def _dingtalk(layout: StackLayout, secrets: StackSecrets) -> Service:
+    state = layout.state("dingtalk")
+    robots = state / "robots.json"
+
+    def prepare() -> None:
+        dump_json_private(
+            robots,
+            {
+                secrets.dingtalk_oncall_token: {
+                    "secret": secrets.dingtalk_oncall_secret,
+                    "keywords": [],
+                    "rate_limit_per_minute": 20,
+                },
+                secrets.dingtalk_team_token: {
+                    "secret": secrets.dingtalk_team_secret,
+                    "keywords": [],
+                    "rate_limit_per_minute": 20,
+                },
+            },
+        )
+
+    return Service(
+        name="dingtalk",
+        address=layout.url("dingtalk"),
+        argv=[
+            sys.executable,
+            "-m",
+            "obsctl.stack.fakes.dingtalk",
+            "--host",
+            HOST,
+            "--port",
+            str(layout.port("dingtalk")),
+            "--robots",
+            str(robots),
+            "--store",
+            str(state / "messages.jsonl"),
+        ],
+        ready=readiness.http(f"{layout.url('dingtalk')}/_control"),
+        prepare=prepare,
+    )
+
+
+def _alertmanager(layout: StackLayout) -> Service:
+    state = layout.state("alertmanager")
+    return Service(
+        name="alertmanager",
+        address=layout.url("alertmanager"),
+        argv=[
+            "prometheus-alertmanager",
+            f"--config.file={state / 'alertmanager.yml'}",
+            f"--storage.path={state / 'data'}",
+            f"--web.listen-address={HOST}:{layout.port('alertmanager')}",
+            f"--web.external-url={layout.url('alertmanager')}",
+            "--cluster.listen-address=",
+        ],
+        ready=readiness.http(f"{layout.url('alertmanager')}/-/ready"),
+        prepare=lambda: render_alertmanager_config(layout),
+    )
+
+
+def _prometheus(layout: StackLayout) -> Service:
+    state = layout.state("prometheus")
+    return Service(
+        name="prometheus",
+        address=layout.url("prometheus"),
+        argv=[
+            "prometheus",
+            f"--config.file={state / 'prometheus.yml'}",
+            f"--storage.tsdb.path={state / 'data'}",
+            f"--web.listen-address={HOST}:{layout.port('prometheus')}",
+            f"--web.external-url={layout.url('prometheus')}",
+            "--web.enable-lifecycle",
+            "--rules.alert.resend-delay=5s",
+            "--storage.tsdb.retention.time=2d",
+        ],
+        ready=readiness.http(f"{layout.url('prometheus')}/-/ready"),
+        prepare=lambda: render_prometheus_config(layout),
+    )
+
+
+def _demo_app(layout: StackLayout, secrets: StackSecrets) -> Service:
+    env = {
+        **os.environ,
+        "DEMO_HOST": HOST,
+        "DEMO_PORT": str(layout.port("demo-app")),
+        "PLATFORM_MYSQL_DSN": platform_dsn(layout, secrets),
+        "REDIS_URL": f"redis://{HOST}:{layout.port('redis')}/0",
+        "PROVIDER_URLS": provider_urls(layout),
+        "DEMO_ADMIN_TOKEN": secrets.demo_admin_token,
+        "DEMO_TASKS_PER_SECOND": os.environ.get("DEMO_TASKS_PER_SECOND", DEMO_TASKS_PER_SECOND),
+    }
+    return Service(
+        name="demo-app",
+        address=layout.url("demo-app"),
+        argv=[shutil.which("node") or "node", "src/server.js"],
+        ready=readiness.http(f"{layout.url('demo-app')}/healthz"),
+        phase=2,
+        ready_timeout=45.0,
+        env=env,
+        cwd=DEMO_PLATFORM_DIR,
+    )
+
+
+def platform_dsn(layout: StackLayout, secrets: StackSecrets) -> str:
+    """The platform's read-write DSN."""
+    return mysql_setup.dsn(
+        mysql_setup.PLATFORM_USER, secrets.platform_mysql_password, HOST, layout.port("mariadb")
+    )
+
+
+def exporter_dsn(layout: StackLayout, secrets: StackSecrets) -> str:
+    """The exporter's read-only DSN."""
+    return mysql_setup.dsn(
+        mysql_setup.EXPORTER_USER, secrets.exporter_mysql_password, HOST, layout.port("mariadb")
+    )
+
+
+def _create_bucket(layout: StackLayout, secrets: StackSecrets) -> None:
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=layout.url("s3"),
+        aws_access_key_id=secrets.cos_access_key,
+        aws_secret_access_key=secrets.cos_secret_key,
+        region_name=COS_REGION,
+    )
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if COS_BUCKET not in existing:
+        client.create_bucket(
+            Bucket=COS_BUCKET, CreateBucketConfiguration={"LocationConstraint": COS_REGION}
+        )
+
+
+def stack_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
+    """The variables written to stack.env for the exporter, the CLI and tests."""
+    return {
+        "OBSCTL_STACK_DIR": str(layout.root),
+        "OBSCTL_PORT_BASE": str(layout.port_base),
+        "OBSCTL_LISTEN": f"{HOST}:{layout.port('exporter')}",
+        "OBSCTL_MYSQL_DSN": exporter_dsn(layout, secrets),
+        "OBSCTL_REDIS_URL": f"redis://{HOST}:{layout.port('redis')}/0",
+        "OBSCTL_COS_ENDPOINT": layout.url("s3"),
+        "OBSCTL_COS_BUCKET": COS_BUCKET,
+        "OBSCTL_COS_ACCESS_KEY": secrets.cos_access_key,
+        "OBSCTL_COS_SECRET_KEY": secrets.cos_secret_key,
+        "OBSCTL_COS_REGION": COS_REGION,
+        "PLATFORM_MYSQL_DSN": platform_dsn(layout, secrets),
+        "PROMETHEUS_URL": layout.url("prometheus"),
+        "ALERTMANAGER_URL": layout.url("alertmanager"),
+        "DEMO_APP_URL": layout.url("demo-app"),
+        "DEMO_ADMIN_TOKEN": secrets.demo_admin_token,
+        "PROVIDER_URLS": provider_urls(layout),
+        "DINGTALK_SINK_URL": layout.url("dingtalk"),
+        "DINGTALK_ONCALL_TOKEN": secrets.dingtalk_oncall_token,
+        "DINGTALK_ONCALL_SECRET": secrets.dingtalk_oncall_secret,
+        "DINGTALK_TEAM_TOKEN": secrets.dingtalk_team_token,
+        "DINGTALK_TEAM_SECRET": secrets.dingtalk_team_secret,
+        "SMTP_SMARTHOST": f"{HOST}:{layout.port('smtp')}",
+        "SMTP_SINK_DIR": str(layout.state("smtp") / "maildir"),
+    }
+
+
+def _run_checked(cmd: list[str], log: Path) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as handle:
+        proc = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise StackError(f"`{cmd[0]}` exited {proc.returncode}; see {log}\n{tail(log)}")
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a log file, indented for an error message."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"    (no log at {path})"
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+def describe(services: list[Service]) -> str:
+    """A JSON description of the stack's servers (name, address)."""
+    return json.dumps([{"name": s.name, "address": s.address} for s in services])

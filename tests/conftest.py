@@ -1,0 +1,100 @@
+"""Shared fixtures: one real local stack per test session, started and stopped by the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from obsctl.stack import envfile
+
+# Port bases: the shared stack and the short-lived stacks some tests start side by side with it.
+SESSION_PORT_BASE = int(os.environ.get("OBSCTL_TEST_PORT_BASE", "19300"))
+SPARE_PORT_BASES = (SESSION_PORT_BASE + 100, SESSION_PORT_BASE + 200, SESSION_PORT_BASE + 300)
+
+T = TypeVar("T")
+
+
+def obsctl(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run the real `obsctl` command line and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "obsctl", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
+    """Poll probe until it returns something truthy; fail naming what never happened."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last value: {last!r})")
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    """A stack started for tests: its directory and the variables of its stack.env."""
+
+    root: Path
+    port_base: int
+    env: dict[str, str]
+
+
+def start_stack(root: Path, port_base: int) -> RunningStack:
+    """`obsctl stack up` a stack, failing the test with its output if it does not come up."""
+    result = obsctl("stack", "up", "--dir", str(root), "--port-base", str(port_base))
+    if result.returncode != 0:
+        obsctl("stack", "down", "--dir", str(root))
+        pytest.fail(f"stack up failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return RunningStack(root, port_base, envfile.read(root / "stack.env"))
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that mention text (a stack dir): leftovers if any."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if text in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(f"{proc.pid}: {cmdline[:150]}")
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """The shared stack of this test session; always stopped at the end."""
+    root = tmp_path_factory.mktemp("stack")
+    try:
+        yield start_stack(root, SESSION_PORT_BASE)
+    finally:
+        result = obsctl("stack", "down", "--dir", str(root))
+        assert result.returncode == 0, result.stderr
+
+
+def listeners_in_range(port_base: int, count: int = 12) -> list[str]:
+    """Processes listening on the ports of a stack's port range."""
+    import psutil
+
+    found = []
+    for conn in psutil.net_connections(kind="tcp"):
+        port = conn.laddr.port if conn.laddr else 0
+        if conn.status == psutil.CONN_LISTEN and port_base <= port < port_base + count:
+            found.append(f"port {port}: pid {conn.pid}")
+    return found

@@ -1,0 +1,196 @@
+"""The demo platform started by the stack behaves like the watched system."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlparse
+
+import httpx
+import pymysql
+import pytest
+import redis
+
+from conftest import RunningStack, wait_for
+
+FEATURES = ("matting", "outfit", "faceswap", "outpaint")
+
+
+def _platform_db(stack: RunningStack) -> pymysql.connections.Connection:  # type: ignore[type-arg]
+    url = urlparse(stack.env["PLATFORM_MYSQL_DSN"])
+    return pymysql.connect(
+        host=url.hostname,
+        port=url.port or 3306,
+        user=unquote(url.username or ""),
+        password=unquote(url.password or ""),
+        database=url.path.lstrip("/"),
+        autocommit=True,
+    )
+
+
+def _scalar(stack: RunningStack, sql: str) -> int:
+    conn = _platform_db(stack)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            row = cur.fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+    finally:
+        conn.close()
+
+
+def _admin(stack: RunningStack) -> httpx.Client:
+    return httpx.Client(
+        base_url=stack.env["DEMO_APP_URL"],
+        headers={"Authorization": f"Bearer {stack.env['DEMO_ADMIN_TOKEN']}"},
+        timeout=10,
+    )
+
+
+def test_schema_has_the_seed_indexes(stack: RunningStack) -> None:
+    conn = _platform_db(stack)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_name, index_name, GROUP_CONCAT(column_name ORDER BY seq_in_index),"
+            " MAX(non_unique) FROM information_schema.statistics WHERE table_schema = DATABASE()"
+            " GROUP BY table_name, index_name"
+        )
+        indexes = {(t, cols): unique == 0 for t, _, cols, unique in cur.fetchall()}
+    expected = {
+        ("tasks", "user_id,status,created_at,id"): False,
+        ("tasks", "status,created_at,id"): False,
+        ("tasks", "vendor_task_id"): True,
+        ("tasks", "updated_at,id"): False,
+        ("provider_configs", "provider,feature_key"): False,
+        ("quotas", "user_id,updated_at"): False,
+        ("feature_definitions", "feature_key"): True,
+    }
+    for key, unique in expected.items():
+        assert key in indexes, f"missing index {key}"
+        assert indexes[key] == unique, f"index {key} unique={indexes[key]}"
+
+
+def test_seeded_users_all_have_quotas(stack: RunningStack) -> None:
+    users = _scalar(stack, "SELECT COUNT(*) FROM users")
+    assert users >= 1000
+    assert _scalar(stack, "SELECT COUNT(*) FROM quotas") >= users
+    features = _scalar(stack, "SELECT COUNT(DISTINCT feature_key) FROM feature_definitions")
+    assert features == len(FEATURES)
+
+
+def test_workload_moves_tasks_to_succeeded_and_failed(stack: RunningStack) -> None:
+    def terminal() -> tuple[int, int] | None:
+        ok = _scalar(stack, "SELECT COUNT(*) FROM tasks WHERE status = 'succeeded'")
+        bad = _scalar(stack, "SELECT COUNT(*) FROM tasks WHERE status = 'failed'")
+        return (ok, bad) if ok and bad else None
+
+    wait_for("tasks to succeed and fail", terminal, timeout=60)
+    assert _scalar(stack, "SELECT COUNT(DISTINCT feature) FROM tasks") == len(FEATURES)
+    assert _scalar(stack, "SELECT COUNT(DISTINCT provider) FROM tasks") >= 2
+    assert _scalar(stack, "SELECT COALESCE(SUM(count), 0) FROM tasks_daily_stats") > 0
+    assert _scalar(stack, "SELECT COUNT(*) FROM tasks WHERE finished_at IS NULL AND status IN"
+                   " ('succeeded', 'failed')") == 0  # fmt: skip
+    assert _scalar(stack, "SELECT SUM(used) FROM quotas") > 0
+
+
+def test_queues_are_real_bullmq_queues(stack: RunningStack) -> None:
+    client = redis.Redis.from_url(stack.env["OBSCTL_REDIS_URL"], decode_responses=True)
+
+    def finished_jobs() -> int:
+        return sum(client.zcard(f"bull:{q}:completed") for q in FEATURES)
+
+    wait_for("completed BullMQ jobs", finished_jobs, timeout=60)
+    for queue in FEATURES:
+        assert client.exists(f"bull:{queue}:meta"), queue
+        assert client.type(f"bull:{queue}:events") == "stream"
+    job_key = next(k for k in client.scan_iter("bull:matting:*") if k.split(":")[-1].isdigit())
+    assert {"data", "timestamp"} <= set(client.hkeys(job_key))
+
+
+def test_api_histogram_is_exported_and_scraped_by_prometheus(stack: RunningStack) -> None:
+    text = httpx.get(f"{stack.env['DEMO_APP_URL']}/metrics", timeout=5).text
+    assert 'http_request_duration_seconds_bucket{le="0.2",route="/api/tasks"' in text or (
+        "http_request_duration_seconds_bucket{" in text and 'route="/api/tasks"' in text
+    )
+    for gauge in ("in_use", "pending", "available"):
+        assert f'db_pool_connections_{gauge}{{pool="platform"}}' in text
+    assert "process_cpu_seconds_total" in text
+
+    def query(expr: str) -> list[dict[str, object]]:
+        body = httpx.get(
+            f"{stack.env['PROMETHEUS_URL']}/api/v1/query", params={"query": expr}, timeout=5
+        ).json()
+        result: list[dict[str, object]] = body["data"]["result"]
+        return result
+
+    wait_for("up{job='demo-app'} == 1", lambda: query('up{job="demo-app"} == 1'), timeout=30)
+    wait_for(
+        "the API histogram in Prometheus",
+        lambda: query("sum(rate(http_request_duration_seconds_count[1m])) > 0"),
+        timeout=30,
+    )
+
+
+def test_admin_endpoints_need_the_token(stack: RunningStack) -> None:
+    url = stack.env["DEMO_APP_URL"]
+    assert httpx.get(f"{url}/admin/state", timeout=5).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert (
+        httpx.put(f"{url}/admin/faults", json={"error_rate": 1}, headers=wrong).status_code == 401
+    )
+
+
+def test_admin_injects_api_errors_and_restores(stack: RunningStack) -> None:
+    with _admin(stack) as admin:
+        bad = admin.put("/admin/faults", json={"error_rate": 2})
+        assert bad.status_code == 400 and "error_rate" in bad.text
+        assert admin.put("/admin/faults", json={"error_rate": 1.0, "latency_ms": 0}).is_success
+        try:
+            response = admin.post("/api/tasks", json={"user_id": 1, "feature": "matting"})
+            assert response.status_code >= 500
+        finally:
+            assert admin.put("/admin/faults", json={"error_rate": 0, "latency_ms": 0}).is_success
+        assert admin.get("/admin/state").json()["faults"]["error_rate"] == 0
+
+
+def test_admin_switches_a_provider_into_an_outage_and_back(stack: RunningStack) -> None:
+    beta = dict(p.split("=", 1) for p in stack.env["PROVIDER_URLS"].split(","))["beta"]
+    with _admin(stack) as admin:
+        assert admin.put("/admin/providers/nope", json={"mode": "down"}).status_code == 404
+        assert admin.put("/admin/providers/beta", json={"mode": "down"}).is_success
+        try:
+            assert httpx.get(f"{beta}/v1/heartbeat", timeout=2).status_code == 503
+        finally:
+            assert admin.put("/admin/providers/beta", json={"mode": "ok"}).is_success
+        assert httpx.get(f"{beta}/v1/heartbeat", timeout=2).status_code == 200
+
+
+def test_admin_pauses_workers_so_the_backlog_grows(stack: RunningStack) -> None:
+    client = redis.Redis.from_url(stack.env["OBSCTL_REDIS_URL"])
+    with _admin(stack) as admin:
+        assert admin.post("/admin/workers/pause").is_success
+        try:
+            assert admin.post(
+                "/admin/workload/burst", json={"count": 50, "feature": "outpaint"}
+            ).is_success
+            waiting = wait_for(
+                "a backlog in bull:outpaint:wait", lambda: client.llen("bull:outpaint:wait") >= 50
+            )
+            assert waiting
+        finally:
+            assert admin.post("/admin/workers/resume").is_success
+        wait_for(
+            "the backlog to drain after resume",
+            lambda: client.llen("bull:outpaint:wait") < 50,
+            timeout=60,
+        )
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"user_id": 1, "feature": "nope"}, "feature"), ({"feature": "matting"}, "user_id")],
+)
+def test_bad_task_requests_are_rejected_naming_the_field(
+    stack: RunningStack, body: dict[str, object], field: str
+) -> None:
+    response = httpx.post(f"{stack.env['DEMO_APP_URL']}/api/tasks", json=body, timeout=5)
+    assert response.status_code == 400
+    assert field in response.text
