@@ -1,0 +1,1 @@
+"""Fake of the DingTalk custom group robot webhook (``POST /robot/send?access_token=...``)."""

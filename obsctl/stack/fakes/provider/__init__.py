@@ -1,0 +1,1 @@
+"""Fake of an external AI image provider with an asynchronous task API."""

@@ -1,0 +1,37 @@
+"""Command line of the AI provider fake."""
+
+import argparse
+import random
+import re
+
+from obsctl.stack.fakes.provider.app import build_app
+from obsctl.stack.fakes.provider.control import Control
+from obsctl.stack.fakes.provider.tasks import TaskTable
+from obsctl.stack.fakes.serve import serve, setup_logging
+
+
+def _provider_name(value: str) -> str:
+    # The name prefixes task ids, so keep it to characters that need no escaping in a URL.
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
+        raise argparse.ArgumentTypeError("use 1-64 letters, digits, '_', '.' or '-'")
+    return value
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the arguments and serve until SIGTERM."""
+    parser = argparse.ArgumentParser(
+        prog="python -m obsctl.stack.fakes.provider",
+        description="Fake AI image provider: async task API plus a /_control fault switch.",
+    )
+    parser.add_argument("--name", type=_provider_name, required=True, help="provider name")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, required=True, help="port to listen on")
+    parser.add_argument("--seed", type=int, help="seed task durations and failures")
+    args = parser.parse_args(argv)
+    setup_logging()
+    tasks = TaskTable(args.name, random.Random(args.seed))
+    serve(build_app(Control(provider=args.name), tasks), args.host, args.port, "provider")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""The provider fake's runtime switches and the validation of updates to them."""
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from obsctl.stack.fakes.validation import first_error
+
+Mode = Literal["ok", "slow", "error", "down", "timeout"]
+
+
+class ControlError(ValueError):
+    """A refused control update; the message names the offending field."""
+
+
+class _Update(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    mode: Mode | None = None
+    latency_ms: int | None = Field(default=None, ge=0, le=120_000)
+    failure_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    task_latency_ms: int | None = Field(default=None, ge=1, le=600_000)
+
+
+@dataclass
+class Control:
+    """How the provider fake behaves right now."""
+
+    provider: str
+    mode: Mode = "ok"
+    latency_ms: int = 500
+    failure_rate: float = 0.05
+    task_latency_ms: int = 800
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the state as the JSON that ``GET /_control`` answers."""
+        return asdict(self)
+
+    def apply(self, payload: object) -> dict[str, tuple[Any, Any]]:
+        """Validate a partial update, apply it, and return each changed field as (old, new)."""
+        try:
+            update = _Update.model_validate(payload)
+        except ValidationError as exc:
+            raise ControlError(first_error(exc)) from None
+        values = update.model_dump(exclude_unset=True)
+        for field, value in values.items():
+            if value is None:
+                raise ControlError(f"{field}: must not be null")
+        changes = {
+            field: (getattr(self, field), value)
+            for field, value in values.items()
+            if getattr(self, field) != value
+        }
+        for field, value in values.items():
+            setattr(self, field, value)
+        return changes
