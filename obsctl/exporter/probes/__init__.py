@@ -1,0 +1,1 @@
+"""One module per probe kind, each a class behind the `Probe` protocol of `base`."""
