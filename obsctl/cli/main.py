@@ -3,6 +3,7 @@
 import click
 
 from obsctl import __version__
+from obsctl.cli.exporter import exporter
 from obsctl.cli.stack import stack
 
 
@@ -13,3 +14,4 @@ def cli() -> None:
 
 
 cli.add_command(stack)
+cli.add_command(exporter)

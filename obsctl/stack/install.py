@@ -12,6 +12,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_PLATFORM_DIR = Path(__file__).resolve().parent / "demo_platform"
+# npm projects: the demo platform, and fixtures that need another major version of bullmq.
+NPM_PROJECTS = (DEMO_PLATFORM_DIR, REPO_ROOT / "tests" / "fixtures" / "bullmq5")
 CONSTRAINTS = REPO_ROOT / "constraints.txt"
 
 # The binary each Debian package provides; a package is installed only when its binary is missing.
@@ -96,7 +98,9 @@ def install_all(say: Say) -> None:
     """Everything `stack up` needs, installed only where missing."""
     install_apt(missing_apt_packages(), say)
     install_python_modules(say)
-    install_npm_packages(say)
+    for project in NPM_PROJECTS:
+        if (project / "package-lock.json").exists():
+            install_npm_packages(say, project)
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:

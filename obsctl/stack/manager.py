@@ -24,6 +24,7 @@ from obsctl.stack.services import Service, StackError, build, stack_env, tail
 
 Say = Callable[[str], None]
 _POLL_INTERVAL = 0.1
+CLIENT_SERVERS = frozenset({"demo-app", "exporter", "relay"})
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,25 @@ def down(root: Path, say: Say) -> bool:
         if not records:
             say(f"nothing recorded as running in {layout.root}")
             return False
-        for record in reversed(list(records.values())):
-            outcome = stop(record)
-            stragglers = _stop_session_leftovers(record)
-            extra = f" (+{stragglers} leftover child processes)" if stragglers else ""
-            say(f"{record.name:<16} {outcome}{extra}")
-            table.remove(record.name)
+        ordered = list(reversed(list(records.values())))
+        # Clients of the other servers go first, so they do not log a storm of connection errors.
+        waves = [
+            [r for r in ordered if r.name in CLIENT_SERVERS],
+            [r for r in ordered if r.name not in CLIENT_SERVERS],
+        ]
+        for wave in waves:
+            with ThreadPoolExecutor(max_workers=max(1, len(wave))) as pool:
+                outcomes = list(pool.map(_stop_fully, wave))
+            for record, outcome in zip(wave, outcomes, strict=True):
+                say(f"{record.name:<16} {outcome}")
+                table.remove(record.name)
         return True
+
+
+def _stop_fully(record: ProcessRecord) -> str:
+    outcome = stop(record)
+    stragglers = _stop_session_leftovers(record)
+    return outcome + (f" (+{stragglers} leftover child processes)" if stragglers else "")
 
 
 def status(root: Path) -> list[ServerStatus]:
@@ -232,9 +245,11 @@ def _holder(port: int) -> str:
 def _stop_session_leftovers(record: ProcessRecord) -> int:
     """Kill processes left in the server's session after its leader died (e.g. after kill -9)."""
     count = 0
-    for proc in psutil.process_iter(["pid", "create_time"]):
+    for proc in psutil.process_iter(["pid", "create_time", "status"]):
         try:
-            if proc.pid == os.getpid() or os.getsid(proc.pid) != record.pid:
+            if proc.pid in (os.getpid(), record.pid) or proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if os.getsid(proc.pid) != record.pid:
                 continue
             if proc.info["create_time"] + 0.05 < record.create_time:
                 continue  # older than our server: the session id was reused, not ours

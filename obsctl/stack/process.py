@@ -86,12 +86,35 @@ def stop(record: ProcessRecord, timeout: float = 10.0) -> str:
     except psutil.NoSuchProcess:
         return "not running"
     _signal_all(family, signal.SIGTERM)
-    _, alive = psutil.wait_procs(family, timeout=timeout)
+    alive = _wait_all_gone(family, timeout)
     if not alive:
         return "stopped"
     _signal_all(alive, signal.SIGKILL)
-    psutil.wait_procs(alive, timeout=5)
+    _wait_all_gone(alive, 5.0)
     return "killed"
+
+
+def _gone(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _wait_all_gone(procs: Sequence[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Poll briefly until every process has exited; return those still alive at the deadline.
+
+    psutil.wait_procs polls non-children with a slowly growing interval, which made a stack
+    of ten servers take 20 s to stop; they exit in milliseconds.
+    """
+    deadline = time.monotonic() + timeout
+    alive = list(procs)
+    while alive and time.monotonic() < deadline:
+        reap_children()
+        alive = [p for p in alive if not _gone(p)]
+        if alive:
+            time.sleep(0.02)
+    return alive
 
 
 def _signal_all(procs: Sequence[psutil.Process], sig: signal.Signals) -> None:

@@ -373,6 +373,7 @@ def stack_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
         "DEMO_APP_URL": layout.url("demo-app"),
         "DEMO_ADMIN_TOKEN": secrets.demo_admin_token,
         "PROVIDER_URLS": provider_urls(layout),
+        **{f"PROVIDER_{name.upper()}_URL": layout.url(f"provider-{name}") for name in PROVIDERS},
         "DINGTALK_SINK_URL": layout.url("dingtalk"),
         "DINGTALK_ONCALL_TOKEN": secrets.dingtalk_oncall_token,
         "DINGTALK_ONCALL_SECRET": secrets.dingtalk_oncall_secret,

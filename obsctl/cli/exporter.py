@@ -1,0 +1,54 @@
+"""`obsctl exporter`: the sidecar exporter."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="YAML config (see exporters/obsctl-exporter.yml).",
+)
+@click.option("--check", is_flag=True, help="Validate the config and exit (0 valid, 2 invalid).")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def exporter(config_path: Path, check: bool, log_level: str) -> None:
+    """Probe MySQL, Redis, BullMQ, COS and providers; serve /metrics and /health."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from obsctl.exporter.config import ConfigError, load
+
+    try:
+        config = load(config_path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    if check:
+        sections = [name for name in ("mysql", "business", "redis", "bullmq", "cos")
+                    if getattr(config, name) is not None]  # fmt: skip
+        click.echo(
+            f"{config_path}: valid; listen {config.listen}; probes: {', '.join(sections)}"
+            f"{', ' if sections and config.providers else ''}"
+            f"{', '.join('provider ' + p.name for p in config.providers)}"
+        )
+        return
+    from obsctl.exporter.runner import serve
+
+    asyncio.run(serve(config))
