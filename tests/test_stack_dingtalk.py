@@ -6,8 +6,9 @@ import time
 
 import httpx
 
-from conftest import RunningStack
 from obsctl.stack.fakes.dingtalk_signing import signature
+
+from conftest import RunningStack
 
 MESSAGE = {"msgtype": "markdown", "markdown": {"title": "obsctl", "text": "### obsctl test"}}
 

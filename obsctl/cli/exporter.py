@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 
 
-
 @click.command()
 @click.option(
     "--config",
