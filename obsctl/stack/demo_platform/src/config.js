@@ -1,0 +1,119 @@
+'use strict';
+
+/** Reads and validates the demo platform's configuration from environment variables. */
+
+class ConfigError extends Error {
+  constructor(problems) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+const PROVIDER_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+function loadConfig(env = process.env) {
+  const problems = [];
+  const read = (name, parse, { required = false, fallback } = {}) => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') {
+      if (required) problems.push(`${name} is required but not set`);
+      return fallback;
+    }
+    try {
+      return parse(raw.trim());
+    } catch (err) {
+      problems.push(`${name}: ${err.message}`);
+      return fallback;
+    }
+  };
+
+  const config = {
+    host: read('DEMO_HOST', (v) => v, { fallback: '127.0.0.1' }),
+    port: read('DEMO_PORT', (v) => parseInteger(v, 1, 65535), { required: true }),
+    mysql: read('PLATFORM_MYSQL_DSN', parseMysqlDsn, { required: true }),
+    redisUrl: read('REDIS_URL', parseRedisUrl, { required: true }),
+    providers: read('PROVIDER_URLS', parseProviderUrls, { required: true }),
+    adminToken: read('DEMO_ADMIN_TOKEN', (v) => v, { required: true }),
+    tasksPerSecond: read('DEMO_TASKS_PER_SECOND', (v) => parseNumber(v, 0, 500), { fallback: 4 }),
+    seedUsers: read('DEMO_SEED_USERS', (v) => parseInteger(v, 1, 1000000), { fallback: 1000 }),
+    bullmqPrefix: read('BULLMQ_PREFIX', parsePrefix, { fallback: 'bull' }),
+  };
+  if (problems.length) throw new ConfigError(problems);
+  return config;
+}
+
+function parseNumber(text, min, max) {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new Error(`expected a number between ${min} and ${max}, got '${text}'`);
+  }
+  return value;
+}
+
+function parseInteger(text, min, max) {
+  if (!/^\d+$/.test(text)) throw new Error(`expected an integer between ${min} and ${max}, got '${text}'`);
+  return parseNumber(text, min, max);
+}
+
+function parseUrl(text, protocols) {
+  let url;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Error('not a valid URL');
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new Error(`expected a ${protocols.map((p) => p.replace(':', '://')).join(' or ')} URL, got '${url.protocol}//'`);
+  }
+  if (!url.hostname) throw new Error('URL has no host');
+  return url;
+}
+
+/** mysql://user:password@host:port/database -> mysql2 connection options (password kept out of messages). */
+function parseMysqlDsn(text) {
+  const url = parseUrl(text, ['mysql:']);
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (!database || database.includes('/')) throw new Error('expected mysql://user:password@host:port/database with a database name');
+  if (!url.username) throw new Error('expected a user name in mysql://user:password@host:port/database');
+  return {
+    host: url.hostname,
+    port: url.port ? Number(url.port) : 3306,
+    user: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    database,
+  };
+}
+
+function parseRedisUrl(text) {
+  parseUrl(text, ['redis:', 'rediss:']);
+  return text;
+}
+
+/** "alpha=http://127.0.0.1:18306,beta=http://..." -> Map(name -> base URL without trailing slash). */
+function parseProviderUrls(text) {
+  const providers = new Map();
+  for (const entry of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = entry.indexOf('=');
+    if (eq < 0) throw new Error(`entry '${entry}' is not NAME=URL`);
+    const name = entry.slice(0, eq).trim();
+    const rawUrl = entry.slice(eq + 1).trim();
+    if (!PROVIDER_NAME.test(name)) throw new Error(`provider name '${name}' must match ${PROVIDER_NAME}`);
+    if (providers.has(name)) throw new Error(`provider '${name}' is listed twice`);
+    try {
+      parseUrl(rawUrl, ['http:', 'https:']);
+    } catch (err) {
+      throw new Error(`provider '${name}': ${err.message}`);
+    }
+    providers.set(name, rawUrl.replace(/\/+$/, ''));
+  }
+  if (providers.size === 0) throw new Error('expected at least one NAME=URL entry');
+  return providers;
+}
+
+function parsePrefix(text) {
+  if (/\s|:/.test(text)) throw new Error(`must not contain whitespace or ':', got '${text}'`);
+  return text;
+}
+
+module.exports = { loadConfig, ConfigError };

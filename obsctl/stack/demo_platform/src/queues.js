@@ -1,0 +1,36 @@
+'use strict';
+
+const { Queue } = require('bullmq');
+const { FEATURE_KEYS } = require('./features');
+const { log, describeError } = require('./log');
+
+/** Every task job: one attempt, and bounded completed/failed sets. */
+const JOB_OPTIONS = Object.freeze({
+  attempts: 1,
+  removeOnComplete: { count: 1000 },
+  removeOnFail: { count: 1000 },
+});
+
+/** BullMQ connection options from a redis:// URL (BullMQ hands them to ioredis). */
+function redisConnection(redisUrl) {
+  return { url: redisUrl, connectTimeout: 5000 };
+}
+
+/** One BullMQ Queue per feature, named exactly after the feature. */
+function createQueues({ redisUrl, prefix }) {
+  const queues = new Map();
+  for (const name of FEATURE_KEYS) {
+    const queue = new Queue(name, { connection: redisConnection(redisUrl), prefix });
+    queue.on('error', (err) =>
+      log.throttled(`queue-error-${name}`, 5000, 'warn', 'queue redis error', { queue: name, error: describeError(err) }),
+    );
+    queues.set(name, queue);
+  }
+  return queues;
+}
+
+async function closeQueues(queues) {
+  await Promise.allSettled([...queues.values()].map((q) => q.close()));
+}
+
+module.exports = { JOB_OPTIONS, redisConnection, createQueues, closeQueues };

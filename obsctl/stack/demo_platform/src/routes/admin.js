@@ -1,0 +1,141 @@
+'use strict';
+
+const crypto = require('node:crypto');
+const express = require('express');
+const { ApiError } = require('../errors');
+const { FEATURE_KEYS } = require('../features');
+const { tagRoute } = require('../metrics');
+const { control } = require('../provider-client');
+const { requireObject, number, oneOf } = require('../validate');
+const { withTimeout } = require('../util');
+const { log, describeError } = require('../log');
+
+const STATE_PROBE_TIMEOUT_MS = 500;
+const REDIS_TIMEOUT_MS = 1000;
+
+/** Operator knobs under /admin, used by drills; all need the bearer token. */
+function adminRouter(ctx) {
+  const router = express.Router();
+  const pre = [tagRoute, bearerAuth(ctx.adminToken), express.json({ limit: '64kb' })];
+
+  router.get('/faults', ...pre, (req, res) => res.json(ctx.faults));
+
+  router.put('/faults', ...pre, (req, res) => {
+    const body = requireObject(req.body, { allowed: ['error_rate', 'latency_ms'] });
+    const update = {
+      error_rate: number(body.error_rate, 'error_rate', { min: 0, max: 1, required: false }),
+      latency_ms: number(body.latency_ms, 'latency_ms', { min: 0, max: 60000, integer: true, required: false }),
+    };
+    ctx.faults.set(update);
+    log.info('faults set', ctx.faults.toJSON());
+    res.json(ctx.faults);
+  });
+
+  router.post('/workers/pause', ...pre, async (req, res) => {
+    await ctx.workers.pause();
+    log.info('workers paused');
+    res.json({ workers_paused: true });
+  });
+
+  router.post('/workers/resume', ...pre, async (req, res) => {
+    await ctx.workers.resume();
+    log.info('workers resumed');
+    res.json({ workers_paused: false });
+  });
+
+  for (const action of ['pause', 'resume']) {
+    router.post(`/queues/:name/${action}`, ...pre, async (req, res) => {
+      const queue = ctx.queues.get(req.params.name);
+      if (!queue) throw ApiError.notFound('unknown_queue');
+      await withTimeout(queue[action](), REDIS_TIMEOUT_MS, `queue ${action} timed out`);
+      log.info(`queue ${action}d`, { queue: req.params.name });
+      res.json({ queue: req.params.name, paused: action === 'pause' });
+    });
+  }
+
+  router.put('/workload', ...pre, (req, res) => {
+    const body = requireObject(req.body, { allowed: ['tasks_per_second'] });
+    ctx.workload.setRate(number(body.tasks_per_second, 'tasks_per_second', { min: 0, max: 500 }));
+    log.info('workload rate set', { tasks_per_second: ctx.workload.rate });
+    res.json({ tasks_per_second: ctx.workload.rate });
+  });
+
+  router.post('/workload/burst', ...pre, async (req, res) => {
+    const body = requireObject(req.body, { allowed: ['count', 'feature'] });
+    const count = number(body.count, 'count', { min: 1, max: 5000, integer: true });
+    const feature = oneOf(body.feature, 'feature', FEATURE_KEYS, { required: false });
+    const result = await ctx.workload.burst(count, feature);
+    log.info('burst done', result);
+    res.json(result);
+  });
+
+  router.put('/providers/:name', ...pre, async (req, res) => {
+    const baseUrl = ctx.providerUrls.get(req.params.name);
+    if (!baseUrl) throw ApiError.notFound('unknown_provider');
+    const body = requireObject(req.body);
+    let answer;
+    try {
+      answer = await control(baseUrl, body);
+    } catch (err) {
+      throw new ApiError(502, { error: 'provider_unreachable', message: describeError(err) });
+    }
+    if (answer.json === null) throw new ApiError(502, { error: 'provider_bad_response', status: answer.status });
+    log.info('provider control forwarded', { provider: req.params.name, status: answer.status, body });
+    res.status(answer.status).json(answer.json);
+  });
+
+  router.get('/state', ...pre, async (req, res) => {
+    const [queues, providers] = await Promise.all([queueStates(ctx.queues), providerStates(ctx.providerUrls)]);
+    res.json({
+      faults: ctx.faults,
+      workers_paused: ctx.workers.paused,
+      queues,
+      workload: ctx.workload.state(),
+      providers,
+    });
+  });
+
+  return router;
+}
+
+/** Constant-time check of "Authorization: Bearer <token>" (hashes make the lengths equal). */
+function bearerAuth(token) {
+  const expected = crypto.createHash('sha256').update(token).digest();
+  return (req, res, next) => {
+    const match = /^Bearer (.+)$/.exec(req.get('authorization') || '');
+    const given = crypto.createHash('sha256').update(match ? match[1] : '').digest();
+    if (!match || !crypto.timingSafeEqual(given, expected)) {
+      res.set('WWW-Authenticate', 'Bearer').status(401).json({ error: 'unauthorized' });
+      return;
+    }
+    next();
+  };
+}
+
+async function queueStates(queues) {
+  const entries = await Promise.all(
+    [...queues].map(async ([name, queue]) => {
+      try {
+        return [name, { paused: await withTimeout(queue.isPaused(), REDIS_TIMEOUT_MS, 'redis timed out') }];
+      } catch (err) {
+        return [name, { paused: null, error: describeError(err) }];
+      }
+    }),
+  );
+  return Object.fromEntries(entries);
+}
+
+async function providerStates(providerUrls) {
+  return Promise.all(
+    [...providerUrls].map(async ([name, url]) => {
+      try {
+        const { status, json } = await control(url, undefined, { timeoutMs: STATE_PROBE_TIMEOUT_MS });
+        return { name, url, control: status === 200 ? json : null, control_status: status };
+      } catch (err) {
+        return { name, url, control: null, error: describeError(err) };
+      }
+    }),
+  );
+}
+
+module.exports = { adminRouter, bearerAuth };

@@ -1,0 +1,168 @@
+"""Demo platform modules checked in plain Node, without MySQL or Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEMO = Path(__file__).resolve().parents[1] / "obsctl" / "stack" / "demo_platform"
+NODE = shutil.which("node")
+HAS_MODULES = (DEMO / "node_modules" / "express").is_dir()
+
+pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+needs_modules = pytest.mark.skipif(not HAS_MODULES, reason="run `npm ci` in demo_platform first")
+
+VALID_ENV = {
+    "DEMO_PORT": "18080",
+    "PLATFORM_MYSQL_DSN": "mysql://platform:p%40ss@127.0.0.1:3307/platform",
+    "REDIS_URL": "redis://127.0.0.1:6380/0",
+    "PROVIDER_URLS": "alpha=http://127.0.0.1:18306/, beta=http://127.0.0.1:18307",
+    "DEMO_ADMIN_TOKEN": "token-123",
+}
+
+
+def node_json(script: str) -> Any:
+    """Run a Node snippet in the demo platform directory and parse what it prints."""
+    assert NODE is not None
+    result = subprocess.run(
+        [NODE, "-e", script], cwd=DEMO, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def load_config(env: dict[str, str]) -> Any:
+    script = f"""
+      const {{ loadConfig }} = require('./src/config');
+      try {{
+        const c = loadConfig({json.dumps(env)});
+        console.log(JSON.stringify({{ ...c, providers: [...c.providers] }}));
+      }} catch (err) {{
+        console.log(JSON.stringify({{ problems: err.problems }}));
+      }}
+    """
+    return node_json(script)
+
+
+def test_config_reads_env_with_defaults() -> None:
+    config = load_config(VALID_ENV)
+
+    assert config["host"] == "127.0.0.1"
+    assert config["port"] == 18080
+    assert config["mysql"] == {
+        "host": "127.0.0.1",
+        "port": 3307,
+        "user": "platform",
+        "password": "p@ss",
+        "database": "platform",
+    }
+    assert config["providers"] == [
+        ["alpha", "http://127.0.0.1:18306"],
+        ["beta", "http://127.0.0.1:18307"],
+    ]
+    assert (config["tasksPerSecond"], config["seedUsers"], config["bullmqPrefix"]) == (
+        4,
+        1000,
+        "bull",
+    )
+
+
+def test_config_names_every_bad_variable_without_leaking_the_password() -> None:
+    env = {
+        **VALID_ENV,
+        "DEMO_PORT": "70000",
+        "PLATFORM_MYSQL_DSN": "mysql://platform:topsecret@127.0.0.1:3306/",
+        "PROVIDER_URLS": "alpha=ftp://x",
+        "DEMO_TASKS_PER_SECOND": "fast",
+    }
+    del env["DEMO_ADMIN_TOKEN"]
+
+    problems = load_config(env)["problems"]
+
+    named = {p.split(":")[0].split(" ")[0] for p in problems}
+    assert named == {
+        "DEMO_PORT",
+        "PLATFORM_MYSQL_DSN",
+        "PROVIDER_URLS",
+        "DEMO_TASKS_PER_SECOND",
+        "DEMO_ADMIN_TOKEN",
+    }
+    assert not any("topsecret" in p for p in problems)
+
+
+def test_weighted_provider_choice_follows_the_weights() -> None:
+    picks = node_json("""
+      const { Catalog } = require('./src/catalog');
+      const catalog = new Catalog(null, new Map([['a', 'u'], ['b', 'u']]));
+      catalog.snapshot = { features: new Map(), routes: new Map([['matting', [
+        { provider: 'a', weight: 1 }, { provider: 'b', weight: 3 }]]]) };
+      catalog.loadedAt = Date.now();
+      (async () => console.log(JSON.stringify(await Promise.all(
+        [0, 0.24, 0.26, 0.99].map((r) => catalog.pickProvider('matting', () => r))
+        .concat([catalog.pickProvider('outfit')])))))();
+    """)
+
+    assert picks == ["a", "a", "b", "b", None]
+
+
+def test_validators_name_the_field() -> None:
+    errors = node_json("""
+      const v = require('./src/validate');
+      const attempt = (fn) => {
+        try { fn(); return null; } catch (e) { return [e.status, e.body]; }
+      };
+      console.log(JSON.stringify([
+        attempt(() => v.requireObject([1])),
+        attempt(() => v.requireObject({ error_rat: 1 }, { allowed: ['error_rate'] })),
+        attempt(() => v.number(2, 'error_rate', { min: 0, max: 1 })),
+        attempt(() => v.number(1.5, 'latency_ms', { min: 0, max: 9, integer: true })),
+        attempt(() => v.idParam('12abc', 'id')),
+        attempt(() => v.idParam('42', 'id')),
+      ]));
+    """)
+
+    fields = [e[1]["field"] if e else None for e in errors]
+    assert fields == ["body", "error_rat", "error_rate", "latency_ms", "id", None]
+    assert all(e[0] == 400 for e in errors if e)
+
+
+@needs_modules
+def test_list_cursor_round_trips_and_rejects_garbage() -> None:
+    result = node_json("""
+      const { encodeCursor, decodeCursor } = require('./src/routes/api');
+      const cursor = encodeCursor({ id: 42, created_at: new Date('2026-01-02T03:04:05.678Z') });
+      const back = decodeCursor(cursor);
+      let bad = null;
+      try { decodeCursor('not-a-cursor'); } catch (e) { bad = e.body; }
+      console.log(JSON.stringify({ id: back.id, at: back.createdAt.toISOString(), bad }));
+    """)
+
+    assert result["id"] == 42
+    assert result["at"] == "2026-01-02T03:04:05.678Z"
+    assert result["bad"]["field"] == "cursor"
+
+
+@needs_modules
+def test_server_exits_2_naming_missing_variables() -> None:
+    assert NODE is not None
+    result = subprocess.run(
+        [NODE, "src/server.js"],
+        cwd=DEMO,
+        env={"PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 2
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line["level"] == "error"
+    required = ("DEMO_PORT", "PLATFORM_MYSQL_DSN", "REDIS_URL", "PROVIDER_URLS", "DEMO_ADMIN_TOKEN")
+    for var in required:
+        assert any(var in p for p in line["problems"]), var
