@@ -74,9 +74,7 @@ class Probe(Protocol):
         ...
 
 
-def failed(
-    probe: Probe, began: float, reason: Reason, detail: str | None = None
-) -> ProbeOutcome:
+def failed(probe: Probe, began: float, reason: Reason, detail: str | None = None) -> ProbeOutcome:
     """An outcome for a run that did not reach the dependency."""
     return ProbeOutcome(
         probe=probe.kind,
