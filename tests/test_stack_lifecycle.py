@@ -26,7 +26,7 @@ from conftest import (
 
 SERVERS = [
     "mariadb", "redis", "s3", "smtp", "provider-alpha", "provider-beta",
-    "dingtalk", "alertmanager", "prometheus", "demo-app",
+    "dingtalk", "alertmanager", "prometheus", "demo-app", "exporter",
 ]  # fmt: skip
 
 REQUIRED_ENV = [

@@ -19,6 +19,7 @@ from obsctl.stack.layout import HOST, PORT_OFFSETS, PROVIDERS, StackLayout
 from obsctl.stack.secrets import StackSecrets, dump_json_private
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+EXPORTER_CONFIG = REPO_ROOT / "exporters" / "obsctl-exporter.yml"
 COS_BUCKET = "obsctl-canary-1250000000"
 COS_REGION = "ap-guangzhou"
 DEMO_TASKS_PER_SECOND = "4"
@@ -68,7 +69,6 @@ def render_prometheus_config(layout: StackLayout) -> Path:
         host=HOST,
         ports=_ports(layout),
         rules_glob=str(REPO_ROOT / "alert-rules" / "*.rules.yml"),
-        extra_jobs=[],
     )
     return dest
 
@@ -142,6 +142,7 @@ def build(layout: StackLayout, secrets: StackSecrets) -> list[Service]:
         _alertmanager(layout),
         _prometheus(layout),
         _demo_app(layout, secrets),
+        _exporter(layout, secrets),
     ]
     for service in services:
         service.ports = [int(service.address.rsplit(":", 1)[1])]
@@ -320,6 +321,19 @@ def _demo_app(layout: StackLayout, secrets: StackSecrets) -> Service:
         ready_timeout=45.0,
         env=env,
         cwd=DEMO_PLATFORM_DIR,
+    )
+
+
+def _exporter(layout: StackLayout, secrets: StackSecrets) -> Service:
+    # The exporter reads the same stack.env a user would load, plus nothing else.
+    env = {**os.environ, **stack_env(layout, secrets)}
+    return Service(
+        name="exporter",
+        address=layout.url("exporter"),
+        argv=[sys.executable, "-m", "obsctl", "exporter", "--config", str(EXPORTER_CONFIG)],
+        ready=readiness.http(f"{layout.url('exporter')}/metrics"),
+        phase=3,
+        env=env,
     )
 
 

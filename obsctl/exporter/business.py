@@ -1,0 +1,551 @@
+"""Business metrics read incrementally from the platform's `tasks` and `quotas` tables.
+
+Each run reads only the rows of `tasks` changed since the previous run, through the index
+idx_tasks_updated_id (updated_at, id), as a range `updated_at >= watermark - overlap` walked
+in keyset batches ordered by (updated_at, id): never OFFSET, never a scan of the whole table.
+Cost per run grows with the number of changed rows, not with the size of `tasks`.
+
+Counting rules (all times are the MySQL server's clock, SELECT NOW(3)):
+
+- Counters start at 0: `counts_from` is the server's NOW(3) at the first run. A task counts as
+  created if created_at >= counts_from, and as succeeded/failed if it reached that status with
+  finished_at >= counts_from; earlier history is never counted.
+- The watermark W of a run is the server's NOW(3) when it starts reading; the next run re-reads
+  from W - overlap. A row version stamped at U but committed at C is therefore read as long
+  as C - U <= overlap (the overlap absorbs transactions that commit after rows stamped later).
+- The overlap means rows are read more than once. Each task id seen with updated_at >= the
+  current range start ("horizon") is remembered with the terminal (status, finished_at) already
+  counted for it, so a re-read never counts twice. Ids last changed before the horizon are
+  forgotten: memory is bounded by the rows changed within overlap + one interval. A forgotten
+  id that shows up again (a long task finishing later) has created_at < horizon, which is how
+  we know its creation was already counted; its terminal transition is new iff finished_at >=
+  horizon. A task created and finished between two runs is seen once, already terminal, and
+  counts as both created and succeeded/failed.
+- Limits: a transaction committing more than `overlap` after it stamped updated_at can be
+  missed; stamps must come from one clock (the platform stamps NOW(3) in the database), and
+  the exporter's session time zone must match the platform's (both use the server default).
+
+Quotas have no index on updated_at, so quota figures come from a pass over `quotas` in primary
+key batches every `quota_interval` (cost grows with users, never with tasks).
+`quota_consumed_total` adds the growth of SUM(used) between passes: the platform only ever
+increases `used` (charged in the task-creating transaction; top-ups change `remaining`), so
+the sum of growths telescopes to exactly SUM(used)now - SUM(used)first-pass. A drop (a user
+deleted, a manual reset) is re-based, never subtracted.
+
+Wiring: BusinessProbe(config, pool) takes the exporter's shared `MySQLPool`; the tables are
+read from the database named in that pool's DSN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+import pymysql
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from obsctl.exporter.config_types import Duration, LabelValue
+from obsctl.exporter.mysql_pool import (
+    MySQLPool,
+    describe_error,
+    mysql_reason,
+    retry_if_lost,
+    timed_fetch,
+)
+from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status
+from obsctl.exporter.probes.mysql import OTHER, cached_help, run_budget
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+TERMINAL_STATUSES = (SUCCEEDED, FAILED)
+DEFAULT_FEATURES = ("matting", "outfit", "faceswap", "outpaint")
+# AI image tasks take seconds to minutes: matting ~1-5 s, faceswap/outpaint 10-60 s, and a
+# provider backlog can push them past 5 min; 600 s is the platform's give-up point.
+DEFAULT_LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+# Providers learned from provider_configs beyond this many are labelled "other".
+LEARNED_PROVIDER_LIMIT = 20
+
+
+class BusinessConfig(BaseModel):
+    """Settings of the business-metrics reader."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval: Duration = 15.0
+    timeout: Duration = 5.0
+    # How far back each run re-reads: longer than any platform transaction stays open between
+    # stamping updated_at and committing (the platform commits within milliseconds).
+    overlap: Duration = 120.0
+    quota_interval: Duration = 60.0
+    features: list[LabelValue] = Field(default_factory=lambda: list(DEFAULT_FEATURES), min_length=1)
+    providers: list[LabelValue] = Field(default_factory=list)
+    batch_size: int = Field(default=5000, ge=100, le=100_000)
+    latency_buckets: list[float] = Field(
+        default_factory=lambda: list(DEFAULT_LATENCY_BUCKETS), min_length=1
+    )
+    target: LabelValue = "platform"
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_fits_interval(cls, value: float, info: ValidationInfo) -> float:
+        interval = info.data.get("interval")
+        if interval is not None and value > interval:
+            raise ValueError(
+                f"timeout ({value:g}s) must not be longer than interval ({interval:g}s)"
+            )
+        return value
+
+    @field_validator("features", "providers")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"values must be unique, repeated: {', '.join(repeated)}")
+        return value
+
+    @field_validator("latency_buckets")
+    @classmethod
+    def _buckets_increase(cls, value: list[float]) -> list[float]:
+        if any(not math.isfinite(b) or b <= 0 for b in value):
+            raise ValueError("latency buckets must be positive, finite numbers of seconds")
+        if any(later <= earlier for earlier, later in itertools.pairwise(value)):
+            raise ValueError("latency buckets must be strictly increasing")
+        return value
+
+
+class TaskRow(NamedTuple):
+    """One row of the change feed, in the column order of the batch query."""
+
+    id: int
+    feature: str
+    provider: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(slots=True)
+class _Tracked:
+    updated_at: datetime
+    terminal: tuple[str, datetime] | None
+
+
+@dataclass
+class LatencyHistogram:
+    """created_at -> finished_at of tasks reaching a terminal state, for one feature."""
+
+    bounds: Sequence[float]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        """Add one task's latency."""
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """Prometheus buckets: (le, count of observations <= le), ending with +Inf."""
+        counts = self.counts or [0] * (len(self.bounds) + 1)
+        running, out = 0, []
+        for bound, count in zip([*self.bounds, math.inf], counts, strict=True):
+            running += count
+            out.append(("+Inf" if math.isinf(bound) else repr(float(bound)), float(running)))
+        return out
+
+
+class TaskLedger:
+    """Counts each task's creation and terminal transition once, from rows read in key order."""
+
+    def __init__(
+        self,
+        counts_from: datetime,
+        features: Iterable[str],
+        providers: Iterable[str],
+        buckets: Sequence[float],
+    ) -> None:
+        self.counts_from = counts_from
+        self.horizon = counts_from
+        self._features = list(features)
+        self._providers = list(providers)
+        self._feature_set = frozenset(self._features)
+        self._provider_set = frozenset(self._providers)
+        self._buckets = buckets
+        self._tracked: dict[int, _Tracked] = {}
+        pairs = [(f, p) for f in self._features for p in self._providers]
+        self.created = dict.fromkeys(pairs, 0)
+        self.finished = {status: dict.fromkeys(pairs, 0) for status in TERMINAL_STATUSES}
+        self.latency = {f: LatencyHistogram(buckets) for f in self._features}
+
+    @property
+    def tracked(self) -> int:
+        """Task ids remembered for dedupe (those changed since the horizon)."""
+        return len(self._tracked)
+
+    def set_horizon(self, horizon: datetime) -> None:
+        """Start a new read range at horizon; forget ids last changed before it."""
+        self.horizon = horizon
+        self._tracked = {k: v for k, v in self._tracked.items() if v.updated_at >= horizon}
+
+    def apply(self, row: TaskRow) -> None:
+        """Account for one row version (rows re-read through the overlap count nothing twice)."""
+        known = self._tracked.get(row.id)
+        if known is None and row.created_at >= max(self.horizon, self.counts_from):
+            self._count_created(row)
+        terminal = _terminal(row)
+        if terminal is not None and self._terminal_is_new(known, terminal):
+            self._count_finished(row, terminal)
+        updated_at = row.updated_at if known is None else max(known.updated_at, row.updated_at)
+        self._tracked[row.id] = _Tracked(updated_at, terminal)
+
+    def labels(self, row: TaskRow) -> tuple[str, str]:
+        """(feature, provider) label values, unknown ones as "other"."""
+        feature = row.feature if row.feature in self._feature_set else OTHER
+        provider = row.provider if row.provider in self._provider_set else OTHER
+        return feature, provider
+
+    def _terminal_is_new(self, known: _Tracked | None, terminal: tuple[str, datetime]) -> bool:
+        if terminal[1] < self.counts_from:
+            return False
+        if known is None:
+            # Forgotten ids were last changed before the horizon, so an earlier finish is old.
+            return terminal[1] >= self.horizon
+        return known.terminal != terminal
+
+    def _count_created(self, row: TaskRow) -> None:
+        key = self.labels(row)
+        self.created[key] = self.created.get(key, 0) + 1
+
+    def _count_finished(self, row: TaskRow, terminal: tuple[str, datetime]) -> None:
+        key = self.labels(row)
+        counts = self.finished[terminal[0]]
+        counts[key] = counts.get(key, 0) + 1
+        histogram = self.latency.setdefault(key[0], LatencyHistogram(self._buckets))
+        histogram.observe(max(0.0, (terminal[1] - row.created_at).total_seconds()))
+
+
+def _terminal(row: TaskRow) -> tuple[str, datetime] | None:
+    if row.status not in TERMINAL_STATUSES:
+        return None
+    # The platform always sets finished_at with a terminal status; updated_at is a fallback.
+    return row.status, row.finished_at or row.updated_at
+
+
+@dataclass
+class QuotaTotals:
+    """Sums over the rows of `quotas` read by one pass."""
+
+    users: int = 0
+    remaining: int = 0
+    used: int = 0
+    exhausted: int = 0
+    cursor: int = 0
+
+
+@dataclass
+class QuotaLedger:
+    """The latest complete quota pass and the consumption counted since the first one."""
+
+    latest: QuotaTotals | None = None
+    consumed: int = 0
+
+    def complete(self, totals: QuotaTotals) -> None:
+        """Fold in a finished pass; growth of SUM(used) is consumption, a drop is re-based."""
+        if self.latest is not None:
+            self.consumed += max(0, totals.used - self.latest.used)
+        self.latest = totals
+
+
+@dataclass
+class _Chain:
+    """A read of the change feed in progress, possibly spread over several runs."""
+
+    next_watermark: datetime
+    cursor: tuple[datetime, int]
+
+
+def _ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+class BusinessProbe:
+    """The incremental reader of task and quota metrics (kind "business")."""
+
+    kind = "business"
+
+    def __init__(self, config: BusinessConfig, pool: MySQLPool) -> None:
+        if not pool.database:
+            raise ValueError("the MySQL DSN must name the platform database for business metrics")
+        self.config = config
+        self.target = config.target
+        self.interval_seconds = config.interval
+        self.timeout_seconds = config.timeout
+        self._pool = pool
+        self._sql = _Statements(pool.database)
+        self._lock = asyncio.Lock()
+        self._ledger: TaskLedger | None = None
+        self._watermark: datetime | None = None
+        self._chain: _Chain | None = None
+        self._newest: datetime | None = None
+        self._lag = 0.0
+        self._rows_read = 0
+        self._quotas = QuotaLedger()
+        self._quota_pass: QuotaTotals | None = None
+        self._quota_done_at: float | None = None
+
+    @property
+    def counts_from(self) -> datetime | None:
+        """Server time from which transitions are counted (None before the first run)."""
+        return self._ledger.counts_from if self._ledger else None
+
+    @property
+    def watermark(self) -> datetime | None:
+        """Server time the last complete read started; the next re-reads from here - overlap."""
+        return self._watermark
+
+    @property
+    def ledger(self) -> TaskLedger | None:
+        """The counters (None before the first successful start)."""
+        return self._ledger
+
+    async def run(self) -> ProbeOutcome:
+        """Read what changed since the last run; expected failures come back as DOWN."""
+        began = time.monotonic()
+        phases: dict[str, float] = {}
+        rows_before = self._rows_read
+        budget = run_budget(self.timeout_seconds)
+        try:
+            async with asyncio.timeout(budget), self._lock:
+                await retry_if_lost(lambda: self._cycle(phases))
+        except TimeoutError:
+            if self._rows_read > rows_before:
+                detail = f"catching up: read {self._rows_read - rows_before} rows, more pending"
+                return self._outcome(began, phases, Status.DEGRADED, Reason.SLOW, detail)
+            detail = f"no answer within {budget:g}s"
+            return self._outcome(began, phases, Status.DOWN, Reason.TIMEOUT, detail)
+        except (pymysql.MySQLError, OSError) as exc:
+            reason = mysql_reason(exc)
+            return self._outcome(began, phases, Status.DOWN, reason, describe_error(exc))
+        return self._outcome(began, phases, Status.OK)
+
+    async def close(self) -> None:
+        """Close the shared pool (idempotent)."""
+        await self._pool.close()
+
+    async def _cycle(self, phases: dict[str, float]) -> None:
+        async with self._pool.connection() as conn:
+            rows = await timed_fetch(conn, phases, "now", "SELECT NOW(3)")
+            now: datetime = rows[0][0]
+            if self._ledger is None:
+                await self._start(conn, now, phases)
+            await self._read_changes(conn, now, phases)
+            if self._quota_due():
+                await self._read_quotas(conn, phases)
+
+    async def _start(self, conn: Any, now: datetime, phases: dict[str, float]) -> None:
+        providers = self.config.providers or await self._learn_providers(conn, phases)
+        newest = await timed_fetch(conn, phases, "start", self._sql.newest)
+        self._newest = newest[0][0] if newest and newest[0][0] else now
+        self._watermark = now
+        self._ledger = TaskLedger(now, self.config.features, providers, self.config.latency_buckets)
+
+    async def _learn_providers(self, conn: Any, phases: dict[str, float]) -> list[str]:
+        rows = await timed_fetch(
+            conn, phases, "start", self._sql.providers, (LEARNED_PROVIDER_LIMIT,)
+        )
+        return [str(row[0]) for row in rows if row[0]]
+
+    async def _read_changes(self, conn: Any, now: datetime, phases: dict[str, float]) -> None:
+        ledger, watermark = self._ledger, self._watermark
+        assert ledger is not None and watermark is not None
+        if self._chain is None:
+            horizon = watermark - timedelta(seconds=self.config.overlap)
+            ledger.set_horizon(horizon)
+            self._chain = _Chain(next_watermark=now, cursor=(horizon, 0))
+        chain, batch = self._chain, self.config.batch_size
+        while True:
+            after_at, after_id = chain.cursor
+            args = (after_at, after_id, after_at, batch)
+            fetched = await timed_fetch(conn, phases, "tasks", self._sql.batch, args)
+            rows = [TaskRow._make(r) for r in fetched]
+            for row in rows:
+                ledger.apply(row)
+            self._rows_read += len(rows)
+            if rows:
+                chain.cursor = (rows[-1].updated_at, rows[-1].id)
+                self._newest = max(self._newest or rows[-1].updated_at, rows[-1].updated_at)
+            if len(rows) < batch:
+                break
+        self._watermark, self._chain = chain.next_watermark, None
+        self._lag = max(0.0, (now - (self._newest or now)).total_seconds())
+
+    def _quota_due(self) -> bool:
+        if self._quota_pass is not None or self._quota_done_at is None:
+            return True
+        return time.monotonic() - self._quota_done_at >= self.config.quota_interval
+
+    async def _read_quotas(self, conn: Any, phases: dict[str, float]) -> None:
+        totals = self._quota_pass = self._quota_pass or QuotaTotals()
+        batch = self.config.batch_size
+        while True:
+            rows = await timed_fetch(
+                conn, phases, "quotas", self._sql.quotas, (totals.cursor, batch)
+            )
+            users, last_id, remaining, used, exhausted = rows[0]
+            totals.users += int(users)
+            totals.remaining += int(remaining)
+            totals.used += int(used)
+            totals.exhausted += int(exhausted)
+            if users:
+                totals.cursor = int(last_id)
+            if users < batch:
+                break
+        self._quotas.complete(totals)
+        self._quota_pass, self._quota_done_at = None, time.monotonic()
+
+    def _outcome(
+        self,
+        began: float,
+        phases: dict[str, float],
+        status: Status,
+        reason: Reason | None = None,
+        detail: str | None = None,
+    ) -> ProbeOutcome:
+        return ProbeOutcome(
+            probe=self.kind,
+            target=self.target,
+            status=status,
+            reason=reason,
+            detail=detail,
+            duration_seconds=time.monotonic() - began,
+            checked_at=time.time(),
+            phases=phases,
+            families=self.families(),
+        )
+
+    def families(self) -> list[Metric]:
+        """Every business series from the state in memory (empty before the first start)."""
+        if self._ledger is None:
+            return []
+        return [
+            *_task_families(self._ledger, self.interval_seconds),
+            *self._quota_families(),
+            *self._self_families(),
+        ]
+
+    def _quota_families(self) -> list[Metric]:
+        latest = self._quotas.latest
+        if latest is None:
+            return []
+        # Quotas are re-read on the first run after quota_interval has passed.
+        every = (
+            math.ceil(self.config.quota_interval / self.interval_seconds) * self.interval_seconds
+        )
+        consumed = CounterMetricFamily(
+            "quota_consumed_total",
+            cached_help(
+                "Quota units consumed since the exporter started (growth of SUM(quotas.used))",
+                every,
+            ),
+        )
+        consumed.add_metric([], self._quotas.consumed)
+        remaining = GaugeMetricFamily(
+            "quota_remaining", cached_help("Sum of remaining quota over all users", every)
+        )
+        remaining.add_metric([], latest.remaining)
+        exhausted = GaugeMetricFamily(
+            "quota_exhausted_users",
+            cached_help("Users whose remaining quota is zero or less", every),
+        )
+        exhausted.add_metric([], latest.exhausted)
+        return [consumed, remaining, exhausted]
+
+    def _self_families(self) -> list[Metric]:
+        interval = self.interval_seconds
+        assert self._ledger is not None
+        rows = CounterMetricFamily(
+            "obsctl_business_rows_read",
+            cached_help("Rows of tasks read by the business reader (re-reads included)", interval),
+        )
+        rows.add_metric([], self._rows_read)
+        lag = GaugeMetricFamily(
+            "obsctl_business_lag_seconds",
+            cached_help(
+                "Server time minus the newest tasks.updated_at the reader has seen", interval
+            ),
+        )
+        lag.add_metric([], self._lag)
+        tracked = GaugeMetricFamily(
+            "obsctl_business_tracked_tasks",
+            cached_help("Task ids remembered to dedupe the overlap re-read", interval),
+        )
+        tracked.add_metric([], self._ledger.tracked)
+        return [rows, lag, tracked]
+
+
+def _task_families(ledger: TaskLedger, interval: float) -> list[Metric]:
+    since = "since the exporter started; earlier history is not counted"
+    created = CounterMetricFamily(
+        "task_created_total",
+        cached_help(f"Tasks created, {since}", interval),
+        labels=["feature", "provider"],
+    )
+    for (feature, provider), count in sorted(ledger.created.items()):
+        created.add_metric([feature, provider], count)
+    families: list[Metric] = [created]
+    for status in TERMINAL_STATUSES:
+        family = CounterMetricFamily(
+            f"task_{status}_total",
+            cached_help(f"Tasks that reached {status}, {since}", interval),
+            labels=["feature", "provider"],
+        )
+        for (feature, provider), count in sorted(ledger.finished[status].items()):
+            family.add_metric([feature, provider], count)
+        families.append(family)
+    latency = HistogramMetricFamily(
+        "task_latency_seconds",
+        cached_help(f"Task created_at to finished_at, tasks finished {since}", interval),
+        labels=["feature"],
+    )
+    for feature, histogram in sorted(ledger.latency.items()):
+        latency.add_metric([feature], histogram.cumulative(), histogram.total)
+    families.append(latency)
+    return families
+
+
+class _Statements:
+    """The SQL of one cycle, qualified with the platform database."""
+
+    def __init__(self, database: str) -> None:
+        tasks = f"{_ident(database)}.`tasks`"
+        quotas = f"{_ident(database)}.`quotas`"
+        # FORCE INDEX: the keyset walk must never turn into a table scan, whatever the stats say.
+        self.batch = (
+            "SELECT id, feature, provider, status, created_at, updated_at, finished_at"
+            f" FROM {tasks} FORCE INDEX (idx_tasks_updated_id)"
+            " WHERE (updated_at = %s AND id > %s) OR updated_at > %s"
+            " ORDER BY updated_at, id LIMIT %s"
+        )
+        self.quotas = (
+            "SELECT COUNT(*), MAX(user_id), COALESCE(SUM(remaining), 0),"
+            " COALESCE(SUM(used), 0), COALESCE(SUM(remaining <= 0), 0)"
+            " FROM (SELECT user_id, remaining, used"
+            f" FROM {quotas} FORCE INDEX (PRIMARY)"
+            " WHERE user_id > %s ORDER BY user_id LIMIT %s) AS chunk"
+        )
+        self.newest = f"SELECT MAX(updated_at) FROM {tasks}"
+        self.providers = (
+            f"SELECT DISTINCT provider FROM {_ident(database)}.`provider_configs`"
+            " ORDER BY provider LIMIT %s"
+        )

@@ -1,0 +1,122 @@
+"""The /metrics collector: fresh metric families from the latest probe results, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from obsctl import __version__
+from obsctl.exporter.probes.base import Reason, Status
+from obsctl.exporter.results import ResultStore
+
+_LABELS = ["probe", "target"]
+
+
+class ProbeCollector(Collector):
+    """Generic series for every probe target, then each probe's own families."""
+
+    def __init__(self, store: ResultStore) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        """Build every family from the store's current snapshot."""
+        records = self.store.snapshot()
+        success = GaugeMetricFamily(
+            "obsctl_probe_success",
+            "1 if the last probe run reached the dependency (cached, refreshed on each probe's "
+            "interval).",
+            labels=_LABELS,
+        )
+        duration = GaugeMetricFamily(
+            "obsctl_probe_duration_seconds", "Duration of the last probe run.", labels=_LABELS
+        )
+        phase = GaugeMetricFamily(
+            "obsctl_probe_phase_duration_seconds",
+            "Duration of each phase of the last probe run.",
+            labels=[*_LABELS, "phase"],
+        )
+        state = GaugeMetricFamily(
+            "obsctl_probe_status",
+            "1 for the dependency's current status (ok, degraded, down, unknown before the "
+            "first run).",
+            labels=[*_LABELS, "status"],
+        )
+        reason = GaugeMetricFamily(
+            "obsctl_probe_failure_reason",
+            "1 for the reason the last run was not ok, 0 for the others.",
+            labels=[*_LABELS, "reason"],
+        )
+        last_success = GaugeMetricFamily(
+            "obsctl_probe_last_success_timestamp_seconds",
+            "Unix time of the last successful run (0 if none yet).",
+            labels=_LABELS,
+        )
+        last_run = GaugeMetricFamily(
+            "obsctl_probe_last_run_timestamp_seconds",
+            "Unix time of the last run (0 if none yet).",
+            labels=_LABELS,
+        )
+        interval = GaugeMetricFamily(
+            "obsctl_probe_interval_seconds", "Configured interval of the probe.", labels=_LABELS
+        )
+        runs = CounterMetricFamily("obsctl_probe_runs", "Probe runs.", labels=_LABELS)
+        failures = CounterMetricFamily(
+            "obsctl_probe_failures", "Probe runs that found the dependency down.", labels=_LABELS
+        )
+        own: list[Metric] = []
+        for (kind, target), record in sorted(records.items()):
+            labels = [kind, target]
+            outcome = record.latest
+            interval.add_metric(labels, record.interval_seconds)
+            runs.add_metric(labels, record.runs)
+            failures.add_metric(labels, record.failures)
+            last_success.add_metric(labels, record.last_success or 0.0)
+            last_run.add_metric(labels, outcome.checked_at if outcome else 0.0)
+            current = outcome.status.value if outcome else "unknown"
+            for status in [*(s.value for s in Status), "unknown"]:
+                state.add_metric([*labels, status], 1.0 if status == current else 0.0)
+            current_reason = outcome.reason.value if outcome and outcome.reason else None
+            for why in Reason:
+                reason.add_metric([*labels, why.value], 1.0 if why.value == current_reason else 0.0)
+            if outcome is None:
+                continue
+            success.add_metric(labels, 1.0 if outcome.success else 0.0)
+            duration.add_metric(labels, outcome.duration_seconds)
+            for name, seconds in sorted(outcome.phases.items()):
+                phase.add_metric([*labels, name], seconds)
+            own.extend(outcome.families)
+        info = InfoMetricFamily("obsctl_exporter_build", "Version of the exporter.")
+        info.add_metric([], {"version": __version__})
+        yield from (success, duration, phase, state, reason, last_success, last_run, interval)
+        yield from (runs, failures, info)
+        yield from _merge(own)
+
+
+def _merge(families: list[Metric]) -> Iterator[Metric]:
+    """One family per name: several targets of one kind each built their own copy."""
+    merged: dict[str, Metric] = {}
+    for family in families:
+        if family.name in merged:
+            merged[family.name].samples.extend(family.samples)
+        else:
+            copy = Metric(family.name, family.documentation, family.type, family.unit)
+            copy.samples = list(family.samples)
+            merged[family.name] = copy
+    yield from merged.values()
+
+
+def build_registry(store: ResultStore) -> CollectorRegistry:
+    """The registry /metrics renders: probe results plus the process's own metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ProbeCollector(store))
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    return registry

@@ -1,0 +1,80 @@
+"""AI provider heartbeat: one light GET per provider, with a tight timeout (200 ms by default)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from obsctl.exporter.config_types import Duration, LabelValue
+from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, failed
+
+
+class ProviderConfig(BaseModel):
+    """One external AI provider to heartbeat."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: LabelValue
+    url: HttpUrl
+    heartbeat_path: str = Field(default="/v1/heartbeat", pattern=r"^/")
+    interval: Duration = 10.0
+    # The seed's budget for a heartbeat: a provider slower than this is as good as down.
+    timeout: Duration = 0.2
+    # Answering, but slower than this: degraded.
+    slow_threshold: Duration = 0.1
+
+
+class ProviderProbe:
+    """GET <url><heartbeat_path>; 2xx is up, slow is degraded, anything else is down."""
+
+    kind = "provider"
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        self.target = config.name
+        self.interval_seconds = config.interval
+        self.timeout_seconds = config.timeout
+        self._url = str(config.url).rstrip("/") + config.heartbeat_path
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(config.timeout),
+            limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
+            headers={"User-Agent": "obsctl-exporter"},
+        )
+
+    async def run(self) -> ProbeOutcome:
+        """One heartbeat."""
+        began = time.monotonic()
+        try:
+            response = await self._client.get(self._url)
+        except httpx.TimeoutException:
+            return failed(self, began, Reason.TIMEOUT, f"no answer within {self.timeout_seconds}s")
+        except httpx.ConnectError as exc:
+            return failed(self, began, _connect_reason(exc), str(exc))
+        elapsed = time.monotonic() - began
+        if not response.is_success:
+            return failed(self, began, Reason.HTTP_STATUS, f"HTTP {response.status_code}")
+        slow = elapsed > self.config.slow_threshold
+        return ProbeOutcome(
+            probe=self.kind,
+            target=self.target,
+            status=Status.DEGRADED if slow else Status.OK,
+            reason=Reason.SLOW if slow else None,
+            duration_seconds=elapsed,
+            checked_at=time.time(),
+            phases={"heartbeat": elapsed},
+        )
+
+    async def close(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()
+
+
+def _connect_reason(exc: httpx.ConnectError) -> Reason:
+    text = str(exc).lower()
+    if "ssl" in text or "certificate" in text:
+        return Reason.TLS
+    if "name or service" in text or "nodename" in text or "resolution" in text:
+        return Reason.DNS
+    return Reason.REFUSED

@@ -1,0 +1,341 @@
+"""Redis probe: PING, a SET/GET round trip on a canary key with a TTL, and INFO figures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from obsctl.exporter.config_types import Duration, LabelValue
+from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, classify
+
+_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _check_redis_url(url: SecretStr) -> SecretStr:
+    if not url.get_secret_value().startswith(_SCHEMES):
+        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    return url
+
+
+# A Redis URL kept secret (it may carry a password); the error never echoes it.
+RedisUrl = Annotated[SecretStr, AfterValidator(_check_redis_url)]
+
+
+class RedisConfig(BaseModel):
+    """Settings of one Redis probe target."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: RedisUrl
+    interval: Duration = 15.0
+    timeout: Duration = 1.0
+    canary_key: str = Field(default="obsctl:probe:canary", min_length=1, max_length=200)
+    canary_ttl: Duration = 60.0
+    # A PING, SET or GET slower than this marks Redis degraded: cache and lock users
+    # on the platform expect sub-millisecond answers, 50 ms means the server is struggling.
+    slow_threshold: Duration = 0.05
+    target: LabelValue = "main"
+
+    # Field-level checks (not a model validator) so an error names the key, never the URL.
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_fits_interval(cls, value: float, info: ValidationInfo) -> float:
+        interval = info.data.get("interval")
+        if interval is not None and value > interval:
+            raise ValueError(
+                f"timeout ({value:g}s) must not be longer than interval ({interval:g}s)"
+            )
+        return value
+
+    @field_validator("canary_ttl")
+    @classmethod
+    def _ttl_in_milliseconds(cls, value: float) -> float:
+        if value < 0.001:
+            raise ValueError("canary_ttl must be at least 1ms")
+        return value
+
+    @field_validator("slow_threshold")
+    @classmethod
+    def _slow_below_timeout(cls, value: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("timeout")
+        if timeout is not None and value >= timeout:
+            raise ValueError(
+                f"slow_threshold ({value:g}s) must be shorter than timeout ({timeout:g}s)"
+            )
+        return value
+
+
+def run_budget(timeout: float) -> float:
+    """Seconds a run may use so it answers for itself before the runner's timeout fires."""
+    return timeout - min(0.1, timeout * 0.1)
+
+
+def redis_reason(exc: BaseException) -> Reason:
+    """Map a redis-py (or socket) exception to a bounded reason."""
+    if isinstance(exc, TimeoutError | rexc.TimeoutError):
+        return Reason.TIMEOUT
+    if isinstance(exc, rexc.AuthenticationError | rexc.NoPermissionError):
+        return Reason.AUTH
+    if isinstance(exc, rexc.ResponseError):
+        text = str(exc).upper()
+        if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")) or "AUTH" in text.split()[:2]:
+            return Reason.AUTH
+        return Reason.ERROR
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return Reason.REFUSED
+        cause = cause.__cause__ or cause.__context__
+    return classify(exc)
+
+
+class RedisConnection:
+    """One redis.asyncio client kept across probe runs, rebuilt after any failure."""
+
+    def __init__(self, url: SecretStr, timeout: float, *, decode: bool) -> None:
+        self._url = url
+        self._timeout = timeout
+        self._decode = decode
+        self._client: aioredis.Redis | None = None
+        self._stale: list[aioredis.Redis] = []
+
+    def client(self) -> aioredis.Redis:
+        """The live client, created on first use or after a reset."""
+        if self._client is None:
+            self._client = aioredis.Redis.from_url(
+                self._url.get_secret_value(),
+                socket_connect_timeout=self._timeout,
+                socket_timeout=self._timeout,
+                # One immediate retry, on connection errors only: a kept connection that the
+                # server closed (restart) is replaced, so the run reports the state of now.
+                # Timeouts are not retried, the run's budget would not allow it.
+                retry=Retry(NoBackoff(), 1, supported_errors=(rexc.ConnectionError,)),
+                # RESP2 works with every Redis version and proxy; RESP3 (HELLO) needs Redis 6
+                protocol=2,
+                max_connections=2,
+                decode_responses=self._decode,
+                health_check_interval=0,
+            )
+        return self._client
+
+    def discard(self) -> None:
+        """Forget the client after a failure (or cancellation); the next run starts afresh."""
+        if self._client is not None:
+            self._stale.append(self._client)
+            self._client = None
+
+    async def close_stale(self) -> None:
+        """Close clients dropped after failures, never waiting long on a hung server."""
+        stale, self._stale = self._stale, []
+        for old in stale:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(0.1):
+                    await old.aclose()
+
+    async def close(self) -> None:
+        """Close every client this holder made."""
+        self.discard()
+        await self.close_stale()
+
+
+def _help(text: str, interval: float) -> str:
+    return f"{text} (cached, refreshed every {interval:g} s)"
+
+
+def _number(info: Mapping[str, Any], key: str) -> float | None:
+    value = info.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def info_families(info: Mapping[str, Any], target: str, interval: float) -> list[Metric]:
+    """Metric families for the figures of one INFO reply (missing fields are left out)."""
+    families: list[Metric] = []
+
+    def gauge(name: str, doc: str, key: str) -> None:
+        value = _number(info, key)
+        if value is not None:
+            family = GaugeMetricFamily(name, _help(doc, interval), labels=["target"])
+            family.add_metric([target], value)
+            families.append(family)
+
+    def counter(name: str, doc: str, key: str) -> None:
+        value = _number(info, key)
+        if value is not None:
+            family = CounterMetricFamily(name, _help(doc, interval), labels=["target"])
+            family.add_metric([target], value)
+            families.append(family)
+
+    gauge("redis_memory_used_bytes", "Memory allocated by Redis (INFO used_memory).", "used_memory")
+    gauge(
+        "redis_memory_max_bytes",
+        "Redis maxmemory setting; 0 means no limit.",
+        "maxmemory",
+    )
+    gauge("redis_connected_clients", "Client connections open on Redis.", "connected_clients")
+    gauge(
+        "redis_blocked_clients",
+        "Clients blocked in a blocking call (BRPOP, BZPOPMIN, ...).",
+        "blocked_clients",
+    )
+    counter(
+        "redis_keyspace_hits_total",
+        "Successful key lookups since Redis started, as INFO reports them.",
+        "keyspace_hits",
+    )
+    counter(
+        "redis_keyspace_misses_total",
+        "Failed key lookups since Redis started, as INFO reports them.",
+        "keyspace_misses",
+    )
+    hits, misses = _number(info, "keyspace_hits"), _number(info, "keyspace_misses")
+    if hits is not None and misses is not None and hits + misses > 0:
+        ratio = GaugeMetricFamily(
+            "redis_keyspace_hit_ratio",
+            _help(
+                "Key lookup hit ratio since Redis started; alert on the rate of the counters",
+                interval,
+            ),
+            labels=["target"],
+        )
+        ratio.add_metric([target], hits / (hits + misses))
+        families.append(ratio)
+    counter(
+        "redis_evicted_keys_total",
+        "Keys evicted because of the maxmemory limit, as INFO reports them.",
+        "evicted_keys",
+    )
+    gauge("redis_uptime_seconds", "Seconds since Redis started.", "uptime_in_seconds")
+    return families
+
+
+class RedisProbe:
+    """PING, canary SET/GET with a TTL and INFO against one Redis, with one kept client."""
+
+    kind = "redis"
+
+    def __init__(self, config: RedisConfig) -> None:
+        self.config = config
+        self.target = config.target
+        self.interval_seconds = config.interval
+        self.timeout_seconds = config.timeout
+        self._budget = run_budget(config.timeout)
+        self._redis = RedisConnection(config.url, self._budget, decode=True)
+
+    async def run(self) -> ProbeOutcome:
+        """One probe run; expected failures come back as a DOWN outcome with a reason."""
+        began = time.monotonic()
+        phases: dict[str, float] = {}
+        try:
+            async with asyncio.timeout(self._budget):
+                await self._redis.close_stale()
+                return await self._check(began, phases)
+        except asyncio.CancelledError:
+            self._redis.discard()
+            raise
+        except (TimeoutError, rexc.RedisError, OSError) as exc:
+            self._redis.discard()
+            return self._outcome(
+                began, phases, Status.DOWN, redis_reason(exc), _describe(exc, self._budget)
+            )
+
+    async def _check(self, began: float, phases: dict[str, float]) -> ProbeOutcome:
+        client = self._redis.client()
+        started = time.monotonic()
+        await client.ping()
+        phases["ping"] = time.monotonic() - started
+
+        value = secrets.token_hex(16)
+        started = time.monotonic()
+        await client.set(
+            self.config.canary_key, value, px=max(1, int(self.config.canary_ttl * 1000))
+        )
+        phases["set"] = time.monotonic() - started
+
+        started = time.monotonic()
+        read_back = await client.get(self.config.canary_key)
+        phases["get"] = time.monotonic() - started
+        if read_back != value:
+            return self._outcome(
+                began,
+                phases,
+                Status.DOWN,
+                Reason.PROTOCOL,
+                "canary key read back a different value than was written",
+            )
+
+        started = time.monotonic()
+        try:
+            # plain INFO: Redis 6 does not accept several section names in one call
+            info = await client.info()
+        except rexc.ResponseError as exc:
+            # Redis answers, only INFO is refused (renamed or ACL-restricted)
+            phases["info"] = time.monotonic() - started
+            return self._outcome(began, phases, Status.DEGRADED, Reason.ERROR, f"INFO: {exc}")
+        phases["info"] = time.monotonic() - started
+
+        families = info_families(info, self.target, self.interval_seconds)
+        slowest = max(phases["ping"], phases["set"], phases["get"])
+        if slowest > self.config.slow_threshold:
+            return self._outcome(
+                began,
+                phases,
+                Status.DEGRADED,
+                Reason.SLOW,
+                f"slowest command took {slowest * 1000:.1f}ms "
+                f"(threshold {self.config.slow_threshold * 1000:g}ms)",
+                families,
+            )
+        return self._outcome(began, phases, Status.OK, None, None, families)
+
+    def _outcome(
+        self,
+        began: float,
+        phases: Mapping[str, float],
+        status: Status,
+        reason: Reason | None,
+        detail: str | None,
+        families: list[Metric] | None = None,
+    ) -> ProbeOutcome:
+        return ProbeOutcome(
+            probe=self.kind,
+            target=self.target,
+            status=status,
+            duration_seconds=time.monotonic() - began,
+            checked_at=time.time(),
+            reason=reason,
+            detail=detail[:200] if detail else None,
+            phases=dict(phases),
+            families=tuple(families or ()),
+        )
+
+    async def close(self) -> None:
+        """Close the client and its connections."""
+        await self._redis.close()
+
+
+def _describe(exc: BaseException, budget: float) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"no answer within {budget:g}s"
+    return f"{type(exc).__name__}: {exc}"

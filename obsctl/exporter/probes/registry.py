@@ -1,0 +1,33 @@
+"""Turn the config into probe instances: one per configured dependency and target."""
+
+from __future__ import annotations
+
+from obsctl.exporter.business import BusinessProbe
+from obsctl.exporter.config import ExporterConfig
+from obsctl.exporter.mysql_pool import MySQLPool
+from obsctl.exporter.probes.base import Probe
+from obsctl.exporter.probes.bullmq import BullMQProbe
+from obsctl.exporter.probes.cos import COSProbe
+from obsctl.exporter.probes.mysql import MySQLProbe
+from obsctl.exporter.probes.provider import ProviderProbe
+from obsctl.exporter.probes.redis import RedisProbe
+
+
+def build_probes(config: ExporterConfig) -> list[Probe]:
+    """Every probe the config asks for; MySQL probes share one pool."""
+    probes: list[Probe] = []
+    if config.mysql is not None:
+        pool = MySQLPool(
+            config.mysql.dsn, maxsize=config.mysql.pool_max, connect_timeout=config.mysql.timeout
+        )
+        probes.append(MySQLProbe(config.mysql, pool))
+        if config.business is not None:
+            probes.append(BusinessProbe(config.business, pool))
+    if config.redis is not None:
+        probes.append(RedisProbe(config.redis))
+    if config.bullmq is not None:
+        probes.append(BullMQProbe(config.bullmq))
+    if config.cos is not None:
+        probes.append(COSProbe(config.cos))
+    probes.extend(ProviderProbe(p) for p in config.providers)
+    return probes

@@ -1,0 +1,144 @@
+"""Exporter config: strict validation, env overrides, secrets from env or files, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from obsctl.exporter.config import ConfigError, load
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "exporters" / "obsctl-exporter.yml"
+STACK_LIKE_ENV = {
+    "OBSCTL_MYSQL_DSN": "mysql://obsctl_exporter:s3cret-pw@127.0.0.1:3306/platform",
+    "OBSCTL_REDIS_URL": "redis://127.0.0.1:6379/0",
+    "OBSCTL_COS_ENDPOINT": "http://127.0.0.1:9000",
+    "OBSCTL_COS_BUCKET": "obsctl-canary-1250000000",
+    "OBSCTL_COS_ACCESS_KEY": "AKIDEXAMPLE",
+    "OBSCTL_COS_SECRET_KEY": "very-secret-key",
+    "OBSCTL_COS_REGION": "ap-guangzhou",
+    "PROVIDER_ALPHA_URL": "http://127.0.0.1:9001",
+    "PROVIDER_BETA_URL": "http://127.0.0.1:9002",
+}
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exporter.yml"
+    path.write_text(text)
+    return path
+
+
+def _problems(path: Path, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load(path, env or {})
+    return caught.value.problems
+
+
+def test_the_shipped_example_is_valid_with_the_stack_env() -> None:
+    config = load(EXAMPLE, STACK_LIKE_ENV)
+    assert config.mysql is not None and config.mysql.dsn.get_secret_value().startswith("mysql://")
+    assert config.cos is not None and config.cos.bucket == "obsctl-canary-1250000000"
+    assert [p.name for p in config.providers] == ["alpha", "beta"]
+    assert config.providers[0].timeout == pytest.approx(0.2)
+
+
+def test_env_overrides_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "listen: 127.0.0.1:1\nredis:\n  url: redis://file:6379/0\n")
+    config = load(path, {"OBSCTL_LISTEN": "127.0.0.1:9999", "OBSCTL_REDIS_URL": "redis://env/1"})
+    assert config.listen == "127.0.0.1:9999"
+    assert config.redis is not None and config.redis.url.get_secret_value() == "redis://env/1"
+
+
+def test_secret_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "dsn"
+    secret.write_text("mysql://u:p@127.0.0.1:3306/platform\n")
+    path = _write(tmp_path, f"mysql:\n  dsn: ${{file:{secret}}}\n")
+    config = load(path, {})
+    assert config.mysql is not None
+    assert config.mysql.dsn.get_secret_value() == "mysql://u:p@127.0.0.1:3306/platform"
+
+
+def test_unknown_key_is_named_with_its_path(tmp_path: Path) -> None:
+    path = _write(tmp_path, "redis:\n  url: redis://x\n  intervall: 5s\n")
+    assert _problems(path) == ["redis.intervall: unknown key"]
+
+
+def test_negative_interval_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path, "providers:\n  - name: alpha\n    url: http://x\n    interval: -5s\n")
+    (problem,) = _problems(path)
+    assert problem.startswith("providers[0].interval: ")
+    assert "-5s" in problem
+
+
+def test_missing_secret_names_the_key_and_variable(tmp_path: Path) -> None:
+    path = _write(tmp_path, "providers:\n  - name: alpha\n    url: ${PROVIDER_ALPHA_URL}\n")
+    assert _problems(path) == [
+        "providers[0].url: environment variable PROVIDER_ALPHA_URL is not set"
+    ]
+
+
+def test_missing_required_secret_of_a_section(tmp_path: Path) -> None:
+    path = _write(tmp_path, "cos:\n  interval: 30s\n")
+    problems = _problems(path)
+    for key in ("endpoint", "bucket", "access_key", "secret_key", "region"):
+        assert f"cos.{key}: required key is missing" in problems
+
+
+def test_bad_dsn_is_an_error_that_never_echoes_the_password(tmp_path: Path) -> None:
+    path = _write(tmp_path, "mysql:\n  dsn: postgres://user:hunter2@db/platform\n")
+    problems = _problems(path)
+    assert any(p.startswith("mysql.dsn:") for p in problems), problems
+    assert "hunter2" not in "\n".join(problems)
+
+
+def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
+    path = _write(tmp_path, "listen: nowhere\nbogus: 1\nredis:\n  url: redis://x\n  timeout: 0s\n")
+    problems = _problems(path)
+    assert len(problems) == 3, problems
+    assert {p.split(":")[0] for p in problems} == {"listen", "bogus", "redis.timeout"}
+
+
+def test_yaml_syntax_error_says_where(tmp_path: Path) -> None:
+    path = _write(tmp_path, "listen: [unclosed\n")
+    (problem,) = _problems(path)
+    assert "line" in problem and "column" in problem
+
+
+def test_check_flag_exits_2_with_the_problems(tmp_path: Path) -> None:
+    path = _write(tmp_path, "redis:\n  urll: redis://x\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "obsctl", "exporter", "--config", str(path), "--check"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 2
+    assert "redis.urll: unknown key" in result.stderr
+    assert str(path) in result.stderr
+
+
+def test_check_flag_accepts_the_example() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "obsctl", "exporter", "--config", str(EXAMPLE), "--check"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **STACK_LIKE_ENV},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+    assert "s3cret-pw" not in result.stdout + result.stderr
+
+
+def test_a_section_level_error_never_echoes_secrets_inside_it(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "providers:\n"
+        "  - {name: alpha, url: 'http://u:topsecret@127.0.0.1:1'}\n"
+        "  - {name: alpha, url: 'http://u:topsecret@127.0.0.1:2'}\n",
+    )
+    (problem,) = _problems(path)
+    assert problem.startswith("providers: ") and "repeated: alpha" in problem
+    assert "topsecret" not in problem
