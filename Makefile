@@ -4,7 +4,7 @@ VENV ?= .venv
 STACK_DIR ?= .stack
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench-stack clean
+.PHONY: run test lint format bench-stack bench-exporter clean
 
 ## The venv, rebuilt when the dependencies or their pins change.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -35,6 +35,11 @@ format: $(VENV)/.installed
 bench-stack: $(VENV)/.installed
 	$(BIN)/obsctl stack install
 	$(BIN)/python scripts/bench_stack.py
+
+## /health latency under load, /metrics scrape time and RSS vs mysqld/redis/blackbox exporters.
+bench-exporter: $(VENV)/.installed
+	$(BIN)/obsctl stack install
+	$(BIN)/python scripts/bench_exporter.py
 
 clean:
 	-$(BIN)/obsctl stack down --dir $(STACK_DIR)
