@@ -8,6 +8,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -165,3 +166,33 @@ def test_status_of_a_dir_without_a_stack_fails_clearly(tmp_path: Path) -> None:
     result = obsctl("stack", "status", "--dir", str(tmp_path))
     assert result.returncode == 1
     assert "no stack in" in result.stderr
+
+
+def test_foreground_stack_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    base = SPARE_PORT_BASES[0]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "obsctl", "stack", "up", "--dir", str(tmp_path),
+         "--port-base", str(base), "--foreground"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "press Ctrl-C" in line:
+                break
+        assert any(line.startswith("exporter ") for line in seen), "".join(seen)
+        # What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            obsctl("stack", "down", "--dir", str(tmp_path))
+    assert proc.returncode == 0, rest
+    assert "stopping the stack" in rest and "mariadb          stopped" in rest
+    assert not listeners_in_range(base), listeners_in_range(base)

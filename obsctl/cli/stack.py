@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -27,7 +28,9 @@ DIR_OPTION = click.option(
 
 
 def _say(message: str) -> None:
-    click.echo(message, err=True)
+    # Ctrl-C on `make run | tee log` kills tee first; a broken stderr must not stop a shutdown.
+    with contextlib.suppress(OSError):
+        click.echo(message, err=True)
 
 
 @click.group()
@@ -145,5 +148,8 @@ def _stay_until_signalled(root: Path) -> None:
                 _say(f"WARNING: {name} exited; see {record.log}")
                 reported.add(name)
         time.sleep(0.5)
+    # A second Ctrl-C must not interrupt the shutdown half-way and leave servers behind.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _say("stopping the stack")
     manager.down(root, _say)
