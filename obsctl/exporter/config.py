@@ -126,7 +126,8 @@ def load(path: Path, environ: Mapping[str, str] | None = None) -> ExporterConfig
     try:
         return ExporterConfig.model_validate(resolved)
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(err, resolved) for err in exc.errors()]) from None
+        problems = [describe_validation_error(err, resolved) for err in exc.errors()]
+        raise ConfigError(source, problems) from None
 
 
 def _resolve_references(
@@ -174,7 +175,7 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> Non
 _SECRET_HINTS = ("dsn", "url", "key", "secret", "password", "token")
 
 
-def _describe(error: Any, raw: dict[str, Any]) -> str:
+def describe_validation_error(error: Any, raw: dict[str, Any]) -> str:
     """'mysql.interval: expected ..., found ...' with secrets never echoed."""
     loc = tuple(error.get("loc", ()))
     key = _dotted(loc) or "(top level)"

@@ -1,0 +1,1 @@
+"""One config drives the alert rules, their promtool tests, Alertmanager and the dashboards."""
