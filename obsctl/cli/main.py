@@ -4,6 +4,7 @@ import click
 
 from obsctl import __version__
 from obsctl.cli.exporter import exporter
+from obsctl.cli.probe import probe
 from obsctl.cli.stack import stack
 
 
@@ -15,3 +16,4 @@ def cli() -> None:
 
 cli.add_command(stack)
 cli.add_command(exporter)
+cli.add_command(probe)
