@@ -1,0 +1,373 @@
+"""Run one drill: steady state, fault, expectations, guaranteed restore, steady state, journal."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from obsctl.drills.journal import Journal, Outcome, Step
+from obsctl.drills.scenarios import SCENARIOS, Expectation, Scenario
+from obsctl.drills.target import DrillError, Message, StackTarget, wait_until
+from obsctl.mixin.config import AlertName, MixinConfig, Severity
+from obsctl.mixin.config import load as load_mixin
+
+Say = Callable[[str], None]
+FIRING_TIMEOUT = 150.0
+NOTIFY_TIMEOUT = 120.0
+RESOLVE_TIMEOUT = 180.0
+STEADY_TIMEOUT = 90.0
+# Words the relay's templates and the email use; a message is "about" an alert when it has them.
+RESOLVED_WORDS = ("RESOLVED", "已恢复", "resolved")
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived during a drill; the restore still runs."""
+
+
+class StepFailed(Exception):
+    """An expectation did not hold."""
+
+
+class DrillRun:
+    """One run of one scenario against one stack, journaled step by step."""
+
+    def __init__(
+        self,
+        target: StackTarget,
+        scenario: Scenario,
+        variant: str | None,
+        journal_path: Path,
+        say: Say,
+        mixin: MixinConfig | None = None,
+    ) -> None:
+        self.target = target
+        self.scenario = scenario
+        self.variant = variant
+        self.journal_path = journal_path
+        self.say = say
+        self.mixin = mixin or load_mixin()
+        drill_id = f"{scenario.name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
+        self.journal = Journal(
+            scenario=scenario.name,
+            variant=variant,
+            drill_id=drill_id,
+            stack_dir=str(target.layout.root),
+        )
+        self.state_file = target.layout.run_dir / "drill-active.json"
+
+    # --- the experiment ----------------------------------------------------------------
+
+    def run(self) -> Journal:
+        """Run the drill; the journal says how it went (status passed/failed/refused/...)."""
+        inject, restore = self.scenario.actions(self.variant)
+        with _signals_raise_interrupted():
+            try:
+                self._step("undo what an earlier drill left", self._recover_leftovers)
+                self._step("check the steady state", self._steady_state_before)
+            except StepFailed as exc:
+                self.journal.status = "refused"
+                self.say(f"refusing to start: {exc}")
+                return self._finish()
+            except Interrupted:
+                self.journal.status = "interrupted"
+                return self._finish()
+            fault_injected = False
+            try:
+                self._write_state()
+                self._step("label alerts as a drill", self._label_alerts)
+                self._step(f"inject: {self.scenario.summary}", lambda: inject(self.target))
+                fault_injected = True
+                self.journal.moments["fault"] = time.time()
+                self._expect_during_fault()
+            except StepFailed:
+                self.journal.deviated = True
+            except Interrupted:
+                self.journal.status = "interrupted"
+            except DrillError as exc:
+                self.journal.deviated = True
+                self.say(f"drill error: {exc}")
+            finally:
+                with _signals_ignored():
+                    self._rollback(restore, fault_injected)
+        if self.journal.status == "running":
+            self.journal.status = "failed" if self.journal.deviated else "passed"
+        return self._finish()
+
+    def _expect_during_fault(self) -> None:
+        if self.scenario.health_group:
+            group = self.scenario.health_group
+            self._step(f"/health/{group} turns 503", lambda: self._health_degraded(group))
+        for alert, labels in self.scenario.expect:
+            self._step(f"{alert.value} pending, then firing", partial(self._firing, alert, labels))
+            self._step(f"{alert.value} in Alertmanager", partial(self._in_alertmanager, alert))
+            for channel in self._channels(alert):
+                self._step(
+                    f"{alert.value} message on {channel}",
+                    partial(self._notified, alert, channel, False),
+                )
+
+    def _rollback(self, restore: Callable[[StackTarget], None], fault_injected: bool) -> None:
+        """Always runs: restore, watch the alert resolve, drop the drill label, steady state."""
+        self._step("restore", lambda: restore(self.target), must=False)
+        self.journal.moments["restore"] = time.time()
+        if fault_injected and self.journal.status != "interrupted":
+            for alert, labels in self.scenario.expect:
+                self._step(f"{alert.value} resolved", partial(self._resolved, alert, labels), False)
+                for channel in self._channels(alert):
+                    self._step(
+                        f"{alert.value} resolved message on {channel}",
+                        partial(self._notified, alert, channel, True),
+                        must=False,
+                    )
+        self._step("remove the drill label", lambda: self.target.set_drill_label(None), False)
+        self.state_file.unlink(missing_ok=True)
+        if self.journal.status != "interrupted":
+            self._step("check the steady state again", self._steady_state_after, must=False)
+
+    # --- steps -------------------------------------------------------------------------
+
+    def _recover_leftovers(self) -> str:
+        if not self.state_file.exists():
+            return "nothing left over"
+        left = json.loads(self.state_file.read_text())
+        scenario = SCENARIOS.get(left.get("scenario", ""))
+        if scenario is not None:
+            _, restore = scenario.actions(left.get("variant"))
+            restore(self.target)
+        self.target.set_drill_label(None)
+        self.state_file.unlink(missing_ok=True)
+        return (
+            f"restored after an interrupted {left.get('scenario')} drill ({left.get('drill_id')})"
+        )
+
+    def _steady_state_before(self) -> str:
+        problems = self._steady_problems()
+        self.journal.steady_state_before = problems or {"all": "ok"}
+        if problems:
+            raise StepFailed("; ".join(f"{k}: {v}" for k, v in problems.items()))
+        return "every server answers, the exporter is healthy, no drill alert is active"
+
+    def _steady_state_after(self) -> str:
+        deadline = time.time() + STEADY_TIMEOUT
+        while True:
+            problems = self._steady_problems()
+            if not problems:
+                self.journal.steady_state_after = {"all": "ok"}
+                return "back to steady state"
+            if not wait_until(deadline, 2.0):
+                self.journal.steady_state_after = problems
+                raise StepFailed("; ".join(f"{k}: {v}" for k, v in problems.items()))
+
+    def _steady_problems(self) -> dict[str, str]:
+        problems = {
+            name: "not answering" for name, ok in self.target.servers_answering().items() if not ok
+        }
+        code, body = self.target.exporter_health()
+        if code != 200:
+            bad = [n for n, d in body.get("deps", {}).items() if not d.get("ok")]
+            problems["exporter /health"] = f"HTTP {code}, not ok: {', '.join(bad) or body}"
+        for alert in self.target.prometheus_alerts():
+            name = alert["labels"].get("alertname")
+            if any(name == a.value for a, _ in self.scenario.expect):
+                problems[f"alert {name}"] = f"already {alert['state']}"
+        return problems
+
+    def _write_state(self) -> None:
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(
+            json.dumps(
+                {
+                    "scenario": self.scenario.name,
+                    "variant": self.variant,
+                    "drill_id": self.journal.drill_id,
+                    "started_at": self.journal.started_at,
+                }
+            )
+        )
+
+    def _label_alerts(self) -> str:
+        self.target.set_drill_label(self.journal.drill_id)
+        return f"alerts carry drill={self.journal.drill_id}"
+
+    def _health_degraded(self, group: str) -> str:
+        deadline = time.time() + FIRING_TIMEOUT
+        while True:
+            code, body = self.target.exporter_health(group)
+            if code == 503:
+                reasons = {n: d.get("reason") for n, d in body["deps"].items() if not d["ok"]}
+                return f"503, {reasons}"
+            if not wait_until(deadline):
+                raise StepFailed(f"/health/{group} still answers {code}")
+
+    def _matching(self, alert: Any, name: str, labels: dict[str, str]) -> bool:
+        got = alert["labels"]
+        return got.get("alertname") == name and all(got.get(k) == v for k, v in labels.items())
+
+    def _firing(self, alert: AlertName, labels: dict[str, str]) -> str:
+        deadline = time.time() + FIRING_TIMEOUT
+        while True:
+            states = {
+                a["state"]
+                for a in self.target.prometheus_alerts()
+                if self._matching(a, alert.value, labels)
+            }
+            now = time.time()
+            if states and "pending" not in self.journal.moments:
+                self.journal.moments["pending"] = now
+            if "firing" in states:
+                self.journal.moments.setdefault("firing", now)
+                return "firing"
+            if not wait_until(deadline):
+                raise StepFailed(f"{alert.value} did not fire within {FIRING_TIMEOUT:.0f}s")
+
+    def _in_alertmanager(self, alert: AlertName) -> str:
+        deadline = time.time() + NOTIFY_TIMEOUT
+        while True:
+            for active in self.target.alertmanager_alerts():
+                labels = active["labels"]
+                if labels.get("alertname") == alert.value and labels.get("drill") == (
+                    self.journal.drill_id
+                ):
+                    self.journal.moments.setdefault("alertmanager", time.time())
+                    return f"state {active['status']['state']}"
+            if not wait_until(deadline):
+                raise StepFailed(f"{alert.value} never reached Alertmanager with the drill label")
+
+    def _channels(self, alert: AlertName) -> list[str]:
+        """Where the routing sends this alert: the source of truth is the mixin config."""
+        severity = self.mixin.policy(alert).severity
+        if severity is Severity.CRITICAL:
+            return ["dingtalk:oncall", "email"]
+        if severity is Severity.WARNING:
+            return ["dingtalk:team"]
+        return []
+
+    def _notified(self, alert: AlertName, channel: str, resolved: bool) -> str:
+        since = self.journal.moments["restore" if resolved else "fault"]
+        deadline = time.time() + (RESOLVE_TIMEOUT if resolved else NOTIFY_TIMEOUT)
+        moment = ("email" if channel == "email" else "dingtalk") + ("_resolved" if resolved else "")
+        while True:
+            for message in self._messages(channel, since):
+                if self._about(message, alert.value, resolved):
+                    self.journal.moments.setdefault(moment, message.received_at)
+                    return f"{message.title!r} at +{message.received_at - since:.1f}s"
+            if not wait_until(deadline, 1.0):
+                kind = "resolved message" if resolved else "message"
+                raise StepFailed(f"no {kind} about {alert.value} on {channel}")
+
+    def _messages(self, channel: str, since: float) -> list[Message]:
+        if channel == "email":
+            return self.target.emails(since)
+        return [m for m in self.target.dingtalk_messages(since) if m.channel == channel]
+
+    def _about(self, message: Message, alertname: str, resolved: bool) -> bool:
+        text = f"{message.title}\n{message.text}"
+        if alertname not in text or self.journal.drill_id not in text:
+            return False
+        return any(w in text for w in RESOLVED_WORDS) == resolved or (
+            resolved and any(w in message.title for w in RESOLVED_WORDS)
+        )
+
+    def _resolved(self, alert: AlertName, labels: dict[str, str]) -> str:
+        deadline = time.time() + RESOLVE_TIMEOUT
+        while True:
+            active = [
+                a for a in self.target.prometheus_alerts() if self._matching(a, alert.value, labels)
+            ]
+            if not active:
+                self.journal.moments.setdefault("resolved", time.time())
+                return "inactive in Prometheus"
+            if not wait_until(deadline):
+                raise StepFailed(f"{alert.value} still {active[0]['state']}")
+
+    # --- bookkeeping -------------------------------------------------------------------
+
+    def _step(self, name: str, action: Callable[[], object], must: bool = True) -> None:
+        step = Step(name=name, started_at=time.time())
+        self.journal.steps.append(step)
+        self.journal.save(self.journal_path)  # a watcher sees which step is under way
+        elapsed = step.started_at - self.journal.started_at
+        self.say(f"[{elapsed:6.1f}s] {name} ...")
+        try:
+            output = action()
+            step.outcome = Outcome.OK
+            step.output = str(output) if output is not None else None
+        except (StepFailed, DrillError) as exc:
+            step.outcome = Outcome.FAILED
+            step.error = str(exc)
+            if must:
+                raise StepFailed(str(exc)) from exc
+            self.journal.deviated = True
+        except Interrupted:
+            step.outcome = Outcome.FAILED
+            step.error = "interrupted"
+            raise
+        except Exception as exc:  # a bug or a broken dependency must still reach the journal
+            step.outcome = Outcome.FAILED
+            step.error = f"{type(exc).__name__}: {exc}"
+            if must:
+                raise StepFailed(step.error) from exc
+            self.journal.deviated = True
+        finally:
+            step.ended_at = time.time()
+            self.journal.save(self.journal_path)
+            mark = "ok" if step.outcome is Outcome.OK else "FAILED"
+            detail = step.output if step.outcome is Outcome.OK else step.error
+            at = step.ended_at - self.journal.started_at
+            took = step.duration_seconds or 0.0
+            self.say(f"[{at:6.1f}s]   {mark} ({took:.1f}s){': ' + detail if detail else ''}")
+
+    def _finish(self) -> Journal:
+        self.journal.ended_at = time.time()
+        self.journal.save(self.journal_path)
+        return self.journal
+
+
+@contextmanager
+def _signals_raise_interrupted() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """The rollback must finish: a second Ctrl-C would otherwise leave the fault in place."""
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_drill(
+    stack_dir: Path, scenario_name: str, variant: str | None, journal_path: Path, say: Say
+) -> Journal:
+    """Open the stack, run the scenario, return the journal."""
+    if scenario_name not in SCENARIOS:
+        raise DrillError(f"unknown scenario {scenario_name!r}; try: {', '.join(SCENARIOS)}")
+    scenario = SCENARIOS[scenario_name]
+    if variant is not None and variant not in scenario.variants:
+        choices = ", ".join(scenario.variants) or "none"
+        raise DrillError(f"{scenario_name} has no variant {variant!r} (variants: {choices})")
+    return DrillRun(StackTarget.open(stack_dir), scenario, variant, journal_path, say).run()
+
+
+def expectations(scenario: Scenario) -> list[Expectation]:
+    """What a scenario expects (for `drill list`)."""
+    return scenario.expect
