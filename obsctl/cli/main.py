@@ -3,8 +3,11 @@
 import click
 
 from obsctl import __version__
+from obsctl.cli.drill import drill
 from obsctl.cli.exporter import exporter
+from obsctl.cli.generate import generate
 from obsctl.cli.probe import probe
+from obsctl.cli.relay import relay
 from obsctl.cli.stack import stack
 
 
@@ -17,3 +20,6 @@ def cli() -> None:
 cli.add_command(stack)
 cli.add_command(exporter)
 cli.add_command(probe)
+cli.add_command(generate)
+cli.add_command(drill)
+cli.add_command(relay)

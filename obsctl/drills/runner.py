@@ -24,8 +24,8 @@ FIRING_TIMEOUT = 150.0
 NOTIFY_TIMEOUT = 120.0
 RESOLVE_TIMEOUT = 180.0
 STEADY_TIMEOUT = 90.0
-# Words the relay's templates and the email use; a message is "about" an alert when it has them.
-RESOLVED_WORDS = ("RESOLVED", "已恢复", "resolved")
+# Title words of a resolved notification, in the relay's templates and the email subject.
+RESOLVED_WORDS = ("RESOLVED", "已恢复")
 
 
 class Interrupted(Exception):
@@ -272,9 +272,8 @@ class DrillRun:
         text = f"{message.title}\n{message.text}"
         if alertname not in text or self.journal.drill_id not in text:
             return False
-        return any(w in text for w in RESOLVED_WORDS) == resolved or (
-            resolved and any(w in message.title for w in RESOLVED_WORDS)
-        )
+        # Titles say it: "[RESOLVED] …" / "[已恢复] …" (a firing email's body may say "0 resolved").
+        return any(word in message.title for word in RESOLVED_WORDS) == resolved
 
     def _resolved(self, alert: AlertName, labels: dict[str, str]) -> str:
         deadline = time.time() + RESOLVE_TIMEOUT

@@ -34,7 +34,9 @@ class Severity(StrEnum):
 class AlertName(StrEnum):
     """Every alert the mixin generates; names are an interface (routes, silences, runbooks)."""
 
+    API_DOWN = "ApiDown"
     API_HIGH_ERROR_RATE = "ApiHighErrorRate"
+    API_ERROR_BUDGET_BURN = "ApiErrorBudgetBurn"
     API_HIGH_LATENCY_P95 = "ApiHighLatencyP95"
     QUEUE_BACKLOG_HIGH = "QueueBacklogHigh"
     QUEUE_STALLED = "QueueStalled"
@@ -71,9 +73,72 @@ class Thresholds(_Strict):
     mysql_probe_latency_seconds: Positive = 0.05  # seed: DB probe latency > 50 ms
     db_connections_ratio: Ratio = 0.8  # threads_connected / max_connections
     cache_hit_ratio: Ratio = 0.85  # seed: Redis keyspace hit ratio < 85 %
+    cache_min_lookup_rate: Positive = 1.0  # lookups/s below which a hit ratio is noise
     task_pass_rate: Ratio = 0.9  # succeeded / (succeeded + failed) per feature or provider
     task_min_finished_rate: Positive = 0.05  # tasks/s below which pass rates are noise
     exporter_stale_intervals: Annotated[int, Field(ge=2, le=20)] = 3  # probe results this old
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+class BurnWindow(_Strict):
+    """One window pair of a multi-window burn-rate alert (Google SRE workbook, "Alerting on SLOs").
+
+    It fires when the error ratio over both windows exceeds burn_rate x the error budget: the
+    long window proves the burn is significant, the short one that it is still going on (so the
+    alert resolves minutes, not hours, after the errors stop).
+    """
+
+    long: Duration
+    short: Duration
+    burn_rate: Positive
+    severity: Severity
+    for_: Duration | None = Field(default=None, alias="for")
+
+    @model_validator(mode="after")
+    def _short_inside_long(self) -> BurnWindow:
+        if self.short >= self.long:
+            raise ValueError(
+                f"short: must be shorter than long ({self.short:g}s >= {self.long:g}s)"
+            )
+        return self
+
+
+def _default_burn_windows() -> list[BurnWindow]:
+    def window(long: str, short: str, rate: float, severity: str, for_: str) -> BurnWindow:
+        fields = {"long": long, "short": short, "burn_rate": rate, "severity": severity}
+        return BurnWindow.model_validate({**fields, "for": for_})
+
+    # 14.4x for 1h spends 2 % of a 30-day budget (page); 6x for 6h spends 5 % (ticket).
+    return [window("1h", "5m", 14.4, "critical", "2m"), window("6h", "30m", 6, "warning", "15m")]
+
+
+class Slo(_Strict):
+    """The API availability SLO that ApiErrorBudgetBurn defends."""
+
+    # Share of API requests (over period_days) that must not answer 5xx; 99.9 % leaves a 0.1 %
+    # error budget, so the 1 % fixed threshold of ApiHighErrorRate is a 10x burn.
+    api_availability: Annotated[float, Field(ge=0.5, lt=1)] = 0.999
+    period_days: Annotated[int, Field(ge=1, le=365)] = 30
+    api_burn_windows: Annotated[list[BurnWindow], Field(min_length=1)] = Field(
+        default_factory=_default_burn_windows
+    )
+
+    @model_validator(mode="after")
+    def _every_window_can_fire(self) -> Slo:
+        budget = 1 - self.api_availability
+        for index, window in enumerate(self.api_burn_windows):
+            if window.burn_rate * budget >= 1:
+                raise ValueError(
+                    f"api_burn_windows[{index}].burn_rate: {window.burn_rate:g} x the error budget "
+                    f"{budget:.4g} is an error ratio >= 100 %, so the alert could never fire"
+                )
+        return self
+
+    def most_severe(self) -> Severity:
+        """The highest severity among the burn windows."""
+        return max((w.severity for w in self.api_burn_windows), key=_SEVERITY_RANK.__getitem__)
 
 
 class AlertPolicy(_Strict):
@@ -89,12 +154,15 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         return AlertPolicy.model_validate({"severity": severity, "team": team, "for": for_})
 
     return {
-        AlertName.API_HIGH_ERROR_RATE: policy("critical", "platform", "30s"),
-        AlertName.API_HIGH_LATENCY_P95: policy("warning", "platform", "5m"),
-        AlertName.QUEUE_BACKLOG_HIGH: policy("warning", "ai", "2m"),
+        AlertName.API_DOWN: policy("critical", "platform", "1m"),
+        AlertName.API_HIGH_ERROR_RATE: policy("critical", "platform", "20s"),
+        # severity and `for` of each burn-rate window live in slo.api_burn_windows
+        AlertName.API_ERROR_BUDGET_BURN: policy("critical", "platform", None),
+        AlertName.API_HIGH_LATENCY_P95: policy("warning", "platform", "30s"),
+        AlertName.QUEUE_BACKLOG_HIGH: policy("warning", "ai", "20s"),
         AlertName.QUEUE_STALLED: policy("critical", "ai", "2m"),
-        AlertName.DEPENDENCY_DOWN: policy("critical", "sre", "1m"),
-        AlertName.PROVIDER_DOWN: policy("critical", "ai", "1m"),
+        AlertName.DEPENDENCY_DOWN: policy("critical", "sre", "20s"),
+        AlertName.PROVIDER_DOWN: policy("critical", "ai", "20s"),
         AlertName.MYSQL_PROBE_SLOW: policy("warning", "sre", "5m"),
         AlertName.DB_POOL_SATURATED: policy("warning", "sre", "5m"),
         AlertName.CACHE_HIT_RATIO_LOW: policy("warning", "sre", "15m"),
@@ -114,6 +182,7 @@ class Links(_Strict):
     )
     dashboard_uids: dict[str, str] = Field(
         default_factory=lambda: {
+            "overview": "obsctl-overview",
             "api": "obsctl-api",
             "business": "obsctl-business",
             "queues": "obsctl-queues",
@@ -136,8 +205,10 @@ class Routing(_Strict):
     """How Alertmanager groups, repeats and delivers."""
 
     relay_url: str = Field(default="http://127.0.0.1:18311", pattern=r"^https?://")
+    # Alertmanager reads the relay's bearer token from this file (never inline in the config).
+    relay_token_file: str = "/etc/alertmanager/secrets/relay-token"
     group_by: list[str] = Field(default_factory=lambda: ["alertname", "severity", "team"])
-    group_wait: Duration = 10.0
+    group_wait: Duration = 5.0
     group_interval: Duration = 30.0
     repeat_interval_critical: Duration = 3600.0
     repeat_interval_warning: Duration = 4 * 3600.0
@@ -150,6 +221,7 @@ class MixinConfig(_Strict):
 
     selectors: Selectors = Field(default_factory=Selectors)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    slo: Slo = Field(default_factory=Slo)
     teams: list[TeamName] = Field(default_factory=lambda: ["platform", "ai", "sre"])
     alerts: dict[AlertName, AlertPolicy] = Field(default_factory=_default_alerts)
     links: Links = Field(default_factory=Links)
@@ -157,12 +229,29 @@ class MixinConfig(_Strict):
 
     @model_validator(mode="after")
     def _every_alert_known_and_owned(self) -> MixinConfig:
-        missing = sorted(set(AlertName) - set(self.alerts))
-        if missing:
-            raise ValueError(f"alerts: missing policy for {', '.join(missing)}")
-        unknown_teams = sorted({p.team for p in self.alerts.values()} - set(self.teams))
-        if unknown_teams:
-            raise ValueError(f"alerts: team(s) {', '.join(unknown_teams)} not listed in teams")
+        # One "key.path: problem" per line; load() turns each line into one ConfigError problem.
+        problems = [
+            f"alerts.{name}: required key is missing"
+            for name in AlertName
+            if name not in self.alerts
+        ]
+        problems += [
+            f"alerts.{name}.team: {policy.team!r} is not listed in teams ({', '.join(self.teams)})"
+            for name, policy in self.alerts.items()
+            if policy.team not in self.teams
+        ]
+        burn = self.alerts.get(AlertName.API_ERROR_BUDGET_BURN)
+        if burn is not None and burn.severity != self.slo.most_severe():
+            problems.append(
+                f"alerts.ApiErrorBudgetBurn.severity: must be {self.slo.most_severe()}, the most "
+                f"severe of slo.api_burn_windows (found {burn.severity})"
+            )
+        if burn is not None and burn.for_ is not None:
+            problems.append(
+                "alerts.ApiErrorBudgetBurn.for: set `for` per window in slo.api_burn_windows"
+            )
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def policy(self, alert: AlertName) -> AlertPolicy:
@@ -192,5 +281,18 @@ def load(path: Path = DEFAULT_CONFIG) -> MixinConfig:
     try:
         return MixinConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = [describe_validation_error(err, raw) for err in exc.errors()]
+        problems = [line for err in exc.errors() for line in _describe(err, raw)]
         raise ConfigError(str(path), problems) from None
+
+
+def _describe(error: Any, raw: dict[str, Any]) -> list[str]:
+    """Problems of one validation error; cross-field checks name their own relative key path."""
+    loc = tuple(error.get("loc", ()))
+    if len(loc) == 3 and loc[0] == "alerts" and loc[-1] == "[key]":
+        where = ".".join(str(part) for part in loc[:-1])
+        return [f"{where}: unknown key; expected one of {', '.join(a.value for a in AlertName)}"]
+    if error.get("type") != "value_error":
+        return [describe_validation_error(error, raw)]
+    prefix = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    message = str(error.get("ctx", {}).get("error", error.get("msg", "invalid")))
+    return [f"{prefix}.{line}" if prefix else line for line in message.splitlines()]

@@ -27,6 +27,8 @@ APT_PACKAGES: dict[str, str] = {
     "amtool": "prometheus-alertmanager",
     "node": "nodejs",
     "npm": "npm",
+    # Validates compose.yaml offline (no Docker engine runs on these machines).
+    "docker-compose": "docker-compose",
 }
 # Importable module -> pip requirement, for the stand-in servers run from this venv.
 PYTHON_MODULES: dict[str, str] = {"moto": "moto[server]", "aiosmtpd": "aiosmtpd", "flask": "flask"}

@@ -7,7 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 def _token(nbytes: int = 18) -> str:
@@ -30,6 +30,10 @@ class StackSecrets(BaseModel):
     dingtalk_oncall_secret: str
     dingtalk_team_token: str
     dingtalk_team_secret: str
+    # Added after the first stacks were created: defaults let an older secrets file load.
+    dingtalk_heartbeat_token: str = Field(default_factory=lambda: _hex(32))
+    dingtalk_heartbeat_secret: str = Field(default_factory=lambda: "SEC" + _hex(32))
+    relay_token: str = Field(default_factory=_token)
 
     @classmethod
     def generate(cls) -> StackSecrets:
@@ -50,7 +54,11 @@ class StackSecrets(BaseModel):
 def load_or_create(path: Path) -> StackSecrets:
     """The stack's secrets, created on first use so a restarted stack keeps its accounts."""
     if path.exists():
-        return StackSecrets.model_validate_json(path.read_text())
+        text = path.read_text()
+        loaded = StackSecrets.model_validate_json(text)
+        if loaded.model_dump_json(indent=2) != text:
+            write_private(path, loaded.model_dump_json(indent=2))  # keep new defaults stable
+        return loaded
     created = StackSecrets.generate()
     write_private(path, created.model_dump_json(indent=2))
     return created

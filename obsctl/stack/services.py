@@ -13,13 +13,16 @@ from pathlib import Path
 
 import jinja2
 
+from obsctl.mixin import alertmanager
+from obsctl.mixin import config as mixin_config
 from obsctl.stack import mysql_setup, readiness
 from obsctl.stack.install import DEMO_PLATFORM_DIR, REPO_ROOT
 from obsctl.stack.layout import HOST, PORT_OFFSETS, PROVIDERS, StackLayout
-from obsctl.stack.secrets import StackSecrets, dump_json_private
+from obsctl.stack.secrets import StackSecrets, dump_json_private, write_private
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 EXPORTER_CONFIG = REPO_ROOT / "exporters" / "obsctl-exporter.yml"
+RELAY_CONFIG = REPO_ROOT / "alertmanager" / "relay.yaml"
 COS_BUCKET = "obsctl-canary-1250000000"
 COS_REGION = "ap-guangzhou"
 DEMO_TASKS_PER_SECOND = "4"
@@ -60,8 +63,8 @@ def _ports(layout: StackLayout) -> dict[str, int]:
     return {name: layout.port(name) for name in PORT_OFFSETS}
 
 
-def render_prometheus_config(layout: StackLayout) -> Path:
-    """Write prometheus.yml for this stack and return its path."""
+def render_prometheus_config(layout: StackLayout, drill_id: str | None = None) -> Path:
+    """Write prometheus.yml for this stack (labelled as a drill when drill_id is set)."""
     dest = layout.state("prometheus") / "prometheus.yml"
     _render(
         "prometheus.yml.j2",
@@ -69,14 +72,32 @@ def render_prometheus_config(layout: StackLayout) -> Path:
         host=HOST,
         ports=_ports(layout),
         rules_glob=str(REPO_ROOT / "alert-rules" / "*.rules.yml"),
+        drill_id=drill_id,
     )
     return dest
 
 
-def render_alertmanager_config(layout: StackLayout) -> Path:
-    """Write alertmanager.yml for this stack and return its path."""
-    dest = layout.state("alertmanager") / "alertmanager.yml"
-    _render("alertmanager.yml.j2", dest, host=HOST, ports=_ports(layout))
+def render_alertmanager_config(layout: StackLayout, secrets: StackSecrets) -> Path:
+    """Write this stack's alertmanager.yml: the generated config, pointed at the stack's relay."""
+    state = layout.state("alertmanager")
+    token_file = state / "relay-token"
+    write_private(token_file, secrets.relay_token)
+    config = mixin_config.load()
+    routing = config.routing.model_copy(
+        update={
+            "relay_url": layout.url("relay"),
+            "relay_token_file": str(token_file),
+            "email": config.routing.email.model_copy(
+                update={
+                    "smarthost": f"{HOST}:{layout.port('smtp')}",
+                    "oncall_to": "oncall@localhost",
+                }
+            ),
+        }
+    )
+    dest = state / "alertmanager.yml"
+    templates = str(REPO_ROOT / "alertmanager" / "templates" / "*.tmpl")
+    dest.write_text(alertmanager.render(config.model_copy(update={"routing": routing}), templates))
     return dest
 
 
@@ -139,7 +160,8 @@ def build(layout: StackLayout, secrets: StackSecrets) -> list[Service]:
         ),
         *[_provider(layout, name) for name in PROVIDERS],
         _dingtalk(layout, secrets),
-        _alertmanager(layout),
+        _alertmanager(layout, secrets),
+        _relay(layout, secrets),
         _prometheus(layout),
         _demo_app(layout, secrets),
         _exporter(layout, secrets),
@@ -239,6 +261,11 @@ def _dingtalk(layout: StackLayout, secrets: StackSecrets) -> Service:
                     "keywords": [],
                     "rate_limit_per_minute": 20,
                 },
+                secrets.dingtalk_heartbeat_token: {
+                    "secret": secrets.dingtalk_heartbeat_secret,
+                    "keywords": [],
+                    "rate_limit_per_minute": 20,
+                },
             },
         )
 
@@ -263,7 +290,36 @@ def _dingtalk(layout: StackLayout, secrets: StackSecrets) -> Service:
     )
 
 
-def _alertmanager(layout: StackLayout) -> Service:
+def _relay(layout: StackLayout, secrets: StackSecrets) -> Service:
+    return Service(
+        name="relay",
+        address=layout.url("relay"),
+        argv=[sys.executable, "-m", "obsctl", "relay", "--config", str(RELAY_CONFIG)],
+        ready=readiness.http(f"{layout.url('relay')}/health"),
+        env={**os.environ, **relay_env(layout, secrets)},
+    )
+
+
+def relay_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
+    """The relay's variables: where each DingTalk robot is, its secret, the webhook token."""
+    robots = {
+        "ONCALL": (secrets.dingtalk_oncall_token, secrets.dingtalk_oncall_secret),
+        "TEAM": (secrets.dingtalk_team_token, secrets.dingtalk_team_secret),
+        "HEARTBEAT": (secrets.dingtalk_heartbeat_token, secrets.dingtalk_heartbeat_secret),
+    }
+    env = {
+        "OBSCTL_RELAY_LISTEN": f"{HOST}:{layout.port('relay')}",
+        "OBSCTL_RELAY_TOKEN": secrets.relay_token,
+    }
+    for target, (token, secret) in robots.items():
+        env[f"OBSCTL_DINGTALK_{target}_URL"] = (
+            f"{layout.url('dingtalk')}/robot/send?access_token={token}"
+        )
+        env[f"OBSCTL_DINGTALK_{target}_SECRET"] = secret
+    return env
+
+
+def _alertmanager(layout: StackLayout, secrets: StackSecrets) -> Service:
     state = layout.state("alertmanager")
     return Service(
         name="alertmanager",
@@ -277,7 +333,7 @@ def _alertmanager(layout: StackLayout) -> Service:
             "--cluster.listen-address=",
         ],
         ready=readiness.http(f"{layout.url('alertmanager')}/-/ready"),
-        prepare=lambda: render_alertmanager_config(layout),
+        prepare=lambda: render_alertmanager_config(layout, secrets),
     )
 
 
@@ -393,6 +449,10 @@ def stack_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
         "DINGTALK_ONCALL_SECRET": secrets.dingtalk_oncall_secret,
         "DINGTALK_TEAM_TOKEN": secrets.dingtalk_team_token,
         "DINGTALK_TEAM_SECRET": secrets.dingtalk_team_secret,
+        "DINGTALK_HEARTBEAT_TOKEN": secrets.dingtalk_heartbeat_token,
+        "DINGTALK_HEARTBEAT_SECRET": secrets.dingtalk_heartbeat_secret,
+        "RELAY_URL": layout.url("relay"),
+        **relay_env(layout, secrets),
         "SMTP_SMARTHOST": f"{HOST}:{layout.port('smtp')}",
         "SMTP_SINK_DIR": str(layout.state("smtp") / "maildir"),
     }

@@ -1,0 +1,74 @@
+"""`obsctl relay`: Alertmanager webhooks to signed, paced DingTalk robot messages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="YAML config (see alertmanager/relay.yaml).",
+)
+@click.option(
+    "--check", is_flag=True, help="Validate the config and templates, then exit (0 valid, 2 not)."
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def relay(config_path: Path, check: bool, log_level: str) -> None:
+    """Serve POST /dingtalk/<target> for Alertmanager, plus /health and /metrics."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs every request line at INFO, and a robot URL carries its access token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    import jinja2
+
+    from obsctl.relay.config import ConfigError, load
+    from obsctl.relay.render import Renderer
+
+    try:
+        config = load(config_path)
+        languages = sorted({config.language_of(name) for name in config.targets})
+        Renderer(config.render).check(languages)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    except jinja2.TemplateError as exc:
+        where = (
+            f"{exc.filename}:{exc.lineno}" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
+        )
+        click.echo(
+            f"{config_path}: template {where or config.render.templates_dir}: {exc}", err=True
+        )
+        sys.exit(2)
+    if check:
+        click.echo(f"{config_path}: valid; listen {config.listen}")
+        for name, target in config.targets.items():
+            features = ["signed" if target.signed else "unsigned", config.language_of(name)]
+            if target.keyword:
+                features.append(f"keyword {target.keyword!r}")
+            if target.mentions.mobiles:
+                severities = "/".join(target.mentions.severities)
+                features.append(f"@{len(target.mentions.mobiles)} mobiles for {severities}")
+            if target.mentions.at_all:
+                features.append("@all")
+            click.echo(f"  {name}: {', '.join(features)}")
+        return
+    from obsctl.relay.runner import serve
+
+    asyncio.run(serve(config))

@@ -1,0 +1,1 @@
+"""The DingTalk relay: Alertmanager webhooks in, paced and signed DingTalk robot messages out."""

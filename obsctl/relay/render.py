@@ -1,0 +1,217 @@
+"""Markdown for DingTalk from the jinja2 templates ``dingtalk.<language>.md.j2``.
+
+A template sets ``title`` (``{% set title %}``, also shown as its heading) and renders a body
+that lists ``firing`` then ``resolved`` alerts, each an ``AlertView`` whose times, durations
+and links are already formatted here, so templates only lay out text.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from obsctl.relay.alertmanager import Alert
+from obsctl.relay.config import Language, RenderConfig
+
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+# Label values are unbounded; a longer one is cut so one label cannot fill a message.
+MAX_LABEL_CHARS = 200
+ELLIPSIS = "…"
+_BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+\n")
+_UNITS = {
+    "zh-CN": (("天", 86_400), ("小时", 3_600), ("分", 60), ("秒", 1)),
+    "en-US": (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)),
+}
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """One alert as the templates show it."""
+
+    status: str
+    name: str
+    severity: str
+    summary: str
+    description: str
+    labels: tuple[tuple[str, str], ...]
+    starts_at: str
+    ends_at: str | None
+    duration: str
+    dashboard_url: str | None
+    runbook_url: str | None
+    silence_url: str | None
+    generator_url: str | None
+    truncated: bool
+    # Set by `obsctl drill run` (a Prometheus external label): the message must say so.
+    drill: str | None = None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Title and markdown text of one message."""
+
+    title: str
+    text: str
+
+
+def format_duration(seconds: float, language: Language) -> str:
+    """The two largest units of a duration: "1h 5m" or "1小时5分"."""
+    remaining = max(0, int(seconds))
+    parts: list[str] = []
+    for unit, size in _UNITS[language]:
+        if remaining >= size or (size == 1 and not parts):
+            parts.append(f"{remaining // size}{unit}")
+            remaining %= size
+        if len(parts) == 2:
+            break
+    return ("" if language == "zh-CN" else " ").join(parts)
+
+
+def format_time(moment: datetime, zone: ZoneInfo) -> str:
+    """ "2025-01-01 18:00:00 UTC+08:00" in the configured zone."""
+    local = moment.astimezone(zone)
+    offset = local.utcoffset() or timedelta(0)
+    sign = "-" if offset < timedelta(0) else "+"
+    minutes = abs(int(offset.total_seconds())) // 60
+    return f"{local:%Y-%m-%d %H:%M:%S} UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def silence_url(external_url: str, labels: dict[str, str]) -> str | None:
+    """Alertmanager's "new silence" page pre-filled with every label of the alert."""
+    if not external_url:
+        return None
+    ordered = sorted(labels.items(), key=lambda item: (item[0] != "alertname", item[0]))
+    matchers = ",".join(f'{key}="{_escape_matcher(value)}"' for key, value in ordered)
+    query = urllib.parse.quote("{" + matchers + "}", safe="")
+    return f"{external_url.rstrip('/')}/#/silences/new?filter={query}"
+
+
+def _escape_matcher(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _cut(text: str, limit: int | None) -> tuple[str, bool]:
+    if limit is None or len(text) <= limit:
+        return text, False
+    return text[: max(0, limit)].rstrip() + ELLIPSIS, True
+
+
+def _link(value: str | None) -> str | None:
+    if not value or not value.startswith(("http://", "https://")):
+        return None
+    return value
+
+
+class Renderer:
+    """Turns alerts into titled markdown with the templates of one directory."""
+
+    def __init__(self, config: RenderConfig) -> None:
+        self._config = config
+        self._zone = ZoneInfo(config.timezone)
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(config.templates_dir),
+            autoescape=False,  # markdown, not HTML
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            extensions=["jinja2.ext.do"],
+        )
+
+    def template(self, language: Language) -> jinja2.Template:
+        """The compiled template of a language (cached by jinja)."""
+        return self._env.get_template(f"dingtalk.{language}.md.j2")
+
+    def view(
+        self,
+        alert: Alert,
+        external_url: str,
+        language: Language,
+        now: datetime,
+        text_limit: int | None = None,
+    ) -> AlertView:
+        """Format one alert; `text_limit` cuts summary and description to that many chars."""
+        summary, cut_summary = _cut(alert.annotations.get("summary", ""), text_limit)
+        description, cut_description = _cut(alert.annotations.get("description", ""), text_limit)
+        end = alert.endsAt if alert.status == "resolved" and alert.endsAt else now
+        external = external_url or self._config.external_url or ""
+        shown = [
+            (key, _cut(alert.labels[key], MAX_LABEL_CHARS)[0])
+            for key in self._config.key_labels
+            if alert.labels.get(key)
+        ]
+        return AlertView(
+            status=alert.status,
+            name=_cut(alert.name, MAX_LABEL_CHARS)[0],
+            severity=alert.severity,
+            summary=summary,
+            description=description,
+            labels=tuple(shown),
+            starts_at=format_time(alert.startsAt, self._zone),
+            ends_at=format_time(alert.endsAt, self._zone) if alert.endsAt else None,
+            duration=format_duration((end - alert.startsAt).total_seconds(), language),
+            dashboard_url=_link(alert.annotations.get("dashboard_url")),
+            runbook_url=_link(alert.annotations.get("runbook_url")),
+            silence_url=silence_url(external, alert.labels),
+            generator_url=_link(alert.generatorURL),
+            truncated=cut_summary or cut_description,
+            drill=_cut(alert.labels["drill"], MAX_LABEL_CHARS)[0]
+            if alert.labels.get("drill")
+            else None,
+        )
+
+    def render(
+        self,
+        language: Language,
+        views: Sequence[AlertView],
+        *,
+        more: int = 0,
+        keyword: str | None = None,
+        mobiles: Sequence[str] = (),
+    ) -> Rendered:
+        """Title and text of one message holding `views`, with `more` alerts left for later."""
+        ordered = sorted(views, key=lambda v: SEVERITY_RANK.get(v.severity, len(SEVERITY_RANK)))
+        firing = [v for v in ordered if v.status == "firing"]
+        resolved = [v for v in ordered if v.status == "resolved"]
+        lead = firing or resolved
+        names = list(dict.fromkeys(v.name for v in views))
+        name = names[0] if len(names) == 1 else f"{lead[0].name} +{len(names) - 1}"
+        context = {
+            "firing": firing,
+            "resolved": resolved,
+            "name": name,
+            "severity": lead[0].severity if lead else "none",
+            "more": more,
+            "keyword": keyword,
+            "mobiles": list(mobiles),
+            "drills": sorted({v.drill for v in views if v.drill}),
+        }
+        module = self.template(language).make_module(context)
+        title = str(getattr(module, "title", "")).strip()
+        text = _BLANK_LINES.sub("\n\n", str(module)).strip() + "\n"
+        if keyword and keyword not in title:
+            title = f"{keyword} {title}"
+        if keyword and keyword not in text:
+            text = f"{keyword}\n\n{text}"
+        missing = [m for m in mobiles if f"@{m}" not in text]
+        if missing:
+            text += "\n" + " ".join(f"@{m}" for m in missing) + "\n"
+        return Rendered(title=title, text=text)
+
+    def check(self, languages: Sequence[Language]) -> None:
+        """Render a sample message in each language; raise jinja2.TemplateError if one fails."""
+        now = datetime.now(UTC)
+        sample = Alert(
+            status="firing",
+            labels={"alertname": "Sample", "severity": "critical", "instance": "host:1"},
+            annotations={"summary": "s", "description": "d", "runbook_url": "http://r"},
+            startsAt=now - timedelta(minutes=5),
+        )
+        for language in languages:
+            views = [self.view(sample, "http://am", language, now)]
+            self.render(language, views, more=1, keyword="k", mobiles=["13800000000"])

@@ -1,0 +1,167 @@
+"""Every drill scenario end to end on a real local stack, and drills that are interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from obsctl.drills.journal import Journal
+from obsctl.drills.scenarios import SCENARIOS
+
+from conftest import SPARE_PORT_BASES, RunningStack, obsctl, start_stack, wait_for
+
+# The promise to on-call: a fault reaches DingTalk within a minute with the shipped intervals.
+FAULT_TO_DINGTALK_BUDGET = 60.0
+
+
+@pytest.fixture(scope="module")
+def drill_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    root = tmp_path_factory.mktemp("drill-stack")
+    try:
+        yield start_stack(root, SPARE_PORT_BASES[4])
+    finally:
+        obsctl("stack", "down", "--dir", str(root))
+
+
+def _drill(stack: RunningStack, journal: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "obsctl", "drill", "run", *args, "--dir", str(stack.root),
+         "--journal", str(journal)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+
+
+def _healthy(stack: RunningStack) -> bool:
+    try:
+        return httpx.get(f"http://{stack.env['OBSCTL_LISTEN']}/health", timeout=2).is_success
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("scenario", "variant"),
+    [(name, None) for name in SCENARIOS] + [("mysql-down", "hang"), ("redis-down", "hang")],
+)
+def test_scenario_passes_end_to_end(
+    drill_stack: RunningStack, tmp_path: Path, scenario: str, variant: str | None
+) -> None:
+    wait_for("the stack to be healthy before the drill", lambda: _healthy(drill_stack), 120)
+    journal_path = tmp_path / "journal.json"
+    args = [scenario, *(["--variant", variant] if variant else [])]
+    proc = _drill(drill_stack, journal_path, *args)
+    output, _ = proc.communicate(timeout=600)
+    journal = Journal.load(journal_path)
+    assert proc.returncode == 0, output
+    assert journal.status == "passed" and not journal.deviated
+    timings = journal.timings()
+    assert timings["fault_to_dingtalk"] <= FAULT_TO_DINGTALK_BUDGET, timings
+    assert "restore_to_dingtalk_resolved" in timings, timings
+    if any(channel == "email" for channel in _channels(journal)):
+        assert "fault_to_email" in timings and "restore_to_email_resolved" in timings
+    print(f"\nDRILL {scenario}{'/' + variant if variant else ''} {json.dumps(timings)}")
+
+
+def _channels(journal: Journal) -> list[str]:
+    return [s.name.rsplit(" on ", 1)[1] for s in journal.steps if " message on " in s.name]
+
+
+@pytest.mark.parametrize(
+    ("sig", "during"),
+    [
+        (signal.SIGINT, "pending, then firing"),
+        (signal.SIGTERM, "message on dingtalk"),
+        (signal.SIGINT, "message on email"),
+    ],
+)
+def test_an_interrupted_drill_still_restores(
+    drill_stack: RunningStack, tmp_path: Path, sig: signal.Signals, during: str
+) -> None:
+    wait_for("the stack to be healthy before the drill", lambda: _healthy(drill_stack), 120)
+    journal_path = tmp_path / "journal.json"
+    proc = _drill(drill_stack, journal_path, "api-errors")
+
+    def reached() -> bool:
+        if not journal_path.exists():
+            return False
+        steps = Journal.load(journal_path).steps
+        return bool(steps) and during in steps[-1].name and steps[-1].ended_at is None
+
+    wait_for(f"the drill to reach '{during}'", reached, timeout=120)
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 130, output
+    journal = Journal.load(journal_path)
+    assert journal.status == "interrupted"
+    assert any(s.name == "restore" and s.outcome == "ok" for s in journal.steps), output
+    faults = _admin(drill_stack).get("/admin/faults").json()
+    assert faults["error_rate"] == 0, "the fault must be gone after an interrupted drill"
+    assert not (drill_stack.root / "run" / "drill-active.json").exists()
+    assert "drill:" not in (drill_stack.root / "prometheus" / "prometheus.yml").read_text()
+
+
+def test_a_crashed_drill_is_undone_by_the_next_run(
+    drill_stack: RunningStack, tmp_path: Path
+) -> None:
+    wait_for("the stack to be healthy before the drill", lambda: _healthy(drill_stack), 120)
+    journal_path = tmp_path / "journal.json"
+    proc = _drill(drill_stack, journal_path, "api-errors")
+    wait_for(
+        "the fault to be injected",
+        lambda: journal_path.exists() and "fault" in Journal.load(journal_path).moments,
+        timeout=120,
+    )
+    proc.kill()  # no chance to restore: as if the machine running the drill died
+    proc.communicate(timeout=10)
+    assert _admin(drill_stack).get("/admin/faults").json()["error_rate"] > 0
+    second = tmp_path / "second.json"
+    follow_up = _drill(drill_stack, second, "api-errors")
+    time.sleep(1)
+    wait_for(
+        "the next run to undo the leftover",
+        lambda: second.exists() and len(Journal.load(second).steps) >= 2,
+        timeout=120,
+    )
+    first_step = Journal.load(second).steps[0]
+    assert (
+        first_step.output and "restored after an interrupted api-errors drill" in first_step.output
+    )
+    follow_up.send_signal(signal.SIGINT)
+    follow_up.communicate(timeout=180)
+    assert _admin(drill_stack).get("/admin/faults").json()["error_rate"] == 0
+
+
+def _admin(stack: RunningStack) -> httpx.Client:
+    return httpx.Client(
+        base_url=stack.env["DEMO_APP_URL"],
+        headers={"Authorization": f"Bearer {stack.env['DEMO_ADMIN_TOKEN']}"},
+        timeout=10,
+    )
+
+
+def test_refuses_to_start_on_a_broken_system(drill_stack: RunningStack, tmp_path: Path) -> None:
+    wait_for("the stack to be healthy", lambda: _healthy(drill_stack), 120)
+    os.kill(_pid(drill_stack, "redis"), signal.SIGSTOP)
+    try:
+        wait_for("redis to look down", lambda: not _healthy(drill_stack), 60)
+        proc = _drill(drill_stack, tmp_path / "j.json", "api-errors")
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        os.kill(_pid(drill_stack, "redis"), signal.SIGCONT)
+    assert proc.returncode == 3, output
+    assert "refusing to start" in output and "redis" in output
+
+
+def _pid(stack: RunningStack, name: str) -> int:
+    records = json.loads((stack.root / "run" / "processes.json").read_text())
+    return next(int(r["pid"]) for r in records if r["name"] == name)

@@ -1,0 +1,99 @@
+"""The generated Alertmanager config: valid for amtool, routes as on-call expects, email renders."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from obsctl.mixin.alertmanager import CONFIG_PATH, build, render
+from obsctl.mixin.config import MixinConfig, load
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / CONFIG_PATH
+pytestmark = pytest.mark.skipif(
+    shutil.which("amtool") is None, reason="amtool comes with the stack"
+)
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["amtool", *args], capture_output=True, text=True, timeout=30)
+
+
+def test_committed_config_is_what_the_mixin_generates() -> None:
+    assert CONFIG.read_text() == render(load()), "run `obsctl generate` and commit the result"
+
+
+def test_amtool_check_config_passes() -> None:
+    result = amtool("check-config", str(CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 inhibit rules" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (["alertname=ApiHighErrorRate", "severity=critical", "team=platform"], "oncall"),
+        (
+            ["alertname=DependencyDown", "severity=critical", "team=sre", "dependency=mysql"],
+            "oncall",
+        ),
+        (["alertname=QueueBacklogHigh", "severity=warning", "team=ai"], "team-ai"),
+        (["alertname=ApiHighLatencyP95", "severity=warning", "team=platform"], "team-platform"),
+        (["alertname=MySQLProbeSlow", "severity=warning", "team=sre"], "team-sre"),
+        (["alertname=Watchdog", "severity=info", "team=sre"], "heartbeat"),
+        (["alertname=Something", "severity=info", "team=sre"], "blackhole"),
+        (["alertname=Something", "severity=warning", "team=unknown"], "blackhole"),
+    ],
+)
+def test_routes(labels: list[str], receiver: str) -> None:
+    result = amtool(
+        "config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={receiver}",
+        *labels,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_wrong_route_expectation_fails() -> None:
+    result = amtool(
+        "config", "routes", "test", f"--config.file={CONFIG}", "--verify.receivers=oncall",
+        "alertname=QueueBacklogHigh", "severity=warning", "team=ai",
+    )  # fmt: skip
+    assert result.returncode != 0
+
+
+def test_inhibition_rules_as_specified() -> None:
+    rules = build(MixinConfig())["inhibit_rules"]
+    by_source = {r["source_matchers"][0]: r for r in rules}
+    mysql_down = by_source['alertname="DependencyDown"']
+    assert "MySQLProbeSlow" in mysql_down["target_matchers"][0]
+    assert "DBPoolSaturated" in mysql_down["target_matchers"][0]
+    assert mysql_down["equal"] == ["dependency"]
+    assert by_source['alertname="ExporterDown"']["target_matchers"] == ['source="exporter"']
+    assert by_source['severity="critical"']["equal"] == ["alertname", "team"]
+
+
+def test_no_secret_is_inlined() -> None:
+    config = yaml.safe_load(CONFIG.read_text())
+    for receiver in config["receivers"]:
+        for hook in receiver.get("webhook_configs", []):
+            auth = hook["http_config"]["authorization"]
+            assert "credentials" not in auth and auth["credentials_file"]
+
+
+def test_email_template_renders_with_amtool() -> None:
+    result = amtool(
+        "template", "render", f"--template.glob={REPO / 'alertmanager/templates/*.tmpl'}",
+        '--template.text={{ template "obsctl.email.html" . }}',
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.lstrip().startswith("<!DOCTYPE html>")
+    assert "Open in Alertmanager" in result.stdout and "</html>" in result.stdout
+    subject = amtool(
+        "template", "render", f"--template.glob={REPO / 'alertmanager/templates/*.tmpl'}",
+        '--template.text={{ template "obsctl.email.subject" . }}',
+    )  # fmt: skip
+    assert subject.returncode == 0 and subject.stdout.startswith("[")
