@@ -3,6 +3,7 @@
 import click
 
 from obsctl import __version__
+from obsctl.cli.dashboards import dashboards
 from obsctl.cli.drill import drill
 from obsctl.cli.exporter import exporter
 from obsctl.cli.generate import generate
@@ -23,3 +24,4 @@ cli.add_command(probe)
 cli.add_command(generate)
 cli.add_command(drill)
 cli.add_command(relay)
+cli.add_command(dashboards)

@@ -114,8 +114,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="api-errors",
-            summary="raise the demo platform's 5xx rate to 20 %",
-            inject=_api_faults(0.2, 0),
+            summary="raise the demo platform's 5xx rate to 5 %",
+            inject=_api_faults(0.05, 0),
             restore=_api_faults(0.0, 0),
             expect=[(AlertName.API_HIGH_ERROR_RATE, {})],
         ),

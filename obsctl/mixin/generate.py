@@ -7,12 +7,18 @@ from pathlib import Path
 
 from obsctl.mixin.alertmanager import render_alertmanager
 from obsctl.mixin.config import MixinConfig
+from obsctl.mixin.dashboards import render_dashboards
 from obsctl.mixin.rule_tests import render_rule_tests
 from obsctl.mixin.rules import render_rules
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 Renderer = Callable[[MixinConfig], dict[str, str]]
-RENDERERS: list[Renderer] = [render_rules, render_rule_tests, render_alertmanager]
+RENDERERS: list[Renderer] = [
+    render_rules,
+    render_rule_tests,
+    render_alertmanager,
+    render_dashboards,
+]
 
 
 def render(config: MixinConfig) -> dict[str, str]:

@@ -1,0 +1,157 @@
+"""API dashboard: traffic, errors and latency of the Node API by route, and its process health."""
+
+from __future__ import annotations
+
+from obsctl.mixin.config import MixinConfig
+from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, query_variable, series
+
+KEY = "api"
+HTTP = "http_request_duration_seconds"
+
+
+ROUTE = 'route=~"$route"'
+
+
+def error_ratio(api: str, by: str, route: str = ROUTE) -> str:
+    """5xx share of requests; 0 (not empty) when nothing failed, so a healthy API draws a line."""
+    grouping = f"sum by ({by}) " if by else "sum "
+    every = series(f"{HTTP}_count", api, route)
+    failed = series(f"{HTTP}_count", api, route, 'status_code=~"5.."')
+    total = f"{grouping}(rate({every}[{RATE}]))"
+    return f"({grouping}(rate({failed}[{RATE}])) or {total} * 0) / {total}"
+
+
+def quantile(api: str, q: float, by: str = "", route: str = ROUTE) -> str:
+    """The q-quantile of request latency from the histogram buckets."""
+    buckets = series(f"{HTTP}_bucket", api, route)
+    keep = f"{by}, le" if by else "le"
+    return f"histogram_quantile({q}, sum by ({keep}) (rate({buckets}[{RATE}])))"
+
+
+def build(config: MixinConfig) -> Board:
+    """The API dashboard."""
+    api = config.selectors.api
+    limits = config.thresholds
+    board = Board(
+        config,
+        KEY,
+        "obsctl / API",
+        "Requests, 5xx ratio and latency of the image API by route (prom-client histogram).",
+        variables=[query_variable("route", "Route", series(f"{HTTP}_count", api), "route")],
+    )
+    board.link_to("overview", "Overview")
+    requests = series(f"{HTTP}_count", api, ROUTE)
+    durations = series(f"{HTTP}_sum", api, ROUTE)
+
+    board.row("Traffic and errors")
+    board.timeseries(
+        "Requests per second by route",
+        "All API requests, by Express route pattern.",
+        "reqps",
+        [Target(f"sum by (route) (rate({requests}[{RATE}]))", "{{route}}")],
+        stacked=True,
+    )
+    board.timeseries(
+        "Requests per second by status code",
+        "Responses by HTTP status; 402 (quota exhausted) and 404 are expected in small numbers.",
+        "reqps",
+        [Target(f"sum by (status_code) (rate({requests}[{RATE}]))", "{{status_code}}")],
+        stacked=True,
+    )
+    board.timeseries(
+        "5xx error ratio",
+        "Share of requests answered 5xx; the dashed line is the ApiHighErrorRate threshold.",
+        "percentunit",
+        [
+            Target(error_ratio(api, ""), "all routes"),
+            Target(error_ratio(api, "route"), "{{route}}"),
+        ],
+        line=Line(limits.api_error_ratio),
+        min_value=0,
+    )
+    board.stat(
+        "5xx error ratio now",
+        "Share of requests answered 5xx over the rate interval, all selected routes.",
+        "percentunit",
+        [Target(error_ratio(api, ""), "5xx ratio")],
+        line=Line(limits.api_error_ratio),
+        width=6,
+        height=8,
+    )
+    board.stat(
+        "Requests per second now",
+        "All selected routes.",
+        "reqps",
+        [Target(f"sum (rate({requests}[{RATE}]))", "requests/s")],
+        width=6,
+        height=8,
+    )
+
+    board.row("Latency")
+    board.timeseries(
+        "Latency P50 / P95 / P99",
+        "Request latency quantiles over the selected routes; the dashed line is the "
+        "ApiHighLatencyP95 threshold.",
+        "s",
+        [
+            Target(quantile(api, 0.5), "P50"),
+            Target(quantile(api, 0.95), "P95"),
+            Target(quantile(api, 0.99), "P99"),
+        ],
+        line=Line(limits.api_latency_p95_seconds),
+        min_value=0,
+    )
+    board.timeseries(
+        "P95 latency by route",
+        "Per route; the dashed line is the ApiHighLatencyP95 threshold.",
+        "s",
+        [Target(quantile(api, 0.95, "route"), "{{route}}")],
+        line=Line(limits.api_latency_p95_seconds),
+        min_value=0,
+    )
+    board.table(
+        "Slowest routes (P95)",
+        "The five routes with the highest P95 latency over the rate interval.",
+        "s",
+        [Target(f"topk(5, {quantile(api, 0.95, 'route')})", "{{route}}")],
+    )
+    board.timeseries(
+        "Mean latency by route",
+        "Sum of durations over the number of requests, per route.",
+        "s",
+        [
+            Target(
+                f"sum by (route) (rate({durations}[{RATE}]))"
+                f" / sum by (route) (rate({requests}[{RATE}]))",
+                "{{route}}",
+            )
+        ],
+        min_value=0,
+    )
+
+    board.row("Node.js process")
+    board.timeseries(
+        "CPU (cores)",
+        "CPU time the API process uses per second; 1 is one full core.",
+        "percentunit",
+        [Target(f"rate({series('process_cpu_seconds_total', api)}[{RATE}])", "{{instance}}")],
+        width=8,
+        min_value=0,
+    )
+    board.timeseries(
+        "Event loop lag",
+        "How late the Node.js event loop runs timers; high lag delays every request.",
+        "s",
+        [Target(series("nodejs_eventloop_lag_seconds", api), "{{instance}}")],
+        width=8,
+        min_value=0,
+    )
+    board.timeseries(
+        "Resident memory",
+        "Resident set size of the API process.",
+        "bytes",
+        [Target(series("process_resident_memory_bytes", api), "{{instance}}")],
+        width=8,
+        min_value=0,
+    )
+    return board

@@ -1,0 +1,166 @@
+"""Business dashboard: task pass rate by feature and provider, task volumes and latency, quota."""
+
+from __future__ import annotations
+
+from obsctl.mixin.config import MixinConfig
+from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, query_variable, series
+
+KEY = "business"
+
+
+FILTERS = ('feature=~"$feature"', 'provider=~"$provider"')
+
+
+def pass_rate(exporter: str, by: str, filters: tuple[str, ...] = FILTERS) -> str:
+    """Succeeded over finished (succeeded + failed) tasks, per `by` (or overall when empty)."""
+    grouping = f"sum by ({by}) " if by else "sum "
+    matchers = (exporter, *filters)
+    ok = f"{grouping}(rate({series('task_succeeded_total', *matchers)}[{RATE}]))"
+    failed = f"{grouping}(rate({series('task_failed_total', *matchers)}[{RATE}]))"
+    return f"{ok} / ({ok} + {failed})"
+
+
+def build(config: MixinConfig) -> Board:
+    """The business dashboard."""
+    exp = config.selectors.exporter
+    limits = config.thresholds
+    created = series("task_created_total", exp)
+    board = Board(
+        config,
+        KEY,
+        "obsctl / Business",
+        "Image tasks by feature (matting, outfit, faceswap, outpaint) and provider, and quota; "
+        "read incrementally from MySQL by the obsctl exporter.",
+        variables=[
+            query_variable("feature", "Feature", created, "feature"),
+            query_variable(
+                "provider",
+                "Provider",
+                series("task_created_total", exp, 'feature=~"$feature"'),
+                "provider",
+            ),
+        ],
+    )
+    board.link_to("overview", "Overview")
+    board.link_to("queues", "Queues")
+    matchers = (exp, *FILTERS)
+
+    board.row("Pass rate")
+    board.timeseries(
+        "Task pass rate by feature",
+        "Succeeded / (succeeded + failed) per feature; the dashed line is the TaskPassRateLow "
+        "threshold.",
+        "percentunit",
+        [Target(pass_rate(exp, "feature"), "{{feature}}")],
+        line=Line(limits.task_pass_rate, above=False),
+        min_value=0,
+        max_value=1,
+    )
+    board.timeseries(
+        "Task pass rate by provider",
+        "Succeeded / (succeeded + failed) per AI provider; the dashed line is the "
+        "TaskPassRateLow threshold.",
+        "percentunit",
+        [Target(pass_rate(exp, "provider"), "{{provider}}")],
+        line=Line(limits.task_pass_rate, above=False),
+        min_value=0,
+        max_value=1,
+    )
+
+    board.row("Volume")
+    board.timeseries(
+        "Tasks created / succeeded / failed",
+        "Tasks per second over the selected features and providers.",
+        "ops",
+        [
+            Target(f"sum (rate({series('task_created_total', *matchers)}[{RATE}]))", "created"),
+            Target(f"sum (rate({series('task_succeeded_total', *matchers)}[{RATE}]))", "succeeded"),
+            Target(f"sum (rate({series('task_failed_total', *matchers)}[{RATE}]))", "failed"),
+        ],
+        min_value=0,
+    )
+    board.timeseries(
+        "Tasks created by feature and provider",
+        "Tasks per second.",
+        "ops",
+        [
+            Target(
+                f"sum by (feature, provider) (rate({series('task_created_total', *matchers)}"
+                f"[{RATE}]))",
+                "{{feature}} / {{provider}}",
+            )
+        ],
+        stacked=True,
+    )
+    board.timeseries(
+        "Failed tasks by provider",
+        "Failed tasks per second, by provider.",
+        "ops",
+        [
+            Target(
+                f"sum by (provider) (rate({series('task_failed_total', *matchers)}[{RATE}]))",
+                "{{provider}}",
+            )
+        ],
+        min_value=0,
+    )
+    buckets = series("task_latency_seconds_bucket", exp, 'feature=~"$feature"')
+    board.timeseries(
+        "Task latency P50 / P95 / P99",
+        "From creation to a final status, over the selected features (no provider label).",
+        "s",
+        [
+            Target(
+                f"histogram_quantile({q}, sum by (le) (rate({buckets}[{RATE}])))",
+                f"P{round(q * 100)}",
+            )
+            for q in (0.5, 0.95, 0.99)
+        ],
+        min_value=0,
+    )
+    board.timeseries(
+        "Task latency P95 by feature",
+        "From creation to a final status.",
+        "s",
+        [
+            Target(
+                f"histogram_quantile(0.95, sum by (feature, le) (rate({buckets}[{RATE}])))",
+                "{{feature}}",
+            )
+        ],
+        min_value=0,
+    )
+
+    board.row("Quota")
+    board.timeseries(
+        "Quota consumed per second",
+        "Quota units charged to users per second.",
+        "short",
+        [Target(f"sum (rate({series('quota_consumed_total', exp)}[{RATE}]))", "consumed")],
+        width=8,
+        min_value=0,
+    )
+    board.timeseries(
+        "Quota remaining",
+        "Sum of the remaining quota of every user.",
+        "short",
+        [Target(f"sum ({series('quota_remaining', exp)})", "remaining")],
+        width=8,
+    )
+    board.stat(
+        "Users with exhausted quota",
+        "Users whose remaining quota is 0; their task requests are refused (HTTP 402).",
+        "short",
+        [Target(f"sum ({series('quota_exhausted_users', exp)})", "users")],
+        width=4,
+        height=8,
+    )
+    board.stat(
+        "Business data lag",
+        "How far behind MySQL the business metrics are (the exporter's last read).",
+        "s",
+        [Target(f"max ({series('obsctl_business_lag_seconds', exp)})", "lag")],
+        width=4,
+        height=8,
+    )
+    return board

@@ -1,0 +1,119 @@
+"""Database dashboard: MySQL connections vs max_connections, threads, the app and exporter pools."""
+
+from __future__ import annotations
+
+from obsctl.mixin.config import MixinConfig
+from obsctl.mixin.dashboards.dependencies import mysql_select1
+from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, series
+
+KEY = "database"
+
+
+def connections_ratio(exporter: str) -> str:
+    """Threads connected over max_connections, the number DBPoolSaturated watches."""
+    connected = series("mysql_threads_connected", exporter)
+    limit = series("mysql_max_connections", exporter)
+    return f"max ({connected}) / max ({limit})"
+
+
+def build(config: MixinConfig) -> Board:
+    """The database dashboard."""
+    api = config.selectors.api
+    exp = config.selectors.exporter
+    limits = config.thresholds
+    board = Board(
+        config,
+        KEY,
+        "obsctl / Database",
+        "MySQL connections and threads, the platform's Knex pool (BE-DB-005) and the obsctl "
+        "exporter's own pool.",
+    )
+    board.link_to("overview", "Overview")
+    board.link_to("dependencies", "Dependencies")
+
+    board.row("MySQL server")
+    board.timeseries(
+        "Connections vs max_connections",
+        "Threads connected, the high-water mark and the server limit.",
+        "short",
+        [
+            Target(series("mysql_threads_connected", exp), "connected"),
+            Target(series("mysql_max_used_connections", exp), "max used"),
+            Target(series("mysql_max_connections", exp), "max_connections"),
+        ],
+        min_value=0,
+    )
+    board.timeseries(
+        "Connections used",
+        "Threads connected / max_connections; the dashed line is the DBPoolSaturated threshold.",
+        "percentunit",
+        [Target(connections_ratio(exp), "used")],
+        line=Line(limits.db_connections_ratio),
+        min_value=0,
+        max_value=1,
+    )
+    board.timeseries(
+        "Threads running",
+        "Threads executing a statement now (not sleeping).",
+        "short",
+        [Target(series("mysql_threads_running", exp), "running")],
+        width=8,
+        min_value=0,
+    )
+    board.timeseries(
+        "Connections by user and command",
+        "From the processlist: who holds connections and what they are doing.",
+        "short",
+        [
+            Target(
+                f"sum by (user, command) ({series('mysql_processlist_connections', exp)})",
+                "{{user}} {{command}}",
+            )
+        ],
+        width=8,
+        stacked=True,
+    )
+    board.timeseries(
+        "Slow queries per second",
+        "Statements that took longer than long_query_time.",
+        "ops",
+        [Target(f"sum (rate({series('mysql_slow_queries_total', exp)}[{RATE}]))", "slow")],
+        width=8,
+        min_value=0,
+    )
+
+    board.row("Pools")
+    board.timeseries(
+        "Platform pool (Knex)",
+        "The API's connection pool: in use, waiting for a connection, idle, and its maximum.",
+        "short",
+        [
+            Target(series("db_pool_connections_in_use", api), "in use {{pool}}"),
+            Target(series("db_pool_connections_pending", api), "pending {{pool}}"),
+            Target(series("db_pool_connections_available", api), "available {{pool}}"),
+            Target(series("db_pool_connections_max", api), "max {{pool}}"),
+        ],
+        min_value=0,
+    )
+    board.timeseries(
+        "Exporter pool",
+        "The obsctl exporter's own MySQL pool: connections by state, waiters and its maximum.",
+        "short",
+        [
+            Target(series("obsctl_mysql_pool_connections", exp), "{{state}}"),
+            Target(series("obsctl_mysql_pool_waiting", exp), "waiting"),
+            Target(series("obsctl_mysql_pool_max", exp), "max"),
+        ],
+        min_value=0,
+    )
+    board.timeseries(
+        "MySQL SELECT 1 latency",
+        "As seen by the exporter's probe; the dashed line is the MySQLProbeSlow threshold.",
+        "s",
+        [Target(mysql_select1(exp), "SELECT 1")],
+        line=Line(limits.mysql_probe_latency_seconds),
+        width=24,
+        height=6,
+        min_value=0,
+    )
+    return board

@@ -1,0 +1,180 @@
+"""Dependencies dashboard: probe status, success and latency of MySQL, Redis, COS and providers."""
+
+from __future__ import annotations
+
+from obsctl.mixin.config import MixinConfig
+from obsctl.mixin.dashboards.panels import (
+    RATE,
+    Board,
+    Fault,
+    Line,
+    Target,
+    series,
+    status_expr,
+)
+
+KEY = "dependencies"
+PROBE_LEGEND = "{{probe}} {{target}}"
+
+
+def mysql_select1(exporter: str) -> str:
+    """Latency of the MySQL probe's `SELECT 1`, the number MySQLProbeSlow watches."""
+    return series(
+        "obsctl_probe_phase_duration_seconds", exporter, 'probe="mysql"', 'phase="select1"'
+    )
+
+
+def cache_hit_ratio(exporter: str) -> str:
+    """Redis keyspace hits over lookups during the rate interval."""
+    hits = f"sum (rate({series('redis_keyspace_hits_total', exporter)}[{RATE}]))"
+    misses = f"sum (rate({series('redis_keyspace_misses_total', exporter)}[{RATE}]))"
+    return f"{hits} / ({hits} + {misses})"
+
+
+def build(config: MixinConfig) -> Board:
+    """The dependencies dashboard."""
+    exp = config.selectors.exporter
+    limits = config.thresholds
+    board = Board(
+        config,
+        KEY,
+        "obsctl / Dependencies",
+        "What the obsctl exporter's probes see: MySQL, Redis (and BullMQ), COS, AI providers "
+        "and the business reader. Probes run on a schedule; these are their latest results.",
+    )
+    board.link_to("overview", "Overview")
+    board.link_to("database", "Database")
+
+    board.row("Health at a glance")
+    board.status(
+        "Dependency status",
+        "Latest probe status per dependency: OK, DEGRADED (answers, but slowly or partly), "
+        "DOWN, UNKNOWN (not probed yet).",
+        [Target(status_expr(exp), PROBE_LEGEND)],
+        height=5,
+    )
+    board.status(
+        "Status over time",
+        "Each dependency's status over the time range.",
+        [Target(status_expr(exp), PROBE_LEGEND)],
+        height=7,
+        timeline=True,
+    )
+
+    board.row("Success and failures")
+    board.timeseries(
+        "Probe success",
+        "1 when the last probe run reached the dependency, 0 when it did not.",
+        "none",
+        [Target(series("obsctl_probe_success", exp), PROBE_LEGEND)],
+        min_value=0,
+        max_value=1,
+    )
+    board.timeseries(
+        "Probe failures per second",
+        "Probe runs that found the dependency down.",
+        "ops",
+        [
+            Target(
+                f"sum by (probe, target) "
+                f"(rate({series('obsctl_probe_failures_total', exp)}[{RATE}]))",
+                PROBE_LEGEND,
+            )
+        ],
+        min_value=0,
+    )
+    board.table(
+        "Failure reasons",
+        "Why the last run of a probe was not OK (timeout, refused, auth, http_status, slow, "
+        "...); empty while every dependency is healthy.",
+        "none",
+        [Target(f"{series('obsctl_probe_failure_reason', exp)} == 1")],
+        quiet=Fault.PROVIDER_TIMEOUT,
+    )
+    board.timeseries(
+        "Time since last success",
+        "Seconds since each probe last succeeded; grows while a dependency is down.",
+        "s",
+        [
+            Target(
+                f"time() - {series('obsctl_probe_last_success_timestamp_seconds', exp)}",
+                PROBE_LEGEND,
+            )
+        ],
+        min_value=0,
+    )
+
+    board.row("Latency")
+    board.timeseries(
+        "MySQL probe latency",
+        "SELECT 1 and the whole MySQL probe (connect, SELECT 1, status, processlist); the "
+        "dashed line is the MySQLProbeSlow threshold.",
+        "s",
+        [
+            Target(mysql_select1(exp), "SELECT 1"),
+            Target(series("obsctl_probe_duration_seconds", exp, 'probe="mysql"'), "whole probe"),
+        ],
+        line=Line(limits.mysql_probe_latency_seconds),
+        min_value=0,
+    )
+    board.timeseries(
+        "Probe latency",
+        "Duration of the last run of each probe.",
+        "s",
+        [Target(series("obsctl_probe_duration_seconds", exp), PROBE_LEGEND)],
+        min_value=0,
+    )
+    board.timeseries(
+        "AI provider heartbeat latency",
+        "Heartbeat round trip per provider.",
+        "s",
+        [Target(series("obsctl_probe_duration_seconds", exp, 'probe="provider"'), "{{target}}")],
+        min_value=0,
+    )
+    board.timeseries(
+        "Probe phases",
+        "Duration of each phase of the last run (COS put/get/delete, Redis ping/set/get, ...).",
+        "s",
+        [
+            Target(
+                series("obsctl_probe_phase_duration_seconds", exp),
+                "{{probe}} {{target}} {{phase}}",
+            )
+        ],
+        min_value=0,
+    )
+
+    board.row("Redis")
+    board.timeseries(
+        "Cache hit ratio",
+        "Keyspace hits / lookups over the rate interval, and since Redis started; the dashed "
+        "line is the CacheHitRatioLow threshold.",
+        "percentunit",
+        [
+            Target(cache_hit_ratio(exp), "recent"),
+            Target(f"max ({series('redis_keyspace_hit_ratio', exp)})", "since start"),
+        ],
+        line=Line(limits.cache_hit_ratio, above=False),
+        min_value=0,
+        max_value=1,
+    )
+    board.timeseries(
+        "Redis memory",
+        "Used memory and the maxmemory limit (0 means no limit).",
+        "bytes",
+        [
+            Target(series("redis_memory_used_bytes", exp), "used {{target}}"),
+            Target(series("redis_memory_max_bytes", exp), "max {{target}}"),
+        ],
+        width=6,
+        min_value=0,
+    )
+    board.timeseries(
+        "Redis clients",
+        "Connected clients.",
+        "short",
+        [Target(series("redis_connected_clients", exp), "{{target}}")],
+        width=6,
+        min_value=0,
+    )
+    return board

@@ -1,0 +1,132 @@
+"""Queues dashboard: BullMQ jobs per state and queue, backlog, oldest waiting job, throughput."""
+
+from __future__ import annotations
+
+from obsctl.mixin.config import MixinConfig
+from obsctl.mixin.dashboards.panels import (
+    RATE,
+    Board,
+    Fault,
+    Line,
+    Target,
+    query_variable,
+    series,
+)
+
+KEY = "queues"
+# The jobs QueueBacklogHigh counts: ready for a worker now. A paused queue's jobs are `paused`
+# (held back on purpose) and stay visible in "Jobs per state per queue".
+BACKLOG_STATE = 'state="waiting"'
+
+
+def backlog(exporter: str, queue: str = 'queue=~"$queue"') -> str:
+    """Waiting jobs per queue, the number the QueueBacklogHigh threshold applies to."""
+    jobs = series("bullmq_queue_jobs", exporter, queue, BACKLOG_STATE)
+    return f"sum by (queue) ({jobs})"
+
+
+def build(config: MixinConfig) -> Board:
+    """The queues dashboard."""
+    exp = config.selectors.exporter
+    limits = config.thresholds
+    board = Board(
+        config,
+        KEY,
+        "obsctl / Queues",
+        "BullMQ queues (one per feature), read from Redis by the obsctl exporter.",
+        variables=[
+            query_variable("queue", "Queue", series("bullmq_queue_jobs", exp), "queue"),
+        ],
+    )
+    board.link_to("overview", "Overview")
+    board.link_to("business", "Business")
+    queue = 'queue=~"$queue"'
+
+    board.row("Backlog")
+    board.timeseries(
+        "Backlog by queue",
+        "Jobs ready and waiting for a worker; the dashed line is the QueueBacklogHigh "
+        "threshold. Paused and prioritized jobs are in Jobs per state per queue.",
+        "short",
+        [Target(backlog(exp), "{{queue}}")],
+        line=Line(limits.queue_backlog_jobs),
+        min_value=0,
+    )
+    board.timeseries(
+        "Oldest waiting job age",
+        "How long the job that has waited longest has been ready to run; the dashed line is "
+        "the QueueStalled threshold.",
+        "s",
+        [
+            Target(
+                f"max by (queue) ({series('bullmq_queue_oldest_waiting_seconds', exp, queue)})",
+                "{{queue}}",
+            )
+        ],
+        line=Line(limits.queue_stalled_seconds),
+        min_value=0,
+    )
+    board.timeseries(
+        "Jobs per state per queue",
+        "Every BullMQ state; completed and failed are what BullMQ retains, not totals.",
+        "short",
+        [
+            Target(
+                f"sum by (queue, state) ({series('bullmq_queue_jobs', exp, queue)})",
+                "{{queue}} {{state}}",
+            )
+        ],
+        min_value=0,
+    )
+    active = series("bullmq_queue_jobs", exp, queue, 'state="active"')
+    board.timeseries(
+        "Active jobs by queue",
+        "Jobs a worker is processing now.",
+        "short",
+        [
+            Target(
+                f"sum by (queue) ({active})",
+                "{{queue}}",
+            )
+        ],
+        stacked=True,
+    )
+
+    board.row("Throughput")
+    created = series("task_created_total", exp, 'feature=~"$queue"')
+    finished = [
+        series(name, exp, 'feature=~"$queue"')
+        for name in ("task_succeeded_total", "task_failed_total")
+    ]
+    board.timeseries(
+        "Enqueued vs finished per second",
+        "Tasks created (enqueued) and finished (succeeded + failed) per second; queues are "
+        "named after features. Enqueued above finished means the backlog grows.",
+        "ops",
+        [
+            Target(f"sum by (feature) (rate({created}[{RATE}]))", "{{feature}} enqueued"),
+            Target(
+                f"sum by (feature) (rate({finished[0]}[{RATE}]))"
+                f" + sum by (feature) (rate({finished[1]}[{RATE}]))",
+                "{{feature}} finished",
+            ),
+        ],
+        min_value=0,
+    )
+    board.table(
+        "Paused queues",
+        "Queues paused globally (Queue.pause()); empty while every queue runs.",
+        "none",
+        [Target(f"max by (prefix, queue) ({series('bullmq_queue_paused', exp, queue)}) == 1")],
+        width=6,
+        quiet=Fault.QUEUE_PAUSED,
+    )
+    board.stat(
+        "Queues discovered",
+        "BullMQ queues the exporter found in Redis.",
+        "short",
+        [Target(f"max ({series('bullmq_queues_discovered', exp)})", "queues")],
+        width=6,
+        height=8,
+    )
+    return board
