@@ -10,6 +10,7 @@ from obsctl.cli.generate import generate
 from obsctl.cli.probe import probe
 from obsctl.cli.relay import relay
 from obsctl.cli.stack import stack
+from obsctl.cli.validate import validate
 
 
 @click.group()
@@ -25,3 +26,4 @@ cli.add_command(generate)
 cli.add_command(drill)
 cli.add_command(relay)
 cli.add_command(dashboards)
+cli.add_command(validate)

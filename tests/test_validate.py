@@ -1,0 +1,86 @@
+"""`obsctl validate` passes on the repo and names each kind of breakage clearly."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+COPIED = [
+    "alert-rules", "alertmanager", "dashboards", "docs/runbooks", "exporters",
+    "compose.yaml", "obsctl/mixin/mixin.yaml", "obsctl/stack/demo_platform/package.json",
+]  # fmt: skip
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("promtool") is None or shutil.which("amtool") is None,
+    reason="promtool and amtool come with `obsctl stack install`",
+)
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A copy of the files validate looks at, safe to break."""
+    for relative in COPIED:
+        source, target = REPO / relative, tmp_path / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
+    return tmp_path
+
+
+def validate(repo: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "obsctl", "validate", "--repo", str(repo)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_repository_is_valid(checkout: Path) -> None:
+    result = validate(checkout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+    for check in ("promtool", "alertmanager", "dashboards", "generated files", "compose"):
+        assert f"ok  {check}" in result.stderr
+
+
+def test_a_broken_rule_is_reported_with_its_file(checkout: Path) -> None:
+    rules = checkout / "alert-rules" / "obsctl.rules.yml"
+    rules.write_text(rules.read_text().replace("vector(1)", "vector(1", 1))
+    result = validate(checkout)
+    assert result.returncode == 1
+    assert "alert-rules/obsctl.rules.yml: stale" in result.stdout
+    assert "promtool check rules:" in result.stdout
+    assert "\"Watchdog\": could not parse expression" in result.stdout
+
+
+def test_a_stale_generated_file_is_reported(checkout: Path) -> None:
+    dashboard = checkout / "dashboards" / "queues.json"
+    dashboard.write_text(dashboard.read_text().replace('"Queues', '"Queue', 1))
+    result = validate(checkout)
+    assert result.returncode == 1
+    assert "dashboards/queues.json: stale: run `obsctl generate` and commit it" in result.stdout
+
+
+def test_a_missing_runbook_is_reported(checkout: Path) -> None:
+    (checkout / "docs" / "runbooks" / "QueueStalled.md").unlink()
+    result = validate(checkout)
+    assert result.returncode == 1
+    problem = next(line for line in result.stdout.splitlines() if "QueueStalled" in line)
+    assert problem.startswith("alert-rules/obsctl.rules.yml:") and "runbook" in problem
+
+
+def test_a_bad_alertmanager_route_is_reported(checkout: Path) -> None:
+    config = checkout / "alertmanager" / "alertmanager.yml"
+    config.write_text(config.read_text().replace("receiver: oncall", "receiver: on-call", 1))
+    result = validate(checkout)
+    assert result.returncode == 1
+    assert "receiver 'on-call' is not defined" in result.stdout
+    assert "alertmanager/alertmanager.yml: stale" in result.stdout
