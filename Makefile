@@ -4,7 +4,7 @@ VENV ?= .venv
 STACK_DIR ?= .stack
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench-stack bench-exporter clean
+.PHONY: run test lint validate format bench-stack bench-exporter bench-drills clean
 
 ## The venv, rebuilt when the dependencies or their pins change.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -26,6 +26,11 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check obsctl tests scripts
 	$(BIN)/ruff format --check obsctl tests scripts
 	$(BIN)/mypy
+
+## Every config and generated artifact (promtool, amtool, dashboards, compose, staleness).
+validate: $(VENV)/.installed
+	$(BIN)/obsctl stack install
+	$(BIN)/obsctl validate
 
 format: $(VENV)/.installed
 	$(BIN)/ruff format obsctl tests scripts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 import uuid
@@ -24,8 +25,9 @@ FIRING_TIMEOUT = 150.0
 NOTIFY_TIMEOUT = 120.0
 RESOLVE_TIMEOUT = 180.0
 STEADY_TIMEOUT = 90.0
-# Title words of a resolved notification, in the relay's templates and the email subject.
-RESOLVED_WORDS = ("RESOLVED", "已恢复")
+# How the relay's templates (zh-CN, en-US) and the email mark a resolved alert.
+RESOLVED_WORDS = ("RESOLVED", "已恢复", "· resolved")
+_SECTION = re.compile(r"(?=^#### )|(?=<tr>)", re.MULTILINE)
 
 
 class Interrupted(Exception):
@@ -274,11 +276,20 @@ class DrillRun:
         return [m for m in self.target.dingtalk_messages(since) if m.channel == channel]
 
     def _about(self, message: Message, alertname: str, resolved: bool) -> bool:
-        text = f"{message.title}\n{message.text}"
-        if alertname not in text or self.journal.drill_id not in text:
-            return False
-        # Titles say it: "[RESOLVED] …" / "[已恢复] …" (a firing email's body may say "0 resolved").
-        return any(word in message.title for word in RESOLVED_WORDS) == resolved
+        """True when the message holds this drill's alert in the wanted state.
+
+        One message can hold firing and resolved alerts of a group, so look at each alert's own
+        section: a "#### " heading in the DingTalk markdown, a table row in the email.
+        """
+        sections = _SECTION.split(message.text)
+        if len(sections) > 1:
+            sections = sections[1:]  # the part before the first alert is the message's header
+        return any(
+            alertname in section
+            and self.journal.drill_id in section
+            and any(word in section for word in RESOLVED_WORDS) == resolved
+            for section in sections
+        )
 
     def _resolved(self, alert: AlertName, labels: dict[str, str]) -> str:
         deadline = time.time() + RESOLVE_TIMEOUT

@@ -59,6 +59,8 @@ def test_scenario_passes_end_to_end(
     drill_stack: RunningStack, tmp_path: Path, scenario: str, variant: str | None
 ) -> None:
     wait_for("the stack to be healthy before the drill", lambda: _healthy(drill_stack), 120)
+    # An earlier drill's side effects (a DB outage also raises API errors) must have cleared.
+    wait_for(f"no {scenario} alert still active", lambda: _quiet(drill_stack, scenario), 180)
     journal_path = tmp_path / "journal.json"
     args = [scenario, *(["--variant", variant] if variant else [])]
     proc = _drill(drill_stack, journal_path, *args)
@@ -72,6 +74,12 @@ def test_scenario_passes_end_to_end(
     if any(channel == "email" for channel in _channels(journal)):
         assert "fault_to_email" in timings and "restore_to_email_resolved" in timings
     print(f"\nDRILL {scenario}{'/' + variant if variant else ''} {json.dumps(timings)}")
+
+
+def _quiet(stack: RunningStack, scenario: str) -> bool:
+    names = {alert.value for alert, _ in SCENARIOS[scenario].expect}
+    body = httpx.get(f"{stack.env['PROMETHEUS_URL']}/api/v1/alerts", timeout=5).json()
+    return not any(a["labels"]["alertname"] in names for a in body["data"]["alerts"])
 
 
 def _channels(journal: Journal) -> list[str]:
@@ -90,6 +98,7 @@ def test_an_interrupted_drill_still_restores(
     drill_stack: RunningStack, tmp_path: Path, sig: signal.Signals, during: str
 ) -> None:
     wait_for("the stack to be healthy before the drill", lambda: _healthy(drill_stack), 120)
+    wait_for("no api-errors alert still active", lambda: _quiet(drill_stack, "api-errors"), 180)
     journal_path = tmp_path / "journal.json"
     proc = _drill(drill_stack, journal_path, "api-errors")
 
@@ -116,6 +125,7 @@ def test_a_crashed_drill_is_undone_by_the_next_run(
     drill_stack: RunningStack, tmp_path: Path
 ) -> None:
     wait_for("the stack to be healthy before the drill", lambda: _healthy(drill_stack), 120)
+    wait_for("no api-errors alert still active", lambda: _quiet(drill_stack, "api-errors"), 180)
     journal_path = tmp_path / "journal.json"
     proc = _drill(drill_stack, journal_path, "api-errors")
     wait_for(
