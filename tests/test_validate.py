@@ -58,7 +58,7 @@ def test_a_broken_rule_is_reported_with_its_file(checkout: Path) -> None:
     assert result.returncode == 1
     assert "alert-rules/obsctl.rules.yml: stale" in result.stdout
     assert "promtool check rules:" in result.stdout
-    assert "\"Watchdog\": could not parse expression" in result.stdout
+    assert '"Watchdog": could not parse expression' in result.stdout
 
 
 def test_a_stale_generated_file_is_reported(checkout: Path) -> None:
