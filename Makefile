@@ -46,6 +46,11 @@ bench-exporter: $(VENV)/.installed
 	$(BIN)/obsctl stack install
 	$(BIN)/python scripts/bench_exporter.py
 
+## Every drill on a fresh stack with the shipped intervals; prints the timings table.
+bench-drills: $(VENV)/.installed
+	$(BIN)/obsctl stack install
+	$(BIN)/python scripts/bench_drills.py
+
 clean:
 	-$(BIN)/obsctl stack down --dir $(STACK_DIR)
 	rm -rf $(STACK_DIR)

@@ -51,9 +51,14 @@ from typing import Any, NamedTuple
 import pymysql
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from obsctl.exporter.config_types import Duration, LabelValue
+from obsctl.exporter.config_types import (
+    Duration,
+    LabelValue,
+    no_repeats,
+    timeout_within_interval,
+)
 from obsctl.exporter.mysql_pool import (
     MySQLPool,
     describe_error,
@@ -61,8 +66,8 @@ from obsctl.exporter.mysql_pool import (
     retry_if_lost,
     timed_fetch,
 )
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status
-from obsctl.exporter.probes.mysql import OTHER, cached_help, run_budget
+from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, run_budget
+from obsctl.exporter.probes.mysql import OTHER, cached_help
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -94,23 +99,9 @@ class BusinessConfig(BaseModel):
     )
     target: LabelValue = "platform"
 
-    @field_validator("timeout")
-    @classmethod
-    def _timeout_fits_interval(cls, value: float, info: ValidationInfo) -> float:
-        interval = info.data.get("interval")
-        if interval is not None and value > interval:
-            raise ValueError(
-                f"timeout ({value:g}s) must not be longer than interval ({interval:g}s)"
-            )
-        return value
+    _timeout_fits_interval = field_validator("timeout")(timeout_within_interval)
 
-    @field_validator("features", "providers")
-    @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
-        repeated = sorted({v for v in value if value.count(v) > 1})
-        if repeated:
-            raise ValueError(f"values must be unique, repeated: {', '.join(repeated)}")
-        return value
+    _unique = field_validator("features", "providers")(no_repeats)
 
     @field_validator("latency_buckets")
     @classmethod

@@ -119,3 +119,8 @@ def classify(exc: BaseException) -> Reason:
     if "timeout" in text or "timed out" in text:
         return Reason.TIMEOUT
     return Reason.ERROR
+
+
+def run_budget(timeout: float) -> float:
+    """Seconds a run may use so it answers for itself before the runner's timeout fires."""
+    return timeout - min(0.1, timeout * 0.1)

@@ -40,9 +40,14 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from obsctl.exporter.config_types import Duration, LabelValue
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status
-from obsctl.exporter.probes.redis import RedisConnection, RedisUrl, redis_reason, run_budget
+from obsctl.exporter.config_types import (
+    Duration,
+    LabelValue,
+    no_repeats,
+    timeout_within_interval,
+)
+from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, run_budget
+from obsctl.exporter.probes.redis import RedisConnection, RedisUrl, redis_reason
 
 log = logging.getLogger(__name__)
 
@@ -84,23 +89,9 @@ class BullMQConfig(BaseModel):
     # The probe's own `target` label; defaults to the prefixes joined with ','.
     target: LabelValue | None = None
 
-    @field_validator("timeout")
-    @classmethod
-    def _timeout_fits_interval(cls, value: float, info: ValidationInfo) -> float:
-        interval = info.data.get("interval")
-        if interval is not None and value > interval:
-            raise ValueError(
-                f"timeout ({value:g}s) must not be longer than interval ({interval:g}s)"
-            )
-        return value
+    _timeout_fits_interval = field_validator("timeout")(timeout_within_interval)
 
-    @field_validator("prefixes", "queues")
-    @classmethod
-    def _no_repeats(cls, value: list[str]) -> list[str]:
-        repeated = sorted({v for v in value if value.count(v) > 1})
-        if repeated:
-            raise ValueError(f"repeated: {', '.join(repeated)}")
-        return value
+    _no_repeats = field_validator("prefixes", "queues")(no_repeats)
 
     @field_validator("max_queues")
     @classmethod

@@ -11,9 +11,14 @@ from typing import Annotated, Any
 import pymysql
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from obsctl.exporter.config_types import Duration, LabelValue
+from obsctl.exporter.config_types import (
+    Duration,
+    LabelValue,
+    slow_below_timeout,
+    timeout_within_interval,
+)
 from obsctl.exporter.mysql_pool import (
     MySQLDsn,
     MySQLPool,
@@ -23,7 +28,7 @@ from obsctl.exporter.mysql_pool import (
     retry_if_lost,
     timed_fetch,
 )
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status
+from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, run_budget
 
 # The exporter's MySQL account is created WITH MAX_USER_CONNECTIONS 10: the pool must fit in it.
 POOL_MAX_LIMIT = 10
@@ -88,30 +93,9 @@ class MySQLConfig(BaseModel):
     processlist_users: list[UserName] = Field(default_factory=list)
     target: LabelValue = "main"
 
-    @field_validator("timeout")
-    @classmethod
-    def _timeout_fits_interval(cls, value: float, info: ValidationInfo) -> float:
-        interval = info.data.get("interval")
-        if interval is not None and value > interval:
-            raise ValueError(
-                f"timeout ({value:g}s) must not be longer than interval ({interval:g}s)"
-            )
-        return value
+    _timeout_fits_interval = field_validator("timeout")(timeout_within_interval)
 
-    @field_validator("slow_threshold")
-    @classmethod
-    def _slow_below_timeout(cls, value: float, info: ValidationInfo) -> float:
-        timeout = info.data.get("timeout")
-        if timeout is not None and value >= timeout:
-            raise ValueError(
-                f"slow_threshold ({value:g}s) must be shorter than timeout ({timeout:g}s)"
-            )
-        return value
-
-
-def run_budget(timeout: float) -> float:
-    """Seconds a run may use so it answers for itself before the runner's timeout fires."""
-    return timeout - min(0.1, timeout * 0.1)
+    _slow_below_timeout = field_validator("slow_threshold")(slow_below_timeout)
 
 
 def cached_help(text: str, interval: float) -> str:

@@ -19,14 +19,18 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationInfo,
     field_validator,
 )
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from obsctl.exporter.config_types import Duration, LabelValue
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, classify
+from obsctl.exporter.config_types import (
+    Duration,
+    LabelValue,
+    slow_below_timeout,
+    timeout_within_interval,
+)
+from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, classify, run_budget
 
 _SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -57,15 +61,7 @@ class RedisConfig(BaseModel):
     target: LabelValue = "main"
 
     # Field-level checks (not a model validator) so an error names the key, never the URL.
-    @field_validator("timeout")
-    @classmethod
-    def _timeout_fits_interval(cls, value: float, info: ValidationInfo) -> float:
-        interval = info.data.get("interval")
-        if interval is not None and value > interval:
-            raise ValueError(
-                f"timeout ({value:g}s) must not be longer than interval ({interval:g}s)"
-            )
-        return value
+    _timeout_fits_interval = field_validator("timeout")(timeout_within_interval)
 
     @field_validator("canary_ttl")
     @classmethod
@@ -74,20 +70,7 @@ class RedisConfig(BaseModel):
             raise ValueError("canary_ttl must be at least 1ms")
         return value
 
-    @field_validator("slow_threshold")
-    @classmethod
-    def _slow_below_timeout(cls, value: float, info: ValidationInfo) -> float:
-        timeout = info.data.get("timeout")
-        if timeout is not None and value >= timeout:
-            raise ValueError(
-                f"slow_threshold ({value:g}s) must be shorter than timeout ({timeout:g}s)"
-            )
-        return value
-
-
-def run_budget(timeout: float) -> float:
-    """Seconds a run may use so it answers for itself before the runner's timeout fires."""
-    return timeout - min(0.1, timeout * 0.1)
+    _slow_below_timeout = field_validator("slow_threshold")(slow_below_timeout)
 
 
 def redis_reason(exc: BaseException) -> Reason:
