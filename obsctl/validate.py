@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from obsctl.exporter.config import ConfigError
+from obsctl.configfile import ConfigError
 
 EXPORTER_CONFIG = "exporters/obsctl-exporter.yml"
 RELAY_CONFIG = "alertmanager/relay.yaml"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from obsctl.exporter.config import ConfigError
+from obsctl.configfile import ConfigError
 from obsctl.mixin.config import DEFAULT_CONFIG, MixinConfig, load
 from obsctl.mixin.dashboards import BUILDERS, build_dashboards
 from obsctl.mixin.dashboards.lint import lint as lint_dashboards

@@ -32,7 +32,8 @@ def exporter(config_path: Path, check: bool, log_level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from obsctl.exporter.config import ConfigError, load
+    from obsctl.configfile import ConfigError
+    from obsctl.exporter.config import load
 
     try:
         config = load(config_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import yaml
 
-from obsctl.exporter.config import ConfigError
+from obsctl.configfile import ConfigError
 from obsctl.mixin.config import DEFAULT_CONFIG, load
 from obsctl.mixin.generate import REPO_ROOT, stale
 from obsctl.mixin.generate import generate as write_all

@@ -32,7 +32,8 @@ def probe(targets: tuple[str, ...], config_path: Path, as_json: bool) -> None:
 
     Exit code 0 when every probed dependency answered, 1 when any is down, 2 on a bad config.
     """
-    from obsctl.exporter.config import ConfigError, load
+    from obsctl.configfile import ConfigError
+    from obsctl.exporter.config import load
     from obsctl.exporter.probes.base import Status
     from obsctl.exporter.probes.registry import build_probes
 

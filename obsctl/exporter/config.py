@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from obsctl.configfile import (
+    ConfigError,
+    describe_validation_error,
+    host_port,
+    read_mapping,
+    resolve_references,
+)
 from obsctl.exporter.business import BusinessConfig
 from obsctl.exporter.probes.bullmq import BullMQConfig
 from obsctl.exporter.probes.cos import COSConfig
@@ -30,19 +35,6 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], ...]] = {
     "OBSCTL_COS_REGION": (("cos", "region"),),
     "OBSCTL_SENTRY_DSN": (("sentry", "dsn"),),
 }
-_REFERENCE = re.compile(
-    r"^\$\{(?:(?P<file>file:)(?P<path>[^}]+)|(?P<var>[A-Za-z_][A-Za-z0-9_]*))\}$"
-)
-_LISTEN = re.compile(r"^(?P<host>[^:\s]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
-
-
-class ConfigError(ValueError):
-    """A config that cannot be used; `problems` lists each one with where it is."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: invalid config:\n  " + "\n  ".join(problems))
 
 
 class SentryConfig(BaseModel):
@@ -78,13 +70,7 @@ class ExporterConfig(BaseModel):
     sentry: SentryConfig = Field(default_factory=SentryConfig)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
 
-    @field_validator("listen")
-    @classmethod
-    def _listen_is_host_port(cls, value: str) -> str:
-        match = _LISTEN.match(value)
-        if not match or not 1 <= int(match.group("port")) <= 65535:
-            raise ValueError(f"expected host:port such as 127.0.0.1:18310, found {value!r}")
-        return value
+    _listen_is_host_port = field_validator("listen")(host_port)
 
     @field_validator("providers")
     @classmethod
@@ -106,20 +92,9 @@ def load(path: Path, environ: Mapping[str, str] | None = None) -> ExporterConfig
     """Read, resolve and validate a config file; raise ConfigError listing every problem."""
     environ = os.environ if environ is None else environ
     source = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) if path.exists() else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        raise ConfigError(source, [f"not valid YAML at {where}: {exc}"]) from None
-    if not path.exists():
-        raise ConfigError(source, ["file not found"])
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(source, [f"the top level must be a mapping, found {type(raw).__name__}"])
+    raw = read_mapping(path)
     problems: list[str] = []
-    resolved = _resolve_references(raw, (), environ, problems)
+    resolved = resolve_references(raw, (), environ, problems)
     _apply_env_overrides(resolved, environ)
     if problems:
         raise ConfigError(source, problems)
@@ -128,34 +103,6 @@ def load(path: Path, environ: Mapping[str, str] | None = None) -> ExporterConfig
     except ValidationError as exc:
         problems = [describe_validation_error(err, resolved) for err in exc.errors()]
         raise ConfigError(source, problems) from None
-
-
-def _resolve_references(
-    node: Any, where: tuple[str | int, ...], environ: Mapping[str, str], problems: list[str]
-) -> Any:
-    """Replace "${VAR}" and "${file:/path}" strings by their values, collecting what is missing."""
-    if isinstance(node, dict):
-        return {k: _resolve_references(v, (*where, k), environ, problems) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_resolve_references(v, (*where, i), environ, problems) for i, v in enumerate(node)]
-    if not isinstance(node, str):
-        return node
-    match = _REFERENCE.match(node.strip())
-    if not match:
-        return node
-    key = _dotted(where)
-    if match.group("var"):
-        name = match.group("var")
-        if name not in environ:
-            problems.append(f"{key}: environment variable {name} is not set")
-            return None
-        return environ[name]
-    secret_path = Path(match.group("path"))
-    try:
-        return secret_path.read_text().strip()
-    except OSError as exc:
-        problems.append(f"{key}: cannot read secret file {secret_path}: {exc.strerror}")
-        return None
 
 
 def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
@@ -170,47 +117,3 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> Non
                     node[part] = {}
                 node = node[part]
             node[path[-1]] = value
-
-
-_SECRET_HINTS = ("dsn", "url", "key", "secret", "password", "token")
-
-
-def describe_validation_error(error: Any, raw: dict[str, Any]) -> str:
-    """'mysql.interval: expected ..., found ...' with secrets never echoed."""
-    loc = tuple(error.get("loc", ()))
-    key = _dotted(loc) or "(top level)"
-    message = error.get("msg", "invalid")
-    if error.get("type") == "extra_forbidden":
-        return f"{key}: unknown key"
-    if error.get("type") == "missing":
-        return f"{key}: required key is missing"
-    found = _redacted(_lookup(raw, loc), str(loc[-1]) if loc else "")
-    return f"{key}: {message} (found {found!r})"
-
-
-def _redacted(value: Any, key: str) -> Any:
-    """value with anything under a secret-looking key replaced, however deep."""
-    if isinstance(value, dict):
-        return {k: _redacted(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(v, key) for v in value]
-    if isinstance(value, str) and any(hint in key.lower() for hint in _SECRET_HINTS):
-        return "<redacted>"
-    return value
-
-
-def _lookup(raw: Any, loc: tuple[Any, ...]) -> Any:
-    node = raw
-    for part in loc:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return node
-
-
-def _dotted(parts: tuple[Any, ...]) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out

@@ -10,10 +10,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from obsctl.exporter.config import ConfigError, describe_validation_error
+from obsctl.configfile import ConfigError, describe_validation_error, read_mapping
 from obsctl.exporter.config_types import Duration
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "mixin.yaml"
@@ -269,15 +268,7 @@ class MixinConfig(_Strict):
 
 def load(path: Path = DEFAULT_CONFIG) -> MixinConfig:
     """Read and validate a mixin config; ConfigError lists every problem with its key path."""
-    try:
-        raw: Any = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
-    raw = raw or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(str(path), ["the top level must be a mapping"])
+    raw = read_mapping(path)
     try:
         return MixinConfig.model_validate(raw)
     except ValidationError as exc:

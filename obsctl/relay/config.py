@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -30,7 +29,13 @@ from pydantic import (
     model_validator,
 )
 
-from obsctl.exporter.config import ConfigError, _resolve_references, describe_validation_error
+from obsctl.configfile import (
+    ConfigError,
+    describe_validation_error,
+    host_port,
+    read_mapping,
+    resolve_references,
+)
 from obsctl.exporter.config_types import Duration
 
 __all__ = ["ConfigError", "RelayConfig", "TargetConfig", "load"]
@@ -42,7 +47,6 @@ TargetName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31
 # A mobile number as DingTalk matches it in the text: digits, optionally with a +86- prefix.
 Mobile = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9-]{4,19}$")]
 
-_LISTEN = re.compile(r"^(?P<host>[^:\s]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _GLOBAL_OVERRIDES: dict[str, tuple[str, ...]] = {
     "OBSCTL_RELAY_LISTEN": ("listen",),
     "OBSCTL_RELAY_TOKEN": ("webhook", "token"),
@@ -163,13 +167,7 @@ class RelayConfig(Strict):
     render: RenderConfig = Field(default_factory=RenderConfig)
     targets: dict[TargetName, TargetConfig] = Field(min_length=1)
 
-    @field_validator("listen")
-    @classmethod
-    def _listen_is_host_port(cls, value: str) -> str:
-        match = _LISTEN.match(value)
-        if not match or not 1 <= int(match.group("port")) <= 65535:
-            raise ValueError(f"expected host:port such as 127.0.0.1:18311, found {value!r}")
-        return value
+    _listen_is_host_port = field_validator("listen")(host_port)
 
     @model_validator(mode="after")
     def _deadline_leaves_room_for_a_send(self) -> RelayConfig:
@@ -200,19 +198,9 @@ def load(path: Path, environ: Mapping[str, str] | None = None) -> RelayConfig:
     """Read, resolve and validate a relay config; raise ConfigError listing every problem."""
     environ = os.environ if environ is None else environ
     source = str(path)
-    if not path.is_file():
-        raise ConfigError(source, ["file not found"])
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        raise ConfigError(source, [f"not valid YAML at {where}"]) from None
-    if not isinstance(raw, dict):
-        found = "an empty file" if raw is None else type(raw).__name__
-        raise ConfigError(source, [f"the top level must be a mapping, found {found}"])
+    raw = read_mapping(path)
     problems: list[str] = []
-    resolved = _resolve_references(raw, (), environ, problems)
+    resolved = resolve_references(raw, (), environ, problems)
     _apply_env_overrides(resolved, environ)
     if problems:
         raise ConfigError(source, problems)

@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from obsctl.cli.dashboards import dashboards as dashboards_cli
-from obsctl.exporter.config import ConfigError
+from obsctl.configfile import ConfigError
 from obsctl.mixin.config import MixinConfig, load
 from obsctl.mixin.dashboards import (
     BUILDERS,

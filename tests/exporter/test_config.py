@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from obsctl.exporter.config import ConfigError, load
+from obsctl.configfile import ConfigError
+from obsctl.exporter.config import load
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "exporters" / "obsctl-exporter.yml"

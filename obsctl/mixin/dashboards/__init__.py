@@ -15,7 +15,7 @@ from typing import Any
 
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from obsctl.exporter.config import ConfigError
+from obsctl.configfile import ConfigError
 from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.dashboards import api, business, database, dependencies, overview, queues
 from obsctl.mixin.dashboards.panels import ALERTS_EXPR, ANNOTATION_EXTRAS, Board, Fault
