@@ -206,9 +206,11 @@ class Routing(_Strict):
     relay_url: str = Field(default="http://127.0.0.1:18311", pattern=r"^https?://")
     # Alertmanager reads the relay's bearer token from this file (never inline in the config).
     relay_token_file: str = "/etc/alertmanager/secrets/relay-token"
-    group_by: list[str] = Field(default_factory=lambda: ["alertname", "severity", "team"])
+    group_by: list[str] = Field(
+        default_factory=lambda: ["alertname", "severity", "team", "dependency", "provider"]
+    )
     group_wait: Duration = 5.0
-    group_interval: Duration = 30.0
+    group_interval: Duration = 15.0
     repeat_interval_critical: Duration = 3600.0
     repeat_interval_warning: Duration = 4 * 3600.0
     watchdog_repeat_interval: Duration = 60.0
