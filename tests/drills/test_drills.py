@@ -53,7 +53,9 @@ def _healthy(stack: RunningStack) -> bool:
 
 @pytest.mark.parametrize(
     ("scenario", "variant"),
-    [(name, None) for name in SCENARIOS] + [("mysql-down", "hang"), ("redis-down", "hang")],
+    # The hang variant is proven once here (MySQL); `make bench-drills` also runs Redis's, and
+    # tests/exporter/test_exporter_faults.py hangs both under the exporter.
+    [(name, None) for name in SCENARIOS] + [("mysql-down", "hang")],
 )
 def test_scenario_passes_end_to_end(
     drill_stack: RunningStack, tmp_path: Path, scenario: str, variant: str | None
