@@ -66,7 +66,7 @@ from obsctl.exporter.mysql_pool import (
     retry_if_lost,
     timed_fetch,
 )
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, run_budget
+from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, outcome, run_budget
 from obsctl.exporter.probes.mysql import OTHER, cached_help
 
 SUCCEEDED = "succeeded"
@@ -413,14 +413,12 @@ class BusinessProbe:
         reason: Reason | None = None,
         detail: str | None = None,
     ) -> ProbeOutcome:
-        return ProbeOutcome(
-            probe=self.kind,
-            target=self.target,
-            status=status,
+        return outcome(
+            self,
+            began,
+            status,
             reason=reason,
             detail=detail,
-            duration_seconds=time.monotonic() - began,
-            checked_at=time.time(),
             phases=phases,
             families=self.families(),
         )

@@ -93,12 +93,21 @@ def _dep(exporter: str, group: str, name: str) -> dict[str, object]:
 
 
 def _assert_endpoints_fast(exporter: str) -> None:
-    for path in ("/metrics", "/health", "/health/db", "/health/redis"):
-        began = time.perf_counter()
-        response = httpx.get(f"{exporter}{path}", timeout=1)
-        elapsed = time.perf_counter() - began
-        assert response.status_code in (200, 503), (path, response.status_code)
-        assert elapsed < 0.05, f"{path} took {elapsed * 1000:.1f} ms while a dependency was faulty"
+    """Each endpoint answers from memory: the median of a few requests stays under 50 ms.
+
+    A blocked endpoint would take the probe's timeout (seconds); the median keeps one CPU
+    hiccup on a loaded 2-core machine from failing the test.
+    """
+    with httpx.Client(base_url=exporter, timeout=1) as client:
+        for path in ("/metrics", "/health", "/health/db", "/health/redis"):
+            timings = []
+            for _ in range(5):
+                began = time.perf_counter()
+                response = client.get(path)
+                timings.append(time.perf_counter() - began)
+                assert response.status_code in (200, 503), (path, response.status_code)
+            median = sorted(timings)[len(timings) // 2]
+            assert median < 0.05, f"{path}: median {median * 1000:.1f} ms with a faulty dependency"
 
 
 @pytest.mark.parametrize(

@@ -74,17 +74,33 @@ class Probe(Protocol):
         ...
 
 
-def failed(probe: Probe, began: float, reason: Reason, detail: str | None = None) -> ProbeOutcome:
-    """An outcome for a run that did not reach the dependency."""
+def outcome(
+    probe: Probe,
+    began: float,
+    status: Status,
+    *,
+    reason: Reason | None = None,
+    detail: str | None = None,
+    phases: Mapping[str, float] | None = None,
+    families: Sequence[Metric] = (),
+) -> ProbeOutcome:
+    """The outcome of a run that started at `began` (time.monotonic()) and ends now."""
     return ProbeOutcome(
         probe=probe.kind,
         target=probe.target,
-        status=Status.DOWN,
+        status=status,
         duration_seconds=time.monotonic() - began,
         checked_at=time.time(),
         reason=reason,
         detail=detail[:200] if detail else None,
+        phases=dict(phases or {}),
+        families=tuple(families),
     )
+
+
+def failed(probe: Probe, began: float, reason: Reason, detail: str | None = None) -> ProbeOutcome:
+    """An outcome for a run that did not reach the dependency."""
+    return outcome(probe, began, Status.DOWN, reason=reason, detail=detail)
 
 
 async def run_bounded(probe: Probe) -> ProbeOutcome:

@@ -46,7 +46,7 @@ from obsctl.exporter.config_types import (
     no_repeats,
     timeout_within_interval,
 )
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, run_budget
+from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, outcome, run_budget
 from obsctl.exporter.probes.redis import RedisConnection, RedisUrl, redis_reason
 
 log = logging.getLogger(__name__)
@@ -340,16 +340,8 @@ class BullMQProbe:
         detail: str | None,
         families: Sequence[Metric],
     ) -> ProbeOutcome:
-        return ProbeOutcome(
-            probe=self.kind,
-            target=self.target,
-            status=status,
-            duration_seconds=time.monotonic() - began,
-            checked_at=time.time(),
-            reason=reason,
-            detail=detail[:200] if detail else None,
-            phases=dict(phases),
-            families=tuple(families),
+        return outcome(
+            self, began, status, reason=reason, detail=detail, phases=phases, families=families
         )
 
     async def close(self) -> None:

@@ -14,7 +14,7 @@ from botocore.credentials import Credentials
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
 
 from obsctl.exporter.config_types import Duration, LabelValue
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, failed
+from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, failed, outcome
 
 
 class COSConfig(BaseModel):
@@ -94,15 +94,12 @@ class COSProbe:
                 )
             if method == "GET" and response.content != payload:
                 return failed(self, began, Reason.PROTOCOL, "get: body differs from what was put")
-        elapsed = time.monotonic() - began
-        slow = elapsed > self.config.slow_threshold
-        return ProbeOutcome(
-            probe=self.kind,
-            target=self.target,
-            status=Status.DEGRADED if slow else Status.OK,
+        slow = time.monotonic() - began > self.config.slow_threshold
+        return outcome(
+            self,
+            began,
+            Status.DEGRADED if slow else Status.OK,
             reason=Reason.SLOW if slow else None,
-            duration_seconds=elapsed,
-            checked_at=time.time(),
             phases=phases,
         )
 

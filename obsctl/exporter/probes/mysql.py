@@ -28,7 +28,7 @@ from obsctl.exporter.mysql_pool import (
     retry_if_lost,
     timed_fetch,
 )
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, run_budget
+from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, outcome, run_budget
 
 # The exporter's MySQL account is created WITH MAX_USER_CONNECTIONS 10: the pool must fit in it.
 POOL_MAX_LIMIT = 10
@@ -166,14 +166,12 @@ class MySQLProbe:
         except (pymysql.MySQLError, OSError) as exc:
             return self._down(began, phases, mysql_reason(exc), describe_error(exc))
         slow = phases["select1"] > self.config.slow_threshold
-        return ProbeOutcome(
-            probe=self.kind,
-            target=self.target,
-            status=Status.DEGRADED if slow else Status.OK,
+        return outcome(
+            self,
+            began,
+            Status.DEGRADED if slow else Status.OK,
             reason=Reason.SLOW if slow else None,
             detail=f"SELECT 1 took {phases['select1'] * 1000:.1f} ms" if slow else None,
-            duration_seconds=time.monotonic() - began,
-            checked_at=time.time(),
             phases=phases,
             families=[*self._server_families(snapshot), *self._pool_families()],
         )
@@ -207,14 +205,12 @@ class MySQLProbe:
     def _down(
         self, began: float, phases: dict[str, float], reason: Reason, detail: str
     ) -> ProbeOutcome:
-        return ProbeOutcome(
-            probe=self.kind,
-            target=self.target,
-            status=Status.DOWN,
+        return outcome(
+            self,
+            began,
+            Status.DOWN,
             reason=reason,
             detail=detail,
-            duration_seconds=time.monotonic() - began,
-            checked_at=time.time(),
             phases=phases,
             families=self._pool_families(),
         )

@@ -8,7 +8,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from obsctl.exporter.config_types import Duration, LabelValue
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, failed
+from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, failed, outcome
 
 
 class ProviderConfig(BaseModel):
@@ -56,13 +56,11 @@ class ProviderProbe:
         if not response.is_success:
             return failed(self, began, Reason.HTTP_STATUS, f"HTTP {response.status_code}")
         slow = elapsed > self.config.slow_threshold
-        return ProbeOutcome(
-            probe=self.kind,
-            target=self.target,
-            status=Status.DEGRADED if slow else Status.OK,
+        return outcome(
+            self,
+            began,
+            Status.DEGRADED if slow else Status.OK,
             reason=Reason.SLOW if slow else None,
-            duration_seconds=elapsed,
-            checked_at=time.time(),
             phases={"heartbeat": elapsed},
         )
 

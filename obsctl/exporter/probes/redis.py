@@ -30,7 +30,7 @@ from obsctl.exporter.config_types import (
     slow_below_timeout,
     timeout_within_interval,
 )
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, classify, run_budget
+from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, classify, outcome, run_budget
 
 _SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -301,16 +301,14 @@ class RedisProbe:
         detail: str | None,
         families: list[Metric] | None = None,
     ) -> ProbeOutcome:
-        return ProbeOutcome(
-            probe=self.kind,
-            target=self.target,
-            status=status,
-            duration_seconds=time.monotonic() - began,
-            checked_at=time.time(),
+        return outcome(
+            self,
+            began,
+            status,
             reason=reason,
-            detail=detail[:200] if detail else None,
-            phases=dict(phases),
-            families=tuple(families or ()),
+            detail=detail,
+            phases=phases,
+            families=families or (),
         )
 
     async def close(self) -> None:
