@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +21,15 @@ SESSION_PORT_BASE = int(os.environ.get("OBSCTL_TEST_PORT_BASE", "19300"))
 SPARE_PORT_BASES = tuple(SESSION_PORT_BASE + 100 * n for n in range(1, 6))
 
 T = TypeVar("T")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Treat SIGTERM like Ctrl-C, so fixture teardown still stops every stack and server."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def obsctl(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
