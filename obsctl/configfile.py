@@ -7,15 +7,17 @@ problem: `FILE: key.path: what was expected (found …)`, secrets never echoed.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 _REFERENCE = re.compile(
     r"^\$\{(?:(?P<file>file:)(?P<path>[^}]+)|(?P<var>[A-Za-z_][A-Za-z0-9_]*))\}$"
 )
+ModelT = TypeVar("ModelT", bound=BaseModel)
 _LISTEN = re.compile(r"^(?P<host>[^:\s]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 
 
@@ -124,3 +126,27 @@ def _dotted(parts: tuple[Any, ...]) -> str:
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def load_model(
+    path: Path,
+    model: type[ModelT],
+    environ: Mapping[str, str],
+    apply_overrides: Callable[[dict[str, Any], Mapping[str, str]], None],
+    explain: Callable[[Any, dict[str, Any]], str] = describe_validation_error,
+) -> ModelT:
+    """Read path, resolve secret references, apply env overrides, validate into model.
+
+    Every problem (a missing variable, an unknown key, a bad value) is collected into one
+    ConfigError naming the file and each key path.
+    """
+    raw = read_mapping(path)
+    problems: list[str] = []
+    resolved = resolve_references(raw, (), environ, problems)
+    apply_overrides(resolved, environ)
+    if problems:
+        raise ConfigError(str(path), problems)
+    try:
+        return model.model_validate(resolved)
+    except ValidationError as exc:
+        raise ConfigError(str(path), [explain(err, resolved) for err in exc.errors()]) from None

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from pathlib import Path
 
 import click
+
+from obsctl.cli.options import log_level_option, setup_logging
 
 
 @click.command()
@@ -19,19 +20,10 @@ import click
     help="YAML config (see exporters/obsctl-exporter.yml).",
 )
 @click.option("--check", is_flag=True, help="Validate the config and exit (0 valid, 2 invalid).")
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    show_default=True,
-)
+@log_level_option
 def exporter(config_path: Path, check: bool, log_level: str) -> None:
     """Probe MySQL, Redis, BullMQ, COS and providers; serve /metrics and /health."""
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(log_level)
     from obsctl.configfile import ConfigError
     from obsctl.exporter.config import load
 

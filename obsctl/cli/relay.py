@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from obsctl.cli.options import log_level_option, setup_logging
+
 
 @click.command()
 @click.option(
@@ -21,19 +23,10 @@ import click
 @click.option(
     "--check", is_flag=True, help="Validate the config and templates, then exit (0 valid, 2 not)."
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    show_default=True,
-)
+@log_level_option
 def relay(config_path: Path, check: bool, log_level: str) -> None:
     """Serve POST /dingtalk/<target> for Alertmanager, plus /health and /metrics."""
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(log_level)
     # httpx logs every request line at INFO, and a robot URL carries its access token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     import jinja2

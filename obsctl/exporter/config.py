@@ -7,15 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from obsctl.configfile import (
-    ConfigError,
-    describe_validation_error,
-    host_port,
-    read_mapping,
-    resolve_references,
-)
+from obsctl.configfile import host_port, load_model
 from obsctl.exporter.business import BusinessConfig
 from obsctl.exporter.probes.bullmq import BullMQConfig
 from obsctl.exporter.probes.cos import COSConfig
@@ -91,18 +85,7 @@ class ExporterConfig(BaseModel):
 def load(path: Path, environ: Mapping[str, str] | None = None) -> ExporterConfig:
     """Read, resolve and validate a config file; raise ConfigError listing every problem."""
     environ = os.environ if environ is None else environ
-    source = str(path)
-    raw = read_mapping(path)
-    problems: list[str] = []
-    resolved = resolve_references(raw, (), environ, problems)
-    _apply_env_overrides(resolved, environ)
-    if problems:
-        raise ConfigError(source, problems)
-    try:
-        return ExporterConfig.model_validate(resolved)
-    except ValidationError as exc:
-        problems = [describe_validation_error(err, resolved) for err in exc.errors()]
-        raise ConfigError(source, problems) from None
+    return load_model(path, ExporterConfig, environ, _apply_env_overrides)
 
 
 def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:

@@ -24,7 +24,6 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -33,8 +32,7 @@ from obsctl.configfile import (
     ConfigError,
     describe_validation_error,
     host_port,
-    read_mapping,
-    resolve_references,
+    load_model,
 )
 from obsctl.exporter.config_types import Duration
 
@@ -197,17 +195,7 @@ def target_env_prefix(name: str) -> str:
 def load(path: Path, environ: Mapping[str, str] | None = None) -> RelayConfig:
     """Read, resolve and validate a relay config; raise ConfigError listing every problem."""
     environ = os.environ if environ is None else environ
-    source = str(path)
-    raw = read_mapping(path)
-    problems: list[str] = []
-    resolved = resolve_references(raw, (), environ, problems)
-    _apply_env_overrides(resolved, environ)
-    if problems:
-        raise ConfigError(source, problems)
-    try:
-        config = RelayConfig.model_validate(resolved)
-    except ValidationError as exc:
-        raise ConfigError(source, [_explain(err, resolved) for err in exc.errors()]) from None
+    config = load_model(path, RelayConfig, environ, _apply_env_overrides, _explain)
     templates = config.render.templates_dir
     if not templates.is_absolute():
         config.render.templates_dir = (path.parent / templates).resolve()
