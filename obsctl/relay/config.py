@@ -86,6 +86,8 @@ class DeliveryConfig(Strict):
     rate_limited_backoff: Duration = 60.0
     retry: RetryConfig = Field(default_factory=RetryConfig)
     spool_dir: Path | None = None
+    # Recent accepted messages kept for GET /api/v1/deliveries (drills' proof of delivery).
+    log_size: int = Field(default=200, ge=0, le=10_000)
 
 
 _PAGING_SEVERITIES: tuple[Severity, ...] = ("critical",)

@@ -44,6 +44,7 @@ from enum import Enum, StrEnum
 
 from obsctl.relay.compose import Composer, Entry, RobotMessage
 from obsctl.relay.config import RetryConfig
+from obsctl.relay.deliveries import DeliveryLog
 from obsctl.relay.dingtalk import Failure, RobotClient, SendResult
 from obsctl.relay.metrics import RelayMetrics
 from obsctl.relay.pacing import SendBudget
@@ -119,6 +120,7 @@ class Outbox:
         rate_limited_backoff: float,
         spool: Spool | None = None,
         clock: Callable[[], float] = time.monotonic,
+        deliveries: DeliveryLog | None = None,
     ) -> None:
         self.target = target
         self._composer = composer
@@ -129,6 +131,7 @@ class Outbox:
         self._rate_limited_backoff = rate_limited_backoff
         self._spool = spool
         self._clock = clock
+        self._deliveries = deliveries
         self._queue: list[Unit] = []
         self._in_flight: list[Unit] = []
         self._wake = asyncio.Event()
@@ -300,6 +303,8 @@ class Outbox:
         self._after_failure = False
         self.last_failure = None
         self._metrics.sent.labels(self.target).inc()
+        if self._deliveries is not None:
+            self._deliveries.record(self.target, message.title, message.text, message.alerts)
         for unit in chunk:
             unit.state = UnitState.DELIVERED
         if self._spool is not None:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from obsctl.relay.compose import Composer
 from obsctl.relay.config import RelayConfig
+from obsctl.relay.deliveries import DeliveryLog
 from obsctl.relay.dingtalk import RobotClient
 from obsctl.relay.metrics import RelayMetrics
 from obsctl.relay.outbox import Outbox
@@ -29,6 +30,7 @@ def build_state(config: RelayConfig, http: httpx.AsyncClient) -> RelayState:
     renderer = Renderer(config.render)
     metrics = RelayMetrics(config.targets)
     delivery = config.delivery
+    deliveries = DeliveryLog(delivery.log_size)
     outboxes = {}
     for name, target in config.targets.items():
         composer = Composer(
@@ -48,10 +50,11 @@ def build_state(config: RelayConfig, http: httpx.AsyncClient) -> RelayState:
             delivery.retry,
             delivery.rate_limited_backoff,
             spool,
+            deliveries=deliveries,
         )
         metrics.watch_depth(name, outbox.depth)
         outboxes[name] = outbox
-    return RelayState(config, outboxes, metrics)
+    return RelayState(config, outboxes, metrics, deliveries)
 
 
 @contextlib.asynccontextmanager

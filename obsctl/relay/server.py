@@ -1,4 +1,5 @@
-"""HTTP side of the relay: ``POST /dingtalk/<target>``, ``/health`` and ``/metrics``.
+"""HTTP side of the relay: ``POST /dingtalk/<target>``, ``/health``, ``/metrics`` and
+``GET /api/v1/deliveries`` (what DingTalk accepted recently; same bearer token as the webhook).
 
 Answers: 200 delivered, 202 queued for a merged message (see ``outbox``), 503 when the robot
 is failing so Alertmanager retries; a 4xx only for a request no retry can fix (401 bad token,
@@ -21,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from obsctl.relay import alertmanager
 from obsctl.relay.compose import Entry
 from obsctl.relay.config import RelayConfig
+from obsctl.relay.deliveries import DeliveryLog
 from obsctl.relay.metrics import RelayMetrics
 from obsctl.relay.outbox import Outbox, Outcome
 
@@ -37,6 +39,7 @@ class RelayState:
     config: RelayConfig
     outboxes: Mapping[str, Outbox]
     metrics: RelayMetrics
+    deliveries: DeliveryLog
 
     @property
     def ack_wait(self) -> float:
@@ -118,6 +121,22 @@ async def webhook(request: web.Request) -> web.Response:
     return web.json_response({**body_out, "detail": settlement.detail}, status=status)
 
 
+async def deliveries(request: web.Request) -> web.Response:
+    """Messages DingTalk accepted since ``?since=<unix time>`` (default: all kept), oldest first."""
+    state = request.app[STATE]
+    if not _authorized(request, state):
+        return _error(401, "missing or wrong bearer token in the Authorization header")
+    try:
+        since = float(request.query.get("since", "0"))
+    except ValueError:
+        return _error(400, "since must be a unix time in seconds, e.g. since=1764270000.5")
+    target = request.query.get("target")
+    if target is not None and target not in state.outboxes:
+        return _error(404, f"unknown target {target[:64]!r}")
+    found = state.deliveries.since(since, target)
+    return web.json_response({"deliveries": [d.as_json() for d in found]})
+
+
 async def health(request: web.Request) -> web.Response:
     """200 while the relay serves, with each target's queue depth and state."""
     state = request.app[STATE]
@@ -141,7 +160,8 @@ async def metrics(request: web.Request) -> web.Response:
 async def index(request: web.Request) -> web.Response:
     """A tiny landing page listing the endpoints."""
     targets = "\n".join(f"POST /dingtalk/{name}" for name in request.app[STATE].outboxes)
-    return web.Response(text=f"obsctl relay\n{targets}\nGET /health\nGET /metrics\n")
+    endpoints = "GET /health\nGET /metrics\nGET /api/v1/deliveries?since=<unix time>\n"
+    return web.Response(text=f"obsctl relay\n{targets}\n{endpoints}")
 
 
 async def not_found(request: web.Request) -> web.Response:
@@ -157,5 +177,6 @@ def build_app(state: RelayState) -> web.Application:
     app.router.add_post("/dingtalk/{target}", webhook)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/deliveries", deliveries)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app

@@ -208,6 +208,35 @@ async def test_signed_firing_then_resolved_message_in_chinese(
         }
 
 
+async def test_deliveries_api_lists_only_what_dingtalk_accepted(
+    dingtalk: RunningFake, robot: httpx.AsyncClient
+) -> None:
+    started = time.time()
+    targets = {"oncall": {"token": "tok-signed", "secret": SECRET}, "bad": {"token": "tok-signed"}}
+    async with relay(dingtalk, targets) as r:
+        assert (await r.post("oncall", notification(alert()))).status_code == 200
+        # An unsigned message to a signing robot is refused by DingTalk: not a delivery.
+        assert (await r.post("bad", notification(alert("QueueStalled")))).status_code == 503
+
+        listed = (await r.http.get("/api/v1/deliveries", params={"since": started})).json()
+        [delivery] = listed["deliveries"]
+        assert delivery["target"] == "oncall" and delivery["alerts"] == 1
+        assert delivery["title"] == "[告警中:1] ApiHighErrorRate 严重"
+        assert "ApiHighErrorRate: API 5xx above 1%" in delivery["text"]
+        assert started <= delivery["sent_at"] <= time.time()
+        later = {"since": delivery["sent_at"] + 0.001}
+        assert (await r.http.get("/api/v1/deliveries", params=later)).json()["deliveries"] == []
+        one = {"since": started, "target": "bad"}
+        assert (await r.http.get("/api/v1/deliveries", params=one)).json()["deliveries"] == []
+
+        anonymous = await r.http.get("/api/v1/deliveries", headers={"Authorization": ""})
+        assert anonymous.status_code == 401
+        bad_since = await r.http.get("/api/v1/deliveries", params={"since": "yesterday"})
+        assert bad_since.status_code == 400 and "unix time" in bad_since.json()["error"]
+        unknown = await r.http.get("/api/v1/deliveries", params={"target": "nope"})
+        assert unknown.status_code == 404
+
+
 async def test_keyword_robot_in_english_with_a_mention_from_the_alert_label(
     dingtalk: RunningFake, robot: httpx.AsyncClient
 ) -> None:
