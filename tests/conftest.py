@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -108,3 +111,127 @@ def listeners_in_range(port_base: int, count: int = 12) -> list[str]:
         if conn.status == psutil.CONN_LISTEN and port_base <= port < port_base + count:
             found.append(f"port {port}: pid {conn.pid}")
     return found
+
+
+@dataclass(frozen=True)
+class ImapServer:
+    """A real IMAP server (Dovecot) serving one maildir to one account."""
+
+    port: int
+    username: str
+    password: str
+
+
+def traversable_tmp_dir(prefix: str) -> Path:
+    """A new directory under /tmp that other users may traverse (pytest's tmp_path is 0700).
+
+    Dovecot reads its files and mailboxes as unprivileged users, so they cannot live under
+    pytest's private temp tree. The caller removes it.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+@contextmanager
+def imap_server(maildir: Path) -> Iterator[ImapServer]:
+    """Dovecot on 127.0.0.1 serving maildir (as its INBOX), stopped when the block exits.
+
+    Every directory above maildir must be traversable by others (see traversable_tmp_dir).
+    """
+    state = traversable_tmp_dir("obsctl-imap-")
+    try:
+        with _dovecot(maildir, state) as server:
+            yield server
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@contextmanager
+def _dovecot(maildir: Path, state: Path) -> Iterator[ImapServer]:
+    import pwd
+
+    from obsctl.stack.fakes.launcher import free_port
+
+    port, username, password = free_port(), "oncall", "imap-test-pass"
+    if os.geteuid() == 0:
+        # Dovecot runs no login or mail process as root: the maildir goes to the mail user.
+        login, internal, mail_user = "dovenull", "dovecot", pwd.getpwnam("mail")
+        for path in [maildir, *maildir.rglob("*")]:
+            os.chown(path, mail_user.pw_uid, mail_user.pw_gid)
+    else:
+        login = internal = pwd.getpwuid(os.geteuid()).pw_name
+        mail_user = pwd.getpwuid(os.geteuid())
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
+    base = state / "dovecot"
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)
+    (state / "passwd").write_text(f"{username}:{{PLAIN}}{password}:::::\n")
+    config = state / "dovecot.conf"
+    config.write_text(
+        f"""protocols = imap
+listen = 127.0.0.1
+base_dir = {base}
+state_dir = {base}/state
+instance_name = obsctl-test-{port}
+log_path = {state}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+default_login_user = {login}
+default_internal_user = {internal}
+default_internal_group = {internal}
+first_valid_uid = {mail_user.pw_uid}
+mail_location = maildir:{maildir}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {state}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={mail_user.pw_uid} gid={mail_user.pw_gid} home={maildir}
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+  chroot =
+}}
+service anvil {{
+  chroot =
+}}
+"""
+    )
+    proc = subprocess.Popen(
+        ["dovecot", "-F", "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(f"dovecot on port {port}", lambda: _accepts(port) or proc.poll() is not None, 20)
+        if proc.poll() is not None:
+            pytest.fail(
+                f"dovecot exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
+            )
+        yield ImapServer(port, username, password)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -17,7 +17,7 @@ def _say(message: str) -> None:
 
 @click.group()
 def drill() -> None:
-    """Fault drills against the local stack (see `obsctl drill list`)."""
+    """Fault drills against the local stack or a named target (see `obsctl drill list`)."""
 
 
 @drill.command(name="list")
@@ -38,36 +38,118 @@ def list_scenarios() -> None:
     "--dir",
     "root",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path(".stack"),
-    show_default=True,
-    help="The local stack to drill (as for `obsctl stack`).",
+    default=None,
+    help="The local stack to drill (as for `obsctl stack`)  [default: .stack]",
 )
+@click.option(
+    "--target",
+    "target_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Drill the system this target config names instead of the local stack (needs --yes).",
+)
+@click.option("--yes", is_flag=True, help="Confirm a drill against a --target system.")
 @click.option(
     "--journal",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Where the JSON journal goes (default DIR/drills/<scenario>-<time>.json).",
+    help="Where the JSON journal goes (default DIR/drills/, or the target's state directory).",
 )
-def run(scenario: str, variant: str | None, root: Path, journal: Path | None) -> None:
+def run(
+    scenario: str,
+    variant: str | None,
+    root: Path | None,
+    target_file: Path | None,
+    yes: bool,
+    journal: Path | None,
+) -> None:
     """Run SCENARIO: steady state, fault, alert -> DingTalk + email, restore, steady state.
 
-    Exit 0 when every expectation held, 1 when one did not, 3 when the system was not in a
-    steady state to begin with, 130 when interrupted (the restore has still run).
-    """
-    from obsctl.drills.report import summary
-    from obsctl.drills.runner import run_drill
-    from obsctl.drills.target import DrillError
+    Without --target the drill acts on the local stack in --dir. With --target FILE it acts
+    on the system that file describes, and only with --yes: without it the plan is printed
+    and nothing is touched.
 
-    path = journal or root / "drills" / f"{scenario}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    Exit 0 when every expectation held, 1 when one did not, 2 when a --target drill was not
+    confirmed with --yes, 3 when the system was not in a steady state to begin with, 130 when
+    interrupted (the restore has still run).
+    """
+    from obsctl.configfile import ConfigError
+    from obsctl.drills.report import summary
+    from obsctl.drills.runner import find_scenario, run_drill
+    from obsctl.drills.target import DrillError, DrillTarget
+
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target: DrillTarget
     try:
-        result = run_drill(root, scenario, variant, path, _say)
-    except DrillError as exc:
+        chosen = find_scenario(scenario, variant)
+        if target_file is None:
+            from obsctl.drills.target import StackTarget
+
+            root = root or Path(".stack")
+            target = StackTarget.open(root)
+            path = journal or root / "drills" / f"{scenario}-{stamp}.json"
+        else:
+            from obsctl.drills.remote import RemoteTarget, load_target
+
+            if root is not None:
+                raise click.UsageError("--dir names the local stack; use it or --target, not both")
+            remote = RemoteTarget(load_target(target_file))
+            plan = remote.plan(chosen, variant)
+            if not yes:
+                _say(f"drill {scenario} would act on {remote.description}:")
+                for line in plan:
+                    _say(f"  {line}")
+                _say("this injects a real fault there: re-run with --yes to go ahead")
+                sys.exit(2)
+            target = remote
+            path = (
+                journal
+                or remote.state_file.parent / remote.config.name / f"{scenario}-{stamp}.json"
+            )
+        result = run_drill(target, scenario, variant, path, _say)
+    except (DrillError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     _say("")
     _say(summary(result))
     _say(f"journal: {path}")
     codes = {"passed": 0, "failed": 1, "refused": 3, "interrupted": 130}
     sys.exit(codes.get(result.status, 1))
+
+
+@drill.command()
+@click.argument("action", type=click.Choice(["set", "clear"]))
+@click.argument("drill_id", required=False)
+@click.option(
+    "--prometheus-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The prometheus.yml Prometheus runs with.",
+)
+@click.option(
+    "--reload-url",
+    default="http://127.0.0.1:9090/-/reload",
+    show_default=True,
+    help="Prometheus's reload endpoint (it needs --web.enable-lifecycle).",
+)
+def label(action: str, drill_id: str | None, prometheus_config: Path, reload_url: str) -> None:
+    """Set (`set DRILL_ID`) or clear the external label drill=<id> in a prometheus.yml.
+
+    For a remote target's drill_label actions, run where the Prometheus config lives. `clear`
+    puts the original file back byte for byte.
+    """
+    from obsctl.drills import prometheus_label
+    from obsctl.drills.target import DrillError
+
+    try:
+        if action == "set":
+            if not drill_id:
+                raise click.UsageError("`set` needs the drill id")
+            done = prometheus_label.set_label(prometheus_config, reload_url, drill_id)
+        else:
+            done = prometheus_label.clear_label(prometheus_config, reload_url)
+    except DrillError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(done)
 
 
 @drill.command()

@@ -39,7 +39,8 @@ class Journal(BaseModel):
     scenario: str
     variant: str | None = None
     drill_id: str
-    stack_dir: str
+    target: str = ""  # "local stack DIR" or "target NAME (prometheus URL)"
+    stack_dir: str = ""  # journals written before remote targets existed
     started_at: float = Field(default_factory=time.time)
     ended_at: float | None = None
     status: str = "running"  # running | passed | failed | refused | interrupted

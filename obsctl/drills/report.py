@@ -29,7 +29,7 @@ def summary(journal: Journal) -> str:
     lines = [
         f"drill {journal.scenario}{variant}: {journal.status.upper()}"
         + (" (deviated)" if journal.deviated and journal.status != "failed" else ""),
-        f"id {journal.drill_id}, stack {journal.stack_dir}",
+        f"id {journal.drill_id}, {journal.target or 'local stack ' + journal.stack_dir}",
         f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(start))}, "
         f"took {(journal.ended_at or start) - start:.1f}s",
         "",

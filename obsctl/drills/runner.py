@@ -15,8 +15,8 @@ from types import FrameType
 from typing import Any
 
 from obsctl.drills.journal import Journal, Outcome, Step
-from obsctl.drills.scenarios import SCENARIOS, Expectation, Scenario
-from obsctl.drills.target import DrillError, Message, StackTarget, wait_until
+from obsctl.drills.scenarios import SCENARIOS, Scenario
+from obsctl.drills.target import DrillError, DrillTarget, Message, wait_until
 from obsctl.mixin.config import AlertName, MixinConfig, Severity
 from obsctl.mixin.config import load as load_mixin
 
@@ -39,11 +39,11 @@ class StepFailed(Exception):
 
 
 class DrillRun:
-    """One run of one scenario against one stack, journaled step by step."""
+    """One run of one scenario against one target, journaled step by step."""
 
     def __init__(
         self,
-        target: StackTarget,
+        target: DrillTarget,
         scenario: Scenario,
         variant: str | None,
         journal_path: Path,
@@ -61,15 +61,16 @@ class DrillRun:
             scenario=scenario.name,
             variant=variant,
             drill_id=drill_id,
-            stack_dir=str(target.layout.root),
+            target=target.description,
         )
-        self.state_file = target.layout.run_dir / "drill-active.json"
+        self.state_file = target.state_file
+        self.expect = target.expectations(scenario)
 
     # --- the experiment ----------------------------------------------------------------
 
     def run(self) -> Journal:
         """Run the drill; the journal says how it went (status passed/failed/refused/...)."""
-        inject, restore = self.scenario.actions(self.variant)
+        inject, restore = self.target.fault(self.scenario, self.variant, self.journal.drill_id)
         with _signals_raise_interrupted():
             try:
                 self._step("undo what an earlier drill left", self._recover_leftovers)
@@ -85,7 +86,7 @@ class DrillRun:
             try:
                 self._write_state()
                 self._step("label alerts as a drill", self._label_alerts)
-                self._step(f"inject: {self.scenario.summary}", lambda: inject(self.target))
+                self._step(f"inject: {self.scenario.summary}", inject)
                 fault_injected = True
                 self.journal.moments["fault"] = time.time()
                 self._expect_during_fault()
@@ -107,7 +108,7 @@ class DrillRun:
         if self.scenario.health_group:
             group = self.scenario.health_group
             self._step(f"/health/{group} turns 503", lambda: self._health_degraded(group))
-        for alert, labels in self.scenario.expect:
+        for alert, labels in self.expect:
             self._step(f"{alert.value} pending, then firing", partial(self._firing, alert, labels))
             self._step(f"{alert.value} in Alertmanager", partial(self._in_alertmanager, alert))
             for channel in self._channels(alert):
@@ -116,12 +117,12 @@ class DrillRun:
                     partial(self._notified, alert, channel, False),
                 )
 
-    def _rollback(self, restore: Callable[[StackTarget], None], fault_injected: bool) -> None:
+    def _rollback(self, restore: Callable[[], object], fault_injected: bool) -> None:
         """Always runs: restore, watch the alert resolve, drop the drill label, steady state."""
-        self._step("restore", lambda: restore(self.target), must=False)
+        self._step("restore", restore, must=False)
         self.journal.moments["restore"] = time.time()
         if fault_injected and self.journal.status != "interrupted":
-            for alert, labels in self.scenario.expect:
+            for alert, labels in self.expect:
                 self._step(f"{alert.value} resolved", partial(self._resolved, alert, labels), False)
                 for channel in self._channels(alert):
                     self._step(
@@ -129,7 +130,8 @@ class DrillRun:
                         partial(self._notified, alert, channel, True),
                         must=False,
                     )
-        self._step("remove the drill label", lambda: self.target.set_drill_label(None), False)
+        drill_id = self.journal.drill_id
+        self._step("remove the drill label", lambda: self.target.unlabel_alerts(drill_id), False)
         self.state_file.unlink(missing_ok=True)
         if self.journal.status != "interrupted":
             self._step("check the steady state again", self._steady_state_after, must=False)
@@ -141,10 +143,11 @@ class DrillRun:
             return "nothing left over"
         left = json.loads(self.state_file.read_text())
         scenario = SCENARIOS.get(left.get("scenario", ""))
+        left_id = str(left.get("drill_id", ""))
         if scenario is not None:
-            _, restore = scenario.actions(left.get("variant"))
-            restore(self.target)
-        self.target.set_drill_label(None)
+            _, restore = self.target.fault(scenario, left.get("variant"), left_id)
+            restore()
+        self.target.unlabel_alerts(left_id)
         self.state_file.unlink(missing_ok=True)
         return (
             f"restored after an interrupted {left.get('scenario')} drill ({left.get('drill_id')})"
@@ -183,7 +186,7 @@ class DrillRun:
             problems["exporter /health"] = f"HTTP {code}, down: {', '.join(down) or body}"
         for alert in self.target.prometheus_alerts():
             name = alert["labels"].get("alertname")
-            if any(name == a.value for a, _ in self.scenario.expect):
+            if any(name == a.value for a, _ in self.expect):
                 problems[f"alert {name}"] = f"already {alert['state']}"
         return problems
 
@@ -201,7 +204,7 @@ class DrillRun:
         )
 
     def _label_alerts(self) -> str:
-        self.target.set_drill_label(self.journal.drill_id)
+        self.target.label_alerts(self.journal.drill_id)
         return f"alerts carry drill={self.journal.drill_id}"
 
     def _health_degraded(self, group: str) -> str:
@@ -371,18 +374,18 @@ def _signals_ignored() -> Iterator[None]:
 
 
 def run_drill(
-    stack_dir: Path, scenario_name: str, variant: str | None, journal_path: Path, say: Say
+    target: DrillTarget, scenario_name: str, variant: str | None, journal_path: Path, say: Say
 ) -> Journal:
-    """Open the stack, run the scenario, return the journal."""
-    if scenario_name not in SCENARIOS:
-        raise DrillError(f"unknown scenario {scenario_name!r}; try: {', '.join(SCENARIOS)}")
-    scenario = SCENARIOS[scenario_name]
+    """Run the scenario against the target, return the journal."""
+    return DrillRun(target, find_scenario(scenario_name, variant), variant, journal_path, say).run()
+
+
+def find_scenario(name: str, variant: str | None) -> Scenario:
+    """The scenario by name; DrillError naming the choices when it (or the variant) is unknown."""
+    if name not in SCENARIOS:
+        raise DrillError(f"unknown scenario {name!r}; try: {', '.join(SCENARIOS)}")
+    scenario = SCENARIOS[name]
     if variant is not None and variant not in scenario.variants:
         choices = ", ".join(scenario.variants) or "none"
-        raise DrillError(f"{scenario_name} has no variant {variant!r} (variants: {choices})")
-    return DrillRun(StackTarget.open(stack_dir), scenario, variant, journal_path, say).run()
-
-
-def expectations(scenario: Scenario) -> list[Expectation]:
-    """What a scenario expects (for `drill list`)."""
-    return scenario.expect
+        raise DrillError(f"{name} has no variant {variant!r} (variants: {choices})")
+    return scenario

@@ -1,4 +1,8 @@
-"""The system a drill acts on and observes: the local stack, through its stack.env."""
+"""The system a drill acts on and observes; here the local stack, through its stack.env.
+
+A remote target (``obsctl.drills.remote``) observes the same way, through the HTTP APIs of
+Prometheus, Alertmanager and the exporter, so that part lives in ``ObservedSystem``.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,23 @@ import mailbox
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.header import decode_header, make_header
+from email.message import Message as EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from obsctl.stack import envfile, manager
 from obsctl.stack.layout import StackLayout
 from obsctl.stack.process import ProcessTable, find_ours
+
+if TYPE_CHECKING:
+    from obsctl.drills.scenarios import Expectation, Scenario
+
+Step = Callable[[], object]
 
 
 class DrillError(RuntimeError):
@@ -32,12 +43,67 @@ class Message:
     text: str
 
 
+class DrillTarget(Protocol):
+    """What a drill needs of the system it runs against (the local stack or a remote target)."""
+
+    @property
+    def description(self) -> str: ...
+    @property
+    def state_file(self) -> Path: ...
+    def fault(
+        self, scenario: Scenario, variant: str | None, drill_id: str
+    ) -> tuple[Step, Step]: ...
+    def expectations(self, scenario: Scenario) -> list[Expectation]: ...
+    def servers_answering(self) -> dict[str, bool]: ...
+    def exporter_health(self, group: str = "") -> tuple[int, dict[str, Any]]: ...
+    def prometheus_alerts(self) -> list[dict[str, Any]]: ...
+    def alertmanager_alerts(self) -> list[dict[str, Any]]: ...
+    def dingtalk_messages(self, since: float) -> list[Message]: ...
+    def emails(self, since: float) -> list[Message]: ...
+    def label_alerts(self, drill_id: str) -> None: ...
+    def unlabel_alerts(self, drill_id: str) -> None: ...
+
+
+class ObservedSystem:
+    """What every drill target can be asked over HTTP: the exporter, Prometheus, Alertmanager."""
+
+    prometheus_url: str
+    alertmanager_url: str
+    exporter_url: str
+
+    def exporter_health(self, group: str = "") -> tuple[int, dict[str, Any]]:
+        """Status code and body of the exporter's /health[/group]."""
+        url = f"{self.exporter_url}/health" + (f"/{group}" if group else "")
+        try:
+            response = httpx.get(url, timeout=2)
+            return response.status_code, response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            return 0, {"error": str(exc)}
+
+    def prometheus_alerts(self) -> list[dict[str, Any]]:
+        """Alerts Prometheus holds (pending and firing)."""
+        body = httpx.get(f"{self.prometheus_url}/api/v1/alerts", timeout=5).json()
+        alerts: list[dict[str, Any]] = body["data"]["alerts"]
+        return alerts
+
+    def alertmanager_alerts(self) -> list[dict[str, Any]]:
+        """Active alerts in Alertmanager."""
+        response = httpx.get(f"{self.alertmanager_url}/api/v2/alerts", timeout=5)
+        alerts: list[dict[str, Any]] = response.json()
+        return alerts
+
+
 @dataclass
-class StackTarget:
+class StackTarget(ObservedSystem):
     """The local stack in one directory: its servers, URLs, sinks and knobs."""
 
     layout: StackLayout
     env: dict[str, str]
+
+    def __post_init__(self) -> None:
+        self.prometheus_url = self.env["PROMETHEUS_URL"]
+        self.alertmanager_url = self.env["ALERTMANAGER_URL"]
+        self.exporter_url = f"http://{self.env['OBSCTL_LISTEN']}"
 
     @classmethod
     def open(cls, root: Path) -> StackTarget:
@@ -47,32 +113,30 @@ class StackTarget:
             raise DrillError(f"no stack in {root}: run `obsctl stack up --dir {root}` first")
         return cls(manager.layout_for(root), envfile.read(env_file))
 
+    @property
+    def description(self) -> str:
+        """Which system this is, for the journal and the progress lines."""
+        return f"local stack {self.layout.root}"
+
+    @property
+    def state_file(self) -> Path:
+        """Where a running drill notes what to undo should it be killed."""
+        return self.layout.run_dir / "drill-active.json"
+
+    def fault(self, scenario: Scenario, variant: str | None, drill_id: str) -> tuple[Step, Step]:
+        """(inject, restore) for a scenario on this stack."""
+        inject, restore = scenario.actions(variant)
+        return (lambda: inject(self)), (lambda: restore(self))
+
+    def expectations(self, scenario: Scenario) -> list[Expectation]:
+        """The alerts the scenario must fire here, with the labels that pick them."""
+        return scenario.expect
+
     # --- observing ---------------------------------------------------------------------
 
     def servers_answering(self) -> dict[str, bool]:
         """Each server of the stack and whether it answers."""
         return {s.name: s.answering for s in manager.status(self.layout.root)}
-
-    def exporter_health(self, group: str = "") -> tuple[int, dict[str, Any]]:
-        """Status code and body of the exporter's /health[/group]."""
-        url = f"http://{self.env['OBSCTL_LISTEN']}/health" + (f"/{group}" if group else "")
-        try:
-            response = httpx.get(url, timeout=2)
-            return response.status_code, response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            return 0, {"error": str(exc)}
-
-    def prometheus_alerts(self) -> list[dict[str, Any]]:
-        """Alerts Prometheus holds (pending and firing)."""
-        body = httpx.get(f"{self.env['PROMETHEUS_URL']}/api/v1/alerts", timeout=5).json()
-        alerts: list[dict[str, Any]] = body["data"]["alerts"]
-        return alerts
-
-    def alertmanager_alerts(self) -> list[dict[str, Any]]:
-        """Active alerts in Alertmanager."""
-        response = httpx.get(f"{self.env['ALERTMANAGER_URL']}/api/v2/alerts", timeout=5)
-        alerts: list[dict[str, Any]] = response.json()
-        return alerts
 
     def dingtalk_messages(self, since: float) -> list[Message]:
         """Messages the DingTalk endpoint accepted since a unix time, on every robot."""
@@ -107,16 +171,8 @@ class StackTarget:
             if not path.exists():
                 path = box / "cur" / key
             received = path.stat().st_mtime if path.exists() else 0.0
-            if received < since:
-                continue
-            subject = str(make_header(decode_header(msg.get("Subject", ""))))
-            parts = [msg] if not msg.is_multipart() else list(msg.walk())
-            text = ""
-            for part in parts:
-                payload = part.get_payload(decode=True)
-                if isinstance(payload, bytes):
-                    text += payload.decode(part.get_content_charset() or "utf-8", "replace")
-            found.append(Message(received, "email", subject, text))
+            if received >= since:
+                found.append(email_message(msg, received))
         return found
 
     # --- acting ------------------------------------------------------------------------
@@ -147,14 +203,33 @@ class StackTarget:
         """`obsctl stack up` again: starts whatever is not running, leaves the rest alone."""
         manager.up(self.layout.root, None, lambda _: None, do_install=False)
 
-    def set_drill_label(self, drill_id: str | None) -> None:
-        """Add (or remove) the external label drill=<id> on every alert Prometheus sends."""
+    def label_alerts(self, drill_id: str) -> None:
+        """Add the external label drill=<id> to every alert Prometheus sends."""
+        self._render_prometheus_config(drill_id)
+
+    def unlabel_alerts(self, drill_id: str) -> None:
+        """Remove the drill label again."""
+        self._render_prometheus_config(None)
+
+    def _render_prometheus_config(self, drill_id: str | None) -> None:
         from obsctl.stack.services import render_prometheus_config
 
         render_prometheus_config(self.layout, drill_id=drill_id)
         response = httpx.post(f"{self.env['PROMETHEUS_URL']}/-/reload", timeout=10)
         if response.status_code != 200:
             raise DrillError(f"Prometheus refused the reload: {response.text.strip()}")
+
+
+def email_message(msg: EmailMessage | mailbox.MaildirMessage, received_at: float) -> Message:
+    """A received email as a Message: decoded subject, every text part concatenated."""
+    subject = str(make_header(decode_header(msg.get("Subject", ""))))
+    parts = [msg] if not msg.is_multipart() else list(msg.walk())
+    text = ""
+    for part in parts:
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            text += payload.decode(part.get_content_charset() or "utf-8", "replace")
+    return Message(received_at, "email", subject, text)
 
 
 def _iso_to_unix(value: str) -> float:

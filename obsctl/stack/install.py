@@ -27,6 +27,8 @@ APT_PACKAGES: dict[str, str] = {
     "amtool": "prometheus-alertmanager",
     "node": "nodejs",
     "npm": "npm",
+    # A real IMAP server: drill tests read alert emails back the way a remote target's are read.
+    "dovecot": "dovecot-imapd",
     # Validates compose.yaml offline (no Docker engine runs on these machines).
     "docker-compose": "docker-compose",
 }

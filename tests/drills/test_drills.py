@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,19 +18,29 @@ import pytest
 from obsctl.drills.journal import Journal
 from obsctl.drills.scenarios import SCENARIOS
 
-from conftest import SPARE_PORT_BASES, RunningStack, obsctl, start_stack, wait_for
+from conftest import (
+    SPARE_PORT_BASES,
+    RunningStack,
+    imap_server,
+    obsctl,
+    start_stack,
+    traversable_tmp_dir,
+    wait_for,
+)
 
 # The promise to on-call: a fault reaches DingTalk within a minute with the shipped intervals.
 FAULT_TO_DINGTALK_BUDGET = 60.0
 
 
 @pytest.fixture(scope="module")
-def drill_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    root = tmp_path_factory.mktemp("drill-stack")
+def drill_stack() -> Iterator[RunningStack]:
+    # Outside pytest's private temp tree: the IMAP server reads the stack's maildir as a user.
+    root = traversable_tmp_dir("obsctl-drill-stack-")
     try:
         yield start_stack(root, SPARE_PORT_BASES[4])
     finally:
         obsctl("stack", "down", "--dir", str(root))
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _drill(stack: RunningStack, journal: Path, *args: str) -> subprocess.Popen[str]:
@@ -180,3 +191,92 @@ def test_refuses_to_start_on_a_broken_system(drill_stack: RunningStack, tmp_path
 def _pid(stack: RunningStack, name: str) -> int:
     records = json.loads((stack.root / "run" / "processes.json").read_text())
     return next(int(r["pid"]) for r in records if r["name"] == name)
+
+
+def test_drill_against_a_target_config_proves_delivery_through_relay_and_imap(
+    drill_stack: RunningStack, tmp_path: Path
+) -> None:
+    """The stack drilled as a remote system: only URLs, HTTP faults, commands, relay and IMAP."""
+    wait_for("the stack to be healthy before the drill", lambda: _healthy(drill_stack), 120)
+    wait_for("no api-errors alert still active", lambda: _quiet(drill_stack, "api-errors"), 180)
+    env = drill_stack.env
+    prometheus_yml = drill_stack.root / "prometheus" / "prometheus.yml"
+    original = prometheus_yml.read_bytes()
+    with imap_server(Path(env["SMTP_SINK_DIR"])) as imap:
+        config = tmp_path / "staging.yaml"
+        config.write_text(_remote_target_config(drill_stack, prometheus_yml, imap.port))
+        secrets = {
+            "STAGING_RELAY_TOKEN": env["OBSCTL_RELAY_TOKEN"],
+            "STAGING_ADMIN_TOKEN": env["DEMO_ADMIN_TOKEN"],
+            "STAGING_IMAP_PASSWORD": imap.password,
+        }
+        journal_path = tmp_path / "journal.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", "obsctl", "drill", "run", "api-errors", "--target",
+             str(config), "--yes", "--journal", str(journal_path)],
+            capture_output=True, text=True, timeout=600, env={**os.environ, **secrets},
+        )  # fmt: skip
+
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    journal = Journal.load(journal_path)
+    assert journal.status == "passed" and journal.target.startswith("target staging-test")
+    timings = journal.timings()
+    for key in ("fault_to_dingtalk", "fault_to_email", "restore_to_email_resolved"):
+        assert key in timings, timings
+    assert timings["fault_to_dingtalk"] <= FAULT_TO_DINGTALK_BUDGET, timings
+    steps = {s.name: s for s in journal.steps}
+    assert "PUT" in (steps["inject: raise the demo platform's 5xx rate to 5 %"].output or "")
+    assert set(_channels(journal)) == {"dingtalk:oncall", "email"}
+    assert prometheus_yml.read_bytes() == original, "the label tool restores the file exactly"
+    assert not (tmp_path / "state.json").exists()
+    assert _admin(drill_stack).get("/admin/faults").json()["error_rate"] == 0
+    print(f"\nDRILL api-errors (remote target) {json.dumps(timings)}")
+
+
+def _remote_target_config(stack: RunningStack, prometheus_yml: Path, imap_port: int) -> str:
+    env = stack.env
+    label = [sys.executable, "-m", "obsctl", "drill", "label"]
+    where = ["--prometheus-config", str(prometheus_yml), "--reload-url",
+             f"{env['PROMETHEUS_URL']}/-/reload"]  # fmt: skip
+
+    def faults(rate: float) -> list[dict[str, object]]:
+        url = f"{env['DEMO_APP_URL']}/admin/faults"
+        body = {"error_rate": rate, "latency_ms": 0}
+        return [
+            {
+                "http": {
+                    "method": "PUT",
+                    "url": url,
+                    "bearer_token": "${STAGING_ADMIN_TOKEN}",
+                    "json": body,
+                }
+            }
+        ]
+
+    import yaml
+
+    return yaml.safe_dump(
+        {
+            "name": "staging-test",
+            "prometheus": env["PROMETHEUS_URL"],
+            "alertmanager": env["ALERTMANAGER_URL"],
+            "exporter": f"http://{env['OBSCTL_LISTEN']}",
+            "relay": {"url": env["RELAY_URL"], "token": "${STAGING_RELAY_TOKEN}"},
+            "mailbox": {
+                "imap": {
+                    "host": "127.0.0.1",
+                    "port": imap_port,
+                    "security": "none",
+                    "username": "oncall",
+                    "password": "${STAGING_IMAP_PASSWORD}",
+                }
+            },
+            "drill_label": {
+                "set": [{"run": [*label, "set", "{drill_id}", *where]}],
+                "clear": [{"run": [*label, "clear", *where]}],
+            },
+            "faults": {"api-errors": {"inject": faults(0.05), "restore": faults(0.0)}},
+            "state_file": "state.json",
+        }
+    )

@@ -1,0 +1,81 @@
+"""Add or remove the external label drill=<id> in any prometheus.yml, then reload Prometheus.
+
+Meant to run where the Prometheus config lives (``ssh prom1 obsctl drill label set …``): a
+remote target's ``drill_label`` actions call it. The original file is kept byte for byte next to
+the config while a drill runs, and `clear` puts exactly those bytes back, comments and all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from obsctl.drills.target import DrillError
+
+BACKUP_SUFFIX = ".obsctl-drill-backup"
+
+
+def backup_of(config: Path) -> Path:
+    """Where the original config waits while a drill label is set."""
+    return config.with_name(config.name + BACKUP_SUFFIX)
+
+
+def set_label(config: Path, reload_url: str, drill_id: str) -> str:
+    """Write the config with drill=<id> and reload; on any failure the original is back."""
+    backup = backup_of(config)
+    if not backup.exists():
+        shutil.copy2(config, backup)
+    original = backup.read_text()
+    try:
+        parsed: Any = yaml.safe_load(original) or {}
+    except yaml.YAMLError as exc:
+        backup.unlink()
+        raise DrillError(f"{config}: not valid YAML: {exc}") from None
+    if not isinstance(parsed, dict):
+        backup.unlink()
+        raise DrillError(f"{config}: the top level must be a mapping")
+    global_section = parsed.setdefault("global", {}) or {}
+    parsed["global"] = global_section
+    global_section.setdefault("external_labels", {})
+    global_section["external_labels"] = {**(global_section["external_labels"] or {})}
+    global_section["external_labels"]["drill"] = drill_id
+    _write(config, yaml.safe_dump(parsed, sort_keys=False, allow_unicode=True))
+    try:
+        _reload(reload_url)
+    except DrillError:
+        clear_label(config, reload_url)
+        raise
+    return f"{config}: external label drill={drill_id}, Prometheus reloaded"
+
+
+def clear_label(config: Path, reload_url: str) -> str:
+    """Put the original config back (if a drill label is set) and reload."""
+    backup = backup_of(config)
+    if not backup.exists():
+        return f"{config}: no drill label set"
+    _write(config, backup.read_text())
+    backup.unlink()
+    _reload(reload_url)
+    return f"{config}: original restored, Prometheus reloaded"
+
+
+def _write(config: Path, text: str) -> None:
+    """Replace the file atomically, keeping its permissions."""
+    tmp = config.with_name(f".{config.name}.obsctl-tmp")
+    tmp.write_text(text)
+    shutil.copymode(config, tmp)
+    os.replace(tmp, config)
+
+
+def _reload(url: str) -> None:
+    try:
+        response = httpx.post(url, timeout=30)
+    except httpx.HTTPError as exc:
+        raise DrillError(f"cannot reload Prometheus at {url}: {exc}") from None
+    if response.status_code != 200:
+        raise DrillError(f"Prometheus refused the reload ({url}): {response.text.strip()[:300]}")
