@@ -117,9 +117,23 @@ def listeners_in_range(port_base: int, count: int = 12) -> list[str]:
 class ImapServer:
     """A real IMAP server (Dovecot) serving one maildir to one account."""
 
-    port: int
+    port: int  # plain IMAP, with STARTTLS when a certificate was given
     username: str
     password: str
+    tls_port: int | None = None  # IMAPS
+    ca_file: Path | None = None  # the self-signed certificate to trust
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1, made by openssl (the certificate is its own CA)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
 
 
 def traversable_tmp_dir(prefix: str) -> Path:
@@ -134,26 +148,35 @@ def traversable_tmp_dir(prefix: str) -> Path:
 
 
 @contextmanager
-def imap_server(maildir: Path) -> Iterator[ImapServer]:
+def imap_server(maildir: Path, tls: bool = False) -> Iterator[ImapServer]:
     """Dovecot on 127.0.0.1 serving maildir (as its INBOX), stopped when the block exits.
 
     Every directory above maildir must be traversable by others (see traversable_tmp_dir).
+    With tls, it also speaks STARTTLS and IMAPS with a self-signed certificate (ca_file).
     """
     state = traversable_tmp_dir("obsctl-imap-")
     try:
-        with _dovecot(maildir, state) as server:
+        with _dovecot(maildir, state, tls) as server:
             yield server
     finally:
         shutil.rmtree(state, ignore_errors=True)
 
 
 @contextmanager
-def _dovecot(maildir: Path, state: Path) -> Iterator[ImapServer]:
+def _dovecot(maildir: Path, state: Path, tls: bool) -> Iterator[ImapServer]:
     import pwd
 
     from obsctl.stack.fakes.launcher import free_port
 
     port, username, password = free_port(), "oncall", "imap-test-pass"
+    tls_port = free_port() if tls else None
+    cert = None
+    if tls:
+        cert, key = self_signed_certificate(state)
+        key.chmod(0o644)  # read by Dovecot's unprivileged processes; a throwaway test key
+        ssl = f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}"
+    else:
+        ssl = "ssl = no"
     if os.geteuid() == 0:
         # Dovecot runs no login or mail process as root: the maildir goes to the mail user.
         login, internal, mail_user = "dovenull", "dovecot", pwd.getpwnam("mail")
@@ -176,7 +199,7 @@ base_dir = {base}
 state_dir = {base}/state
 instance_name = obsctl-test-{port}
 log_path = {state}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain
 default_login_user = {login}
@@ -198,7 +221,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port or 0}
   }}
   chroot =
 }}
@@ -219,7 +243,7 @@ service anvil {{
             pytest.fail(
                 f"dovecot exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
             )
-        yield ImapServer(port, username, password)
+        yield ImapServer(port, username, password, tls_port, cert)
     finally:
         proc.terminate()
         try:

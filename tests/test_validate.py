@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 COPIED = [
-    "alert-rules", "alertmanager", "dashboards", "docs/runbooks", "exporters",
+    "alert-rules", "alertmanager", "dashboards", "docs/runbooks", "drills", "exporters",
     "compose.yaml", "obsctl/mixin/mixin.yaml", "obsctl/stack/demo_platform/package.json",
 ]  # fmt: skip
 
@@ -47,7 +47,15 @@ def test_the_repository_is_valid(checkout: Path) -> None:
     result = validate(checkout)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
-    for check in ("promtool", "alertmanager", "dashboards", "generated files", "compose"):
+    checks = (
+        "promtool",
+        "alertmanager",
+        "dashboards",
+        "generated files",
+        "compose",
+        "drill targets",
+    )
+    for check in checks:
         assert f"ok  {check}" in result.stderr
 
 
@@ -84,3 +92,14 @@ def test_a_bad_alertmanager_route_is_reported(checkout: Path) -> None:
     assert result.returncode == 1
     assert "receiver 'on-call' is not defined" in result.stdout
     assert "alertmanager/alertmanager.yml: stale" in result.stdout
+
+
+def test_a_broken_drill_target_is_reported_with_its_key(checkout: Path) -> None:
+    target = checkout / "drills" / "targets" / "staging.example.yaml"
+    target.write_text(target.read_text().replace("  api-latency:", "  api-slowness:", 1))
+    result = validate(checkout)
+    assert result.returncode == 1
+    assert (
+        "drills/targets/staging.example.yaml: faults: Value error, unknown scenario api-slowness"
+        in (result.stdout)
+    )

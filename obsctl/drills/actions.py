@@ -7,12 +7,13 @@ providers. ``{drill_id}`` anywhere in an argument, URL or JSON string is replace
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from obsctl.drills.target import DrillError
 from obsctl.exporter.config_types import Duration
@@ -65,13 +66,20 @@ class HttpRequest(Strict):
     """One HTTP request; any 2xx answer is success unless `expect_status` says otherwise."""
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    url: str = Field(pattern=r"^https?://\S+$")
+    url: str
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     # Sent as "Authorization: Bearer <token>" (a whole ${VAR} value, unlike a header template).
     bearer_token: SecretStr | None = None
     json_body: Any = Field(default=None, alias="json")
     timeout: Duration = 30.0
     expect_status: list[int] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://\S+$", value):
+            raise ValueError(f"expected an http(s) URL, found {value!r}")
+        return value
 
 
 class HttpAction(Strict):

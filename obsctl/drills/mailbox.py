@@ -7,6 +7,7 @@ import imaplib
 import ssl
 import time
 from email import policy
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -27,6 +28,8 @@ class ImapMailbox(BaseModel):
     username: str = Field(min_length=1)
     password: SecretStr
     folder: str = "INBOX"
+    # A private CA's certificate (PEM) to trust for this server; the system's CAs otherwise.
+    ca_file: Path | None = None
     timeout: float = Field(default=10.0, gt=0)
 
     def messages_since(self, since: float) -> list[Message]:
@@ -39,7 +42,7 @@ class ImapMailbox(BaseModel):
             raise DrillError(f"{where}: {type(exc).__name__}: {exc}") from None
 
     def _connect(self) -> imaplib.IMAP4:
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=self.ca_file)
         imap: imaplib.IMAP4
         if self.security == "tls":
             imap = imaplib.IMAP4_SSL(
@@ -49,7 +52,11 @@ class ImapMailbox(BaseModel):
             imap = imaplib.IMAP4(self.host, self.port, timeout=self.timeout)
             if self.security == "starttls":
                 imap.starttls(context)
-        imap.login(self.username, self.password.get_secret_value())
+        try:
+            imap.login(self.username, self.password.get_secret_value())
+        except BaseException:
+            imap.shutdown()
+            raise
         return imap
 
 

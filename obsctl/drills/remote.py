@@ -10,12 +10,13 @@ DingTalk accepted (``GET /api/v1/deliveries``), since DingTalk offers no way to 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
 import httpx
-from pydantic import Field, SecretStr, StringConstraints, field_validator
+from pydantic import AfterValidator, Field, SecretStr, StringConstraints, field_validator
 
 from obsctl.configfile import load_model
 from obsctl.drills.actions import Action, Strict, perform_all
@@ -23,7 +24,14 @@ from obsctl.drills.mailbox import ImapMailbox
 from obsctl.drills.scenarios import SCENARIOS, Expectation, Scenario
 from obsctl.drills.target import DrillError, Message, ObservedSystem, Step
 
-Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+        raise ValueError(f"expected an http(s) URL such as http://prometheus:9090, found {value!r}")
+    return value
+
+
+Url = Annotated[str, AfterValidator(_http_url)]
 TargetName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
 
 

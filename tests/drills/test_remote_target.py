@@ -1,0 +1,386 @@
+"""Remote drill targets without a drill: the config, the --yes gate, actions, label tool, IMAP."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from email.header import Header
+from email.mime.text import MIMEText
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from obsctl.configfile import ConfigError
+from obsctl.drills import prometheus_label
+from obsctl.drills.actions import HttpAction, RunAction, perform_all
+from obsctl.drills.mailbox import ImapMailbox
+from obsctl.drills.remote import RemoteTarget, load_target
+from obsctl.drills.runner import DrillRun
+from obsctl.drills.scenarios import SCENARIOS
+from obsctl.drills.target import DrillError
+from obsctl.stack.fakes.launcher import free_port
+
+from conftest import imap_server, traversable_tmp_dir, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "drills" / "targets" / "staging.example.yaml"
+
+
+def _config(tmp_path: Path, **changes: Any) -> Path:
+    raw: dict[str, Any] = {
+        "name": "staging",
+        "prometheus": "http://127.0.0.1:1",
+        "alertmanager": "http://127.0.0.1:2",
+        "exporter": "http://127.0.0.1:3",
+        "relay": {"url": "http://127.0.0.1:4", "token": "t"},
+        "mailbox": {"imap": {"host": "mail.example", "username": "u", "password": "pw-123"}},
+        "drill_label": {"set": [{"run": ["true"]}], "clear": [{"run": ["true"]}]},
+        "faults": {
+            "mysql-down": {
+                "inject": [{"run": ["touch", str(tmp_path / "injected")]}],
+                "restore": [{"run": ["touch", str(tmp_path / "restored")]}],
+                "variants": {
+                    "hang": {"inject": [{"run": ["true"]}], "restore": [{"run": ["true"]}]}
+                },
+            },
+            "queue-backlog": {
+                "labels": {"queue": "render"},
+                "inject": [{"http": {"method": "PUT", "url": "http://127.0.0.1:5/pause"}}],
+                "restore": [{"http": {"url": "http://127.0.0.1:5/resume"}}],
+            },
+        },
+        "state_file": "state/active.json",
+    }
+    raw.update(changes)
+    path = tmp_path / "target.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+# --- the config --------------------------------------------------------------------------
+
+
+def test_a_valid_config_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
+    config = load_target(_config(tmp_path))
+    target = RemoteTarget(config)
+    assert target.state_file == tmp_path / "state" / "active.json"
+    [(_, labels)] = target.expectations(SCENARIOS["queue-backlog"])
+    assert labels == {"queue": "render"}, "the target's own queue name replaces the stack's"
+    plan = target.plan(SCENARIOS["mysql-down"], None)
+    assert plan[0] == "label alerts:  run: true"
+    assert plan[1] == f"inject:        run: touch {tmp_path / 'injected'}"
+
+
+def test_the_shipped_example_is_a_valid_config() -> None:
+    env = {"STAGING_RELAY_TOKEN": "x", "STAGING_ADMIN_TOKEN": "y", "STAGING_IMAP_PASSWORD": "z"}
+    config = load_target(EXAMPLE, env)
+    assert set(config.faults) == set(SCENARIOS), "the example shows every scenario"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"faults": {"disk-full": {"inject": [{"run": ["x"]}], "restore": [{"run": ["y"]}]}}},
+         "faults: Value error, unknown scenario disk-full; scenarios: mysql-down"),
+        ({"faults": {"api-errors": {"inject": [{"run": ["x"]}], "restore": [{"run": ["y"]}],
+                                    "variants": {"hang": {"inject": [{"run": ["x"]}],
+                                                          "restore": [{"run": ["y"]}]}}}}},
+         "api-errors: unknown variant hang (variants: none)"),
+        ({"prometheus": "prometheus:9090"},
+         "prometheus: Value error, expected an http(s) URL such as http://prometheus:9090, found "
+         "'prometheus:9090'"),
+        ({"faults": {"api-errors": {"inject": [], "restore": [{"run": ["y"]}]}}},
+         "faults.api-errors.inject: List should have at least 1 item"),
+        ({"mailbox": None}, "mailbox: Input should be a valid dictionary"),
+        ({"pager": "yes"}, "pager: unknown key"),
+    ],
+)  # fmt: skip
+def test_config_errors_name_the_key(tmp_path: Path, changes: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_target(_config(tmp_path, **changes))
+    assert expected in str(caught.value)
+    assert "pw-123" not in str(caught.value)
+
+
+def test_a_missing_secret_variable_is_named(tmp_path: Path) -> None:
+    path = _config(tmp_path, relay={"url": "http://127.0.0.1:4", "token": "${NO_SUCH_TOKEN}"})
+    with pytest.raises(ConfigError, match=r"relay\.token: .*NO_SUCH_TOKEN"):
+        load_target(path, {})
+
+
+# --- the --yes gate ----------------------------------------------------------------------
+
+
+def _obsctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "obsctl", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_without_yes_the_plan_is_shown_and_nothing_is_touched(tmp_path: Path) -> None:
+    done = _obsctl("drill", "run", "mysql-down", "--target", str(_config(tmp_path)))
+    assert done.returncode == 2, done.stderr
+    assert "drill mysql-down would act on target staging (prometheus http://127.0.0.1:1)" in (
+        done.stderr
+    )
+    assert f"inject:        run: touch {tmp_path / 'injected'}" in done.stderr
+    assert "re-run with --yes" in done.stderr
+    assert not (tmp_path / "injected").exists() and not (tmp_path / "state").exists()
+
+
+def test_dir_and_target_together_are_refused(tmp_path: Path) -> None:
+    done = _obsctl("drill", "run", "mysql-down", "--dir", str(tmp_path), "--target",
+                   str(_config(tmp_path)), "--yes")  # fmt: skip
+    assert done.returncode == 2 and "use it or --target, not both" in done.stderr
+
+
+def test_a_scenario_the_target_does_not_configure_is_refused(tmp_path: Path) -> None:
+    done = _obsctl("drill", "run", "cos-down", "--target", str(_config(tmp_path)), "--yes")
+    assert done.returncode == 1
+    assert (
+        "target staging has no fault for cos-down (its config names: mysql-down, queue-backlog)"
+        in (done.stderr)
+    )
+    assert not (tmp_path / "injected").exists()
+
+
+def test_a_broken_target_config_is_reported_before_anything_runs(tmp_path: Path) -> None:
+    path = _config(tmp_path, exporter="nowhere")
+    done = _obsctl("drill", "run", "mysql-down", "--target", str(path), "--yes")
+    assert done.returncode == 1
+    assert f"{path}: invalid config" in done.stderr and "exporter:" in done.stderr
+
+
+def test_a_leftover_of_a_killed_remote_drill_is_undone_first(tmp_path: Path) -> None:
+    cleared = tmp_path / "cleared"
+    path = _config(
+        tmp_path,
+        drill_label={"set": [{"run": ["true"]}], "clear": [{"run": ["touch", str(cleared)]}]},
+    )
+    target = RemoteTarget(load_target(path))
+    target.state_file.parent.mkdir(parents=True)
+    target.state_file.write_text(json.dumps({"scenario": "mysql-down", "drill_id": "d-1"}))
+    run = DrillRun(target, SCENARIOS["mysql-down"], None, tmp_path / "j.json", lambda _: None)
+    assert "restored after an interrupted mysql-down drill (d-1)" in run._recover_leftovers()
+    assert (tmp_path / "restored").exists() and cleared.exists()
+    assert not target.state_file.exists()
+
+
+# --- actions -----------------------------------------------------------------------------
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: ClassVar[list[dict[str, Any]]] = []
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.seen.append({"path": self.path, "auth": self.headers.get("Authorization"),
+                          "body": json.loads(body or b"null")})  # fmt: skip
+        status = 200 if self.path.startswith("/ok") else 409
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(b"conflict: workers already paused" if status != 200 else b"")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    _Recorder.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_action_sends_the_token_and_fills_in_the_drill_id(recorder: str) -> None:
+    action = HttpAction.model_validate(
+        {"http": {"method": "PUT", "url": f"{recorder}/ok/{{drill_id}}", "bearer_token": "s3",
+                  "json": {"reason": "drill {drill_id}", "n": 1}}}
+    )  # fmt: skip
+    assert action.perform("d-7") == f"PUT {recorder}/ok/d-7 -> 200"
+    assert _Recorder.seen == [
+        {"path": "/ok/d-7", "auth": "Bearer s3", "body": {"reason": "drill d-7", "n": 1}}
+    ]
+    assert "s3" not in action.describe()
+
+
+def test_http_action_failure_names_url_status_and_body(recorder: str) -> None:
+    action = HttpAction.model_validate({"http": {"method": "PUT", "url": f"{recorder}/pause"}})
+    with pytest.raises(DrillError, match=r"PUT .*/pause answered 409: conflict: workers"):
+        action.perform("d")
+    accepted = HttpAction.model_validate(
+        {"http": {"method": "PUT", "url": f"{recorder}/pause", "expect_status": [409]}}
+    )
+    assert accepted.perform("d").endswith("-> 409")
+    refused = HttpAction.model_validate({"http": {"url": f"http://127.0.0.1:{free_port()}/"}})
+    with pytest.raises(DrillError, match="ConnectError"):
+        refused.perform("d")
+
+
+def test_run_action_failures_say_what_happened(tmp_path: Path) -> None:
+    assert RunAction(run=["echo", "{drill_id}"]).perform("d-1") == "d-1"
+    with pytest.raises(DrillError, match=r"`sh -c echo nope >&2; exit 3` exited 3: nope"):
+        RunAction(run=["sh", "-c", "echo nope >&2; exit 3"]).perform("d")
+    with pytest.raises(DrillError, match="no-such-tool: command not found"):
+        RunAction(run=["no-such-tool"]).perform("d")
+    started = time.monotonic()
+    with pytest.raises(DrillError, match=r"still running after 0.5s"):
+        RunAction(run=["sleep", "30"], timeout=0.5).perform("d")
+    assert time.monotonic() - started < 5
+
+
+def test_a_restore_tries_every_action_even_after_one_fails(tmp_path: Path) -> None:
+    actions = [RunAction(run=["false"]), RunAction(run=["touch", str(tmp_path / "second")])]
+    with pytest.raises(DrillError, match="`false` exited 1"):
+        perform_all(list(actions), "d", keep_going=True)
+    assert (tmp_path / "second").exists()
+    (tmp_path / "second").unlink()
+    with pytest.raises(DrillError):
+        perform_all(list(actions), "d")
+    assert not (tmp_path / "second").exists(), "an inject stops at the first failure"
+
+
+# --- the label tool, against a real Prometheus ----------------------------------------------
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "# hand-written, with comments that must survive a drill\n"
+        "global:\n  scrape_interval: 15s  # keep\n  external_labels:\n    site: sh\n"
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        ["prometheus", f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
+         f"--storage.tsdb.path={tmp_path / 'data'}", "--web.enable-lifecycle"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for("prometheus ready", lambda: _ready(f"{url}/-/ready"), 30)
+        yield config, url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _external_labels(url: str) -> dict[str, str]:
+    raw = httpx.get(f"{url}/api/v1/status/config", timeout=5).json()["data"]["yaml"]
+    labels: dict[str, str] = yaml.safe_load(raw)["global"].get("external_labels", {})
+    return labels
+
+
+def test_label_tool_sets_and_clears_the_label_and_restores_the_file_exactly(
+    prometheus: tuple[Path, str],
+) -> None:
+    config, url = prometheus
+    original = config.read_bytes()
+    done = _obsctl("drill", "label", "set", "d-42", "--prometheus-config", str(config),
+                   "--reload-url", f"{url}/-/reload")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert _external_labels(url) == {"site": "sh", "drill": "d-42"}
+    # A second set (the next drill after a crash) still starts from the original.
+    prometheus_label.set_label(config, f"{url}/-/reload", "d-43")
+    assert _external_labels(url) == {"site": "sh", "drill": "d-43"}
+
+    done = _obsctl("drill", "label", "clear", "--prometheus-config", str(config),
+                   "--reload-url", f"{url}/-/reload")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert config.read_bytes() == original
+    assert _external_labels(url) == {"site": "sh"}
+    assert not prometheus_label.backup_of(config).exists()
+    assert "no drill label set" in prometheus_label.clear_label(config, f"{url}/-/reload")
+
+
+def test_label_tool_puts_the_original_back_when_the_reload_fails(
+    prometheus: tuple[Path, str],
+) -> None:
+    config, _ = prometheus
+    original = config.read_bytes()
+    dead = f"http://127.0.0.1:{free_port()}/-/reload"
+    with pytest.raises(DrillError, match="cannot reload Prometheus"):
+        prometheus_label.set_label(config, dead, "d-1")
+    assert config.read_bytes() == original
+    assert not prometheus_label.backup_of(config).exists()
+
+
+# --- reading alert emails back over IMAP -----------------------------------------------------
+
+
+@pytest.fixture
+def maildir() -> Iterator[Path]:
+    root = traversable_tmp_dir("obsctl-maildir-")
+    try:
+        yield root / "maildir"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _deliver(box: Path, subject: str, body: str, at: float) -> None:
+    msg = MIMEText(body, "html", "utf-8")
+    msg["Subject"] = Header(subject, "utf-8")
+    msg["From"], msg["To"] = "alertmanager@example.com", "oncall@example.com"
+    key = mailbox.Maildir(box, create=True).add(msg)
+    os.utime(box / "new" / key, (at, at))  # Dovecot takes the arrival time from the file
+
+
+def test_imap_mailbox_reads_only_what_arrived_since(maildir: Path) -> None:
+    now = time.time()
+    _deliver(maildir, "[FIRING:1] 旧的 old alert", "<p>old</p>", now - 3_600)
+    _deliver(maildir, "[FIRING:1] DependencyDown 严重", "<td>DependencyDown drill=d-9</td>", now)
+    with imap_server(maildir) as server:
+        box = ImapMailbox(host="127.0.0.1", port=server.port, security="none",
+                          username=server.username, password=server.password)  # fmt: skip
+        [message] = box.messages_since(now - 60)
+        assert message.title == "[FIRING:1] DependencyDown 严重"
+        assert "drill=d-9" in message.text and message.channel == "email"
+        assert abs(message.received_at - now) < 2
+        assert len(box.messages_since(now - 7_200)) == 2
+        again = box.messages_since(now - 60)
+        assert [m.title for m in again] == [message.title], "reading marks nothing as read"
+
+        wrong = box.model_copy(update={"password": SecretStr("not-the-password")})
+        with pytest.raises(DrillError) as caught:
+            wrong.messages_since(now)
+        assert f"imap oncall@127.0.0.1:{server.port}/INBOX" in str(caught.value)
+        assert "not-the-password" not in str(caught.value)
+
+
+def test_imap_over_tls_and_starttls_verifies_the_server_certificate(maildir: Path) -> None:
+    _deliver(maildir, "[FIRING:1] DependencyDown", "<td>drill=d-3</td>", time.time())
+    with imap_server(maildir, tls=True) as server:
+        assert server.tls_port is not None
+        ca = server.ca_file
+        account = {"host": "127.0.0.1", "username": server.username, "password": server.password}
+        imaps = ImapMailbox(**account, port=server.tls_port, security="tls", ca_file=ca)
+        starttls = ImapMailbox(**account, port=server.port, security="starttls", ca_file=ca)
+        for box in (imaps, starttls):
+            [message] = box.messages_since(time.time() - 60)
+            assert "drill=d-3" in message.text
+        untrusted = ImapMailbox(**account, port=server.tls_port, security="tls")
+        with pytest.raises(DrillError, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusted.messages_since(0)
