@@ -21,14 +21,40 @@ def drill() -> None:
 
 
 @drill.command(name="list")
-def list_scenarios() -> None:
+@click.option(
+    "--target",
+    "target_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Only the scenarios this target config can run, with its alert labels.",
+)
+def list_scenarios(target_file: Path | None) -> None:
     """The scenarios, their faults and the alerts they expect."""
+    from obsctl.configfile import ConfigError
     from obsctl.drills.scenarios import SCENARIOS
 
-    for scenario in SCENARIOS.values():
-        alerts = ", ".join(a.value for a, _ in scenario.expect)
-        variants = f" [variants: {', '.join(scenario.variants)}]" if scenario.variants else ""
-        click.echo(f"{scenario.name:<16} {scenario.summary}{variants}\n{'':<16} expects {alerts}")
+    if target_file is None:
+        for scenario in SCENARIOS.values():
+            alerts = ", ".join(a.value for a, _ in scenario.expect)
+            variants = f" [variants: {', '.join(scenario.variants)}]" if scenario.variants else ""
+            click.echo(
+                f"{scenario.name:<16} {scenario.summary}{variants}\n{'':<16} expects {alerts}"
+            )
+        return
+    from obsctl.drills.remote import RemoteTarget, load_target
+
+    try:
+        target = RemoteTarget(load_target(target_file))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name, fault in target.config.faults.items():
+        expected = ", ".join(
+            a.value
+            + ("{" + ",".join(f"{k}={v}" for k, v in labels.items()) + "}" if labels else "")
+            for a, labels in target.expectations(SCENARIOS[name])
+        )
+        variants = f" [variants: {', '.join(fault.variants)}]" if fault.variants else ""
+        click.echo(f"{name:<16} on {target.config.name}{variants}\n{'':<16} expects {expected}")
 
 
 @drill.command()

@@ -65,11 +65,17 @@ def clear_label(config: Path, reload_url: str) -> str:
 
 
 def _write(config: Path, text: str) -> None:
-    """Replace the file atomically, keeping its permissions."""
-    tmp = config.with_name(f".{config.name}.obsctl-tmp")
-    tmp.write_text(text)
-    shutil.copymode(config, tmp)
-    os.replace(tmp, config)
+    """Rewrite the file in place.
+
+    Not write-and-rename: a Docker single-file bind mount (compose's prometheus.yml) keeps
+    showing the old inode after a rename. Prometheus reads the file only on the reload that
+    follows, so nobody sees it half written.
+    """
+    with open(config, "r+", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.truncate()
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _reload(url: str) -> None:

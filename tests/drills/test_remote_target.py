@@ -140,6 +140,17 @@ def test_without_yes_the_plan_is_shown_and_nothing_is_touched(tmp_path: Path) ->
     assert not (tmp_path / "injected").exists() and not (tmp_path / "state").exists()
 
 
+def test_list_shows_what_a_target_can_run(tmp_path: Path) -> None:
+    done = _obsctl("drill", "list", "--target", str(_config(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "mysql-down       on staging [variants: hang]",
+        "                 expects DependencyDown{dependency=mysql}",
+        "queue-backlog    on staging",
+        "                 expects QueueBacklogHigh{queue=render}",
+    ]
+
+
 def test_dir_and_target_together_are_refused(tmp_path: Path) -> None:
     done = _obsctl("drill", "run", "mysql-down", "--dir", str(tmp_path), "--target",
                    str(_config(tmp_path)), "--yes")  # fmt: skip
