@@ -22,6 +22,8 @@ from obsctl.mixin.config import load as load_mixin
 
 Say = Callable[[str], None]
 FIRING_TIMEOUT = 150.0
+# How long an alert may take to fire beyond its own `for` (probe interval, evaluation, rates).
+FIRING_BEYOND_FOR = 130.0
 NOTIFY_TIMEOUT = 120.0
 RESOLVE_TIMEOUT = 180.0
 STEADY_TIMEOUT = 90.0
@@ -221,8 +223,13 @@ class DrillRun:
         got = alert["labels"]
         return got.get("alertname") == name and all(got.get(k) == v for k, v in labels.items())
 
+    def firing_timeout(self, alert: AlertName) -> float:
+        """How long to wait for an alert to fire: its `for` from the mixin config plus a margin."""
+        return FIRING_BEYOND_FOR + (self.mixin.policy(alert).for_ or 0.0)
+
     def _firing(self, alert: AlertName, labels: dict[str, str]) -> str:
-        deadline = time.time() + FIRING_TIMEOUT
+        timeout = self.firing_timeout(alert)
+        deadline = time.time() + timeout
         while True:
             states = {
                 a["state"]
@@ -236,7 +243,7 @@ class DrillRun:
                 self.journal.moments.setdefault("firing", now)
                 return "firing"
             if not wait_until(deadline):
-                raise StepFailed(f"{alert.value} did not fire within {FIRING_TIMEOUT:.0f}s")
+                raise StepFailed(f"{alert.value} did not fire within {timeout:.0f}s")
 
     def _in_alertmanager(self, alert: AlertName) -> str:
         deadline = time.time() + NOTIFY_TIMEOUT

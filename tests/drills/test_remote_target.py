@@ -189,6 +189,25 @@ def test_a_leftover_of_a_killed_remote_drill_is_undone_first(tmp_path: Path) -> 
     assert not target.state_file.exists()
 
 
+def test_the_wait_for_firing_follows_the_alerts_for_duration(tmp_path: Path) -> None:
+    from obsctl.mixin.config import AlertName
+    from obsctl.mixin.config import load as load_mixin
+
+    mixin = load_mixin()
+    slow = mixin.model_copy(deep=True)
+    slow.alerts[AlertName.DEPENDENCY_DOWN].for_ = 600.0  # a target paged only after 10 minutes
+    target = RemoteTarget(load_target(_config(tmp_path)))
+
+    def timeout(config: Any) -> float:
+        run = DrillRun(target, SCENARIOS["mysql-down"], None, tmp_path / "j", print, config)
+        return run.firing_timeout(AlertName.DEPENDENCY_DOWN)
+
+    assert timeout(slow) - timeout(mixin) == 600.0 - (
+        mixin.policy(AlertName.DEPENDENCY_DOWN).for_ or 0
+    )
+    assert timeout(mixin) >= 150.0, "the shipped 20 s alerts keep the tested margin"
+
+
 # --- actions -----------------------------------------------------------------------------
 
 
