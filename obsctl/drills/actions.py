@@ -13,21 +13,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
+from obsctl.configfile import StrictModel
 from obsctl.drills.target import DrillError
 from obsctl.exporter.config_types import Duration
 
 _OUTPUT_TAIL = 400
 
 
-class Strict(BaseModel):
-    """A config section that refuses unknown keys."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class RunAction(Strict):
+class RunAction(StrictModel):
     """Run a command (no shell) and require exit code 0, e.g. ``[ssh, db1, systemctl, stop, …]``."""
 
     run: list[str] = Field(min_length=1)
@@ -62,7 +57,7 @@ class RunAction(Strict):
         return output[-_OUTPUT_TAIL:] or "exit 0"
 
 
-class HttpRequest(Strict):
+class HttpRequest(StrictModel):
     """One HTTP request; any 2xx answer is success unless `expect_status` says otherwise."""
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
@@ -82,7 +77,7 @@ class HttpRequest(Strict):
         return value
 
 
-class HttpAction(Strict):
+class HttpAction(StrictModel):
     """Make an HTTP request, e.g. flip a feature flag or a fault knob of the platform."""
 
     http: HttpRequest

@@ -10,17 +10,16 @@ from email import policy
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
+from obsctl.configfile import StrictModel
 from obsctl.drills.target import DrillError, Message, email_message
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-class ImapMailbox(BaseModel):
+class ImapMailbox(StrictModel):
     """An IMAP account whose folder receives the alert emails."""
-
-    model_config = ConfigDict(extra="forbid")
 
     host: str = Field(min_length=1)
     port: int = Field(default=993, ge=1, le=65535)

@@ -18,8 +18,8 @@ from typing import Annotated
 import httpx
 from pydantic import AfterValidator, Field, SecretStr, StringConstraints, field_validator
 
-from obsctl.configfile import load_model
-from obsctl.drills.actions import Action, Strict, perform_all
+from obsctl.configfile import StrictModel, load_model
+from obsctl.drills.actions import Action, perform_all
 from obsctl.drills.mailbox import ImapMailbox
 from obsctl.drills.scenarios import SCENARIOS, Expectation, Scenario
 from obsctl.drills.target import DrillError, Message, ObservedSystem, Step
@@ -35,7 +35,7 @@ Url = Annotated[str, AfterValidator(_http_url)]
 TargetName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
 
 
-class FaultSteps(Strict):
+class FaultSteps(StrictModel):
     """How to inject one fault and how to undo it (every restore action is tried)."""
 
     inject: list[Action] = Field(min_length=1)
@@ -49,27 +49,27 @@ class FaultConfig(FaultSteps):
     variants: dict[str, FaultSteps] = Field(default_factory=dict)
 
 
-class RelayEndpoint(Strict):
+class RelayEndpoint(StrictModel):
     """The obsctl relay in front of the target's DingTalk robots."""
 
     url: Url
     token: SecretStr | None = None
 
 
-class Mailbox(Strict):
+class Mailbox(StrictModel):
     """Where the target's alert emails can be read back."""
 
     imap: ImapMailbox
 
 
-class DrillLabel(Strict):
+class DrillLabel(StrictModel):
     """How every alert of the target gets (and loses) the label drill=<id>."""
 
     set: list[Action] = Field(min_length=1)
     clear: list[Action] = Field(min_length=1)
 
 
-class TargetConfig(Strict):
+class TargetConfig(StrictModel):
     """A whole drill target config file."""
 
     name: TargetName

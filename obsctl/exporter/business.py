@@ -51,8 +51,9 @@ from typing import Any, NamedTuple
 import pymysql
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from obsctl.configfile import StrictModel
 from obsctl.exporter.config_types import (
     Duration,
     LabelValue,
@@ -80,10 +81,8 @@ DEFAULT_LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 
 LEARNED_PROVIDER_LIMIT = 20
 
 
-class BusinessConfig(BaseModel):
+class BusinessConfig(StrictModel):
     """Settings of the business-metrics reader."""
-
-    model_config = ConfigDict(extra="forbid")
 
     interval: Duration = 15.0
     timeout: Duration = 5.0

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
-from obsctl.configfile import host_port, load_model
+from obsctl.configfile import StrictModel, host_port, load_model
 from obsctl.exporter.business import BusinessConfig
 from obsctl.exporter.probes.bullmq import BullMQConfig
 from obsctl.exporter.probes.cos import COSConfig
@@ -31,28 +31,22 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
-class SentryConfig(BaseModel):
+class SentryConfig(StrictModel):
     """Where the exporter's own errors go (off without a DSN)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     dsn: SecretStr | None = None
     environment: str = "local"
 
 
-class TracingConfig(BaseModel):
+class TracingConfig(StrictModel):
     """OpenTelemetry spans for every probe run, exported over OTLP/HTTP when an endpoint is set."""
-
-    model_config = ConfigDict(extra="forbid")
 
     otlp_endpoint: str | None = Field(default=None, pattern=r"^https?://")
     service_name: str = "obsctl-exporter"
 
 
-class ExporterConfig(BaseModel):
+class ExporterConfig(StrictModel):
     """Everything the exporter does; each dependency section is optional."""
-
-    model_config = ConfigDict(extra="forbid")
 
     listen: str = "127.0.0.1:18310"
     mysql: MySQLConfig | None = None

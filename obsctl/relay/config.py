@@ -19,8 +19,6 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     StringConstraints,
@@ -30,6 +28,7 @@ from pydantic import (
 
 from obsctl.configfile import (
     ConfigError,
+    StrictModel,
     describe_validation_error,
     host_port,
     load_model,
@@ -52,13 +51,7 @@ _GLOBAL_OVERRIDES: dict[str, tuple[str, ...]] = {
 }
 
 
-class Strict(BaseModel):
-    """A config section that refuses unknown keys."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class WebhookConfig(Strict):
+class WebhookConfig(StrictModel):
     """The Alertmanager side: auth, body limit and how long a webhook may wait for delivery."""
 
     token: SecretStr | None = None
@@ -67,14 +60,14 @@ class WebhookConfig(Strict):
     deliver_timeout: Duration = 8.0
 
 
-class RetryConfig(Strict):
+class RetryConfig(StrictModel):
     """Exponential backoff with jitter after a failed send."""
 
     base: Duration = 0.5
     max: Duration = 30.0
 
 
-class DeliveryConfig(Strict):
+class DeliveryConfig(StrictModel):
     """How the relay talks to DingTalk robots."""
 
     send_timeout: Duration = 3.0
@@ -93,7 +86,7 @@ class DeliveryConfig(Strict):
 _PAGING_SEVERITIES: tuple[Severity, ...] = ("critical",)
 
 
-class MentionConfig(Strict):
+class MentionConfig(StrictModel):
     """Who is @-mentioned, for firing alerts of the listed severities."""
 
     mobiles: list[Mobile] = Field(default_factory=list)
@@ -101,7 +94,7 @@ class MentionConfig(Strict):
     at_all: bool = False
 
 
-class TargetConfig(Strict):
+class TargetConfig(StrictModel):
     """One DingTalk custom robot."""
 
     url: SecretStr
@@ -131,7 +124,7 @@ class TargetConfig(Strict):
         return self.secret is not None
 
 
-class RenderConfig(Strict):
+class RenderConfig(StrictModel):
     """How messages look."""
 
     language: Language = "zh-CN"
@@ -158,7 +151,7 @@ class RenderConfig(Strict):
         return value
 
 
-class RelayConfig(Strict):
+class RelayConfig(StrictModel):
     """Everything the relay does."""
 
     listen: str = "127.0.0.1:18311"

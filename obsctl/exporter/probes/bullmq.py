@@ -38,8 +38,9 @@ import redis.asyncio as aioredis
 import redis.exceptions as rexc
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
+from obsctl.configfile import StrictModel
 from obsctl.exporter.config_types import (
     Duration,
     LabelValue,
@@ -73,10 +74,8 @@ Prefix = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:{}-]{1,64}$")]
 QueueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.{}-]{1,64}$")]
 
 
-class BullMQConfig(BaseModel):
+class BullMQConfig(StrictModel):
     """Which BullMQ queues to watch, on which Redis."""
-
-    model_config = ConfigDict(extra="forbid")
 
     url: RedisUrl
     interval: Duration = 15.0

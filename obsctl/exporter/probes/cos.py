@@ -11,16 +11,15 @@ import httpx
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
+from pydantic import Field, HttpUrl, SecretStr
 
+from obsctl.configfile import StrictModel
 from obsctl.exporter.config_types import Duration, LabelValue
 from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, failed, outcome
 
 
-class COSConfig(BaseModel):
+class COSConfig(StrictModel):
     """The object store to canary (Tencent COS, or any S3-compatible endpoint)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     endpoint: HttpUrl
     bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

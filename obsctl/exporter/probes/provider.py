@@ -5,16 +5,15 @@ from __future__ import annotations
 import time
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import Field, HttpUrl
 
+from obsctl.configfile import StrictModel
 from obsctl.exporter.config_types import Duration, LabelValue
 from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, failed, outcome
 
 
-class ProviderConfig(BaseModel):
+class ProviderConfig(StrictModel):
     """One external AI provider to heartbeat."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: LabelValue
     url: HttpUrl

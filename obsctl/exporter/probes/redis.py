@@ -15,8 +15,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     field_validator,
@@ -24,6 +22,7 @@ from pydantic import (
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from obsctl.configfile import StrictModel
 from obsctl.exporter.config_types import (
     Duration,
     LabelValue,
@@ -45,10 +44,8 @@ def _check_redis_url(url: SecretStr) -> SecretStr:
 RedisUrl = Annotated[SecretStr, AfterValidator(_check_redis_url)]
 
 
-class RedisConfig(BaseModel):
+class RedisConfig(StrictModel):
     """Settings of one Redis probe target."""
-
-    model_config = ConfigDict(extra="forbid")
 
     url: RedisUrl
     interval: Duration = 15.0
