@@ -39,11 +39,9 @@ def set_label(config: Path, reload_url: str, drill_id: str) -> str:
     if not isinstance(parsed, dict):
         backup.unlink()
         raise DrillError(f"{config}: the top level must be a mapping")
-    global_section = parsed.setdefault("global", {}) or {}
-    parsed["global"] = global_section
-    global_section.setdefault("external_labels", {})
-    global_section["external_labels"] = {**(global_section["external_labels"] or {})}
-    global_section["external_labels"]["drill"] = drill_id
+    global_section = parsed.get("global") or {}
+    labels = {**(global_section.get("external_labels") or {}), "drill": drill_id}
+    parsed["global"] = {**global_section, "external_labels": labels}
     _write(config, yaml.safe_dump(parsed, sort_keys=False, allow_unicode=True))
     try:
         _reload(reload_url)
