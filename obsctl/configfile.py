@@ -134,6 +134,16 @@ def _dotted(parts: tuple[Any, ...]) -> str:
     return out
 
 
+def set_path(raw: dict[str, Any], key_path: tuple[str, ...], value: Any) -> None:
+    """Put `value` at `key_path` in a raw config mapping, creating sections on the way."""
+    node = raw
+    for part in key_path[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[key_path[-1]] = value
+
+
 def load_model(
     path: Path,
     model: type[ModelT],

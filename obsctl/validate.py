@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,9 @@ RUNTIME_PLACEHOLDERS = {
     "PROVIDER_ALPHA_URL": "http://127.0.0.1:18306",
     "PROVIDER_BETA_URL": "http://127.0.0.1:18307",
     "OBSCTL_RELAY_TOKEN": "placeholder",
+    "OBSCTL_RELAY_LINK_PREFIXES": "http://127.0.0.1:9090 http://127.0.0.1:9093",
+    # The shipped spool path is the deployment's; here only its shape is checked.
+    "OBSCTL_RELAY_SPOOL_DIR": tempfile.gettempdir(),
     **{
         f"OBSCTL_DINGTALK_{t}_{k}": v
         for t in ("ONCALL", "TEAM", "HEARTBEAT")

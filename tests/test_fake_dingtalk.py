@@ -461,3 +461,21 @@ def test_bad_robots_file_stops_startup_naming_the_problem(tmp_path: Path) -> Non
 
     assert "exited with 2" in str(failure.value)
     assert SECRET not in str(failure.value)
+
+
+def test_one_send_over_the_limit_throttles_the_robot_for_its_throttle_time() -> None:
+    from obsctl.stack.fakes.dingtalk.ratelimit import RollingLimiter
+
+    now = [1_000.0]
+    limiter = RollingLimiter(window=60, clock=lambda: now[0])
+
+    accepted = [limiter.try_acquire("tok", 2, throttle=600) for _ in range(3)]
+    now[0] += 61  # the minute is over, but DingTalk's 10-minute throttle is not
+    during = limiter.try_acquire("tok", 2, throttle=600)
+    now[0] += 540
+    after = limiter.try_acquire("tok", 2, throttle=600)
+
+    assert accepted == [True, True, False]
+    assert during is False
+    assert after is True
+    assert limiter.try_acquire("other", 2, throttle=600), "throttles one robot only"

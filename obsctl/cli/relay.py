@@ -51,6 +51,10 @@ def relay(config_path: Path, check: bool, log_level: str) -> None:
         sys.exit(2)
     if check:
         click.echo(f"{config_path}: valid; listen {config.listen}")
+        spool = config.delivery.spool_dir
+        click.echo(f"  spool: {spool if spool else 'none (memory only: a restart loses alerts)'}")
+        prefixes = config.render.link_prefixes
+        click.echo(f"  links under: {', '.join(prefixes) if prefixes else 'none (links left out)'}")
         for name, target in config.targets.items():
             features = ["signed" if target.signed else "unsigned", config.language_of(name)]
             if target.keyword:
@@ -63,5 +67,10 @@ def relay(config_path: Path, check: bool, log_level: str) -> None:
             click.echo(f"  {name}: {', '.join(features)}")
         return
     from obsctl.relay.runner import serve
+    from obsctl.relay.spool import SpoolError
 
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except SpoolError as exc:
+        click.echo(f"{config_path}: delivery.spool_dir: {exc}", err=True)
+        sys.exit(2)

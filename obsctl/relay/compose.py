@@ -1,16 +1,21 @@
 """Pack queued alerts into DingTalk markdown messages that fit the robot's byte limit.
 
-A message holds the longest run of queued alerts (oldest first) whose JSON body fits in
+A message holds the longest run of queued alerts (in queue order) whose JSON body fits in
 ``max_message_bytes``; when alerts are left over it ends with "… and N more alerts follow",
 and those alerts go in the next message. Only a single alert too big on its own has its
 summary and description cut (marked as truncated), so every alert appears in some message.
+
+Composing never fails: an alert the renderer cannot format, or a template that raises, gives
+a plain fallback message instead (counted through ``on_render_failure`` and logged), so one
+bad alert can never hold up the queue behind it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,7 +24,9 @@ from pydantic import BaseModel, ConfigDict
 
 from obsctl.relay.alertmanager import Alert
 from obsctl.relay.config import Language, Mobile, TargetConfig
-from obsctl.relay.render import ELLIPSIS, AlertView, Renderer
+from obsctl.relay.render import ELLIPSIS, AlertView, Rendered, Renderer
+
+log = logging.getLogger(__name__)
 
 # Successively shorter summary/description lengths tried for an alert too big on its own.
 _TEXT_LIMITS = (4_000, 1_000, 300, 80, 0)
@@ -35,6 +42,9 @@ class Entry(BaseModel):
 
     alert: Alert
     external_url: str = ""
+    # The notification's group and how many of its alerts Alertmanager left out (max_alerts).
+    group_key: str = ""
+    truncated_alerts: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,8 +74,17 @@ class RobotMessage:
 
 def label_mobiles(alert: Alert, label: str) -> list[str]:
     """Valid mobiles listed in an alert's mention label (comma or space separated)."""
-    raw = alert.labels.get(label, "")
+    raw = alert.labels.get(label, "")[:1_000]
     return [m for m in _SPLIT.split(raw) if _MOBILE.match(m)]
+
+
+def untold(entries: Sequence[Entry]) -> int:
+    """Alerts Alertmanager left out of the notifications these entries came in."""
+    per_group: dict[str, int] = {}
+    for entry in entries:
+        key = entry.group_key
+        per_group[key] = max(per_group.get(key, 0), entry.truncated_alerts)
+    return sum(per_group.values())
 
 
 class Composer:
@@ -78,12 +97,17 @@ class Composer:
         language: Language,
         mention_label: str,
         max_bytes: int,
+        on_render_failure: Callable[[], None] = lambda: None,
     ) -> None:
         self._renderer = renderer
         self._target = target
         self._language = language
         self._mention_label = mention_label
         self._max_bytes = max_bytes
+        self._on_render_failure = on_render_failure
+        self._failure_reported = False
+        # A mention label may only page people this robot already knows.
+        self._mentionable = {*target.mentions.mobiles, *target.mentionable}
 
     def mentions(self, entries: Sequence[Entry]) -> tuple[list[str], bool]:
         """Mobiles and @all for the firing alerts among `entries`."""
@@ -97,13 +121,15 @@ class Composer:
                 mobiles.extend(mentions.mobiles)
                 at_all = at_all or mentions.at_all
             if self._target.label_mentions:
-                mobiles.extend(label_mobiles(entry.alert, self._mention_label))
+                named = label_mobiles(entry.alert, self._mention_label)
+                mobiles.extend(m for m in named if m in self._mentionable)
         return list(dict.fromkeys(mobiles)), at_all
 
     def compose(self, entries: Sequence[Entry], now: datetime) -> tuple[RobotMessage, int]:
         """The message for the longest prefix of `entries` that fits, and its length."""
         if not entries:
             raise ValueError("nothing to compose")
+        self._failure_reported = False
         # No rendered alert is smaller than this, so only the head of a long queue is a candidate.
         candidates = entries[: max(1, self._max_bytes // _MIN_ALERT_BYTES)]
         views = [self._view(entry, now) for entry in candidates]
@@ -120,21 +146,53 @@ class Composer:
                 high = middle - 1
         return best, low
 
-    def _view(self, entry: Entry, now: datetime, text_limit: int | None = None) -> AlertView:
-        return self._renderer.view(entry.alert, entry.external_url, self._language, now, text_limit)
+    def _view(self, entry: Entry, now: datetime, text_limit: int | None = None) -> AlertView | None:
+        """The alert's view, or None when it cannot be rendered (the message falls back)."""
+        try:
+            return self._renderer.view(
+                entry.alert, entry.external_url, self._language, now, text_limit
+            )
+        except Exception:
+            self._failed("an alert", entry)
+            return None
 
     def _message(
-        self, entries: Sequence[Entry], views: Sequence[AlertView], count: int
+        self, entries: Sequence[Entry], views: Sequence[AlertView | None], count: int
     ) -> RobotMessage:
         mobiles, at_all = self.mentions(entries[:count])
-        rendered = self._renderer.render(
-            self._language,
-            views[:count],
-            more=len(entries) - count,
-            keyword=self._target.keyword,
-            mobiles=mobiles,
-        )
+        shown = views[:count]
+        rendered: Rendered | None = None
+        if all(view is not None for view in shown):
+            try:
+                rendered = self._renderer.render(
+                    self._language,
+                    [view for view in shown if view is not None],
+                    more=len(entries) - count,
+                    keyword=self._target.keyword,
+                    mobiles=mobiles,
+                    untold=untold(entries[:count]),
+                )
+            except Exception:
+                self._failed("the template", entries[0])
+        if rendered is None:
+            rendered = self._renderer.fallback(
+                self._language,
+                [entry.alert for entry in entries[:count]],
+                more=len(entries) - count,
+                keyword=self._target.keyword,
+                mobiles=mobiles,
+            )
         return RobotMessage.build(rendered.title, rendered.text, mobiles, at_all, count)
+
+    def _failed(self, what: str, entry: Entry) -> None:
+        if self._failure_reported:  # compose() tries several sizes; one failure, one report
+            return
+        self._failure_reported = True
+        self._on_render_failure()
+        log.exception(
+            "cannot render %s (alert %r, fingerprint %r); sending a plain message instead",
+            what, entry.alert.name[:100], entry.alert.identity,
+        )  # fmt: skip
 
     def _shrunk(self, entries: Sequence[Entry], now: datetime) -> RobotMessage:
         """The first alert alone, its long texts cut until the message fits."""

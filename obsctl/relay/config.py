@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,7 +24,6 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     field_validator,
-    model_validator,
 )
 
 from obsctl.configfile import (
@@ -32,8 +32,10 @@ from obsctl.configfile import (
     describe_validation_error,
     host_port,
     load_model,
+    set_path,
 )
 from obsctl.exporter.config_types import Duration
+from obsctl.httpserve import ServerLimits
 
 __all__ = ["ConfigError", "RelayConfig", "TargetConfig", "load"]
 
@@ -44,6 +46,7 @@ TargetName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31
 # A mobile number as DingTalk matches it in the text: digits, optionally with a +86- prefix.
 Mobile = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9-]{4,19}$")]
 
+DEFAULT_SPOOL_DIR = Path("/var/lib/obsctl/relay")
 _GLOBAL_OVERRIDES: dict[str, tuple[str, ...]] = {
     "OBSCTL_RELAY_LISTEN": ("listen",),
     "OBSCTL_RELAY_TOKEN": ("webhook", "token"),
@@ -55,9 +58,9 @@ class WebhookConfig(StrictModel):
     """The Alertmanager side: auth, body limit and how long a webhook may wait for delivery."""
 
     token: SecretStr | None = None
-    max_body_bytes: int = Field(default=1_048_576, ge=1_024, le=64 * 1_048_576)
-    # Below Alertmanager's own webhook timeout, so the 503 arrives before it gives up.
-    deliver_timeout: Duration = 8.0
+    # Alertmanager never retries a 4xx, so a group it sends must always fit: 8 MiB holds
+    # several thousand alerts even with max_alerts unset.
+    max_body_bytes: int = Field(default=8 * 1_048_576, ge=1_024, le=64 * 1_048_576)
 
 
 class RetryConfig(StrictModel):
@@ -75,10 +78,16 @@ class DeliveryConfig(StrictModel):
     rate_limit_per_minute: int = Field(default=20, ge=1, le=1_000)
     # DingTalk refuses bodies over 20,000 bytes (errcode 460101).
     max_message_bytes: int = Field(default=20_000, ge=2_000, le=20_000)
-    # After a rate-limit errcode the robot is left alone for DingTalk's window.
-    rate_limited_backoff: Duration = 60.0
+    # DingTalk: "每个机器人每分钟最多发送20条。如果超过20条, 会限流10分钟" -- after a
+    # rate-limit errcode the robot refuses everything for 10 minutes, so it is left alone.
+    rate_limited_backoff: Duration = 600.0
     retry: RetryConfig = Field(default_factory=RetryConfig)
-    spool_dir: Path | None = None
+    # Accepted alerts and each robot's send budget are kept here, so a restart (or kill -9)
+    # loses nothing and does not restart the rate limit. `null` keeps them in memory only.
+    spool_dir: Path | None = DEFAULT_SPOOL_DIR
+    # Alerts queued per target (newer states of a queued alert replace it, so this bounds
+    # distinct alerts); beyond it webhooks get a 503 and Alertmanager keeps them.
+    max_queue: int = Field(default=10_000, ge=10, le=1_000_000)
     # Recent accepted messages kept for GET /api/v1/deliveries (drills' proof of delivery).
     log_size: int = Field(default=200, ge=0, le=10_000)
 
@@ -102,8 +111,10 @@ class TargetConfig(StrictModel):
     keyword: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
     language: Language | None = None
     mentions: MentionConfig = Field(default_factory=MentionConfig)
-    # Whether mobiles from the alerts' mention label are honoured on this robot.
+    # Whether mobiles from the alerts' mention label are honoured on this robot; only
+    # mobiles listed here or in mentions.mobiles are, so an alert cannot page a stranger.
     label_mentions: bool = True
+    mentionable: list[Mobile] = Field(default_factory=list)
 
     @field_validator("url")
     @classmethod
@@ -138,8 +149,32 @@ class RenderConfig(StrictModel):
     )  # fmt: skip
     # Comma-separated mobiles in this alert label are @-mentioned while the alert fires.
     mention_label: str = "mention"
-    # Used for links when an alert arrives without externalURL.
+    # Used for silence links when a notification's externalURL is missing or not trusted.
     external_url: str | None = Field(default=None, pattern=r"^https?://")
+    # Links (dashboard, runbook, query, silence) are shown only under these URL prefixes;
+    # anyone who can post an alert to Alertmanager can write the others. Each entry may hold
+    # several prefixes separated by spaces (for one ${ENV} reference).
+    link_prefixes: list[str] = Field(default_factory=list)
+
+    @field_validator("link_prefixes", mode="before")
+    @classmethod
+    def _split_prefixes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            return value
+        flat: list[Any] = []
+        for item in value:
+            flat.extend(item.split() if isinstance(item, str) else [item])
+        return flat
+
+    @field_validator("link_prefixes")
+    @classmethod
+    def _prefixes_are_urls(cls, value: list[str]) -> list[str]:
+        bad = [prefix for prefix in value if not re.match(r"^https?://[^\s/]+", prefix)]
+        if bad:
+            raise ValueError(f"expected http(s) URL prefixes, found {bad[0][:80]!r}")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -155,21 +190,13 @@ class RelayConfig(StrictModel):
     """Everything the relay does."""
 
     listen: str = "127.0.0.1:18311"
+    server: ServerLimits = Field(default_factory=ServerLimits)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     render: RenderConfig = Field(default_factory=RenderConfig)
     targets: dict[TargetName, TargetConfig] = Field(min_length=1)
 
     _listen_is_host_port = field_validator("listen")(host_port)
-
-    @model_validator(mode="after")
-    def _deadline_leaves_room_for_a_send(self) -> RelayConfig:
-        if self.webhook.deliver_timeout < self.delivery.send_timeout + 0.5:
-            raise ValueError(
-                "webhook.deliver_timeout must exceed delivery.send_timeout by at least 0.5s "
-                f"(found {self.webhook.deliver_timeout:g}s and {self.delivery.send_timeout:g}s)"
-            )
-        return self
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -194,9 +221,35 @@ def load(path: Path, environ: Mapping[str, str] | None = None) -> RelayConfig:
     templates = config.render.templates_dir
     if not templates.is_absolute():
         config.render.templates_dir = (path.parent / templates).resolve()
-    if config.delivery.spool_dir is not None and not config.delivery.spool_dir.is_absolute():
-        config.delivery.spool_dir = (path.parent / config.delivery.spool_dir).resolve()
+    spool = config.delivery.spool_dir
+    if spool is not None:
+        if not spool.is_absolute():
+            spool = config.delivery.spool_dir = (path.parent / spool).resolve()
+        problem = unwritable(spool)
+        if problem:
+            raise ConfigError(str(path), [f"delivery.spool_dir: {problem}"])
     return config
+
+
+def unwritable(directory: Path) -> str | None:
+    """Why the relay could not create or write `directory`, or None if it can.
+
+    Tried for real (a temporary file in the nearest existing directory, removed at once):
+    permission bits say nothing to root, and a read-only mount or /proc fail only on write.
+    """
+    existing = directory
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory, so {directory} cannot be created"
+    try:
+        handle, name = tempfile.mkstemp(prefix=".obsctl-write-check-", dir=existing)
+    except OSError as exc:
+        verb = "write" if existing == directory else f"create {directory} in"
+        return f"cannot {verb} {existing} ({exc.strerror})"
+    os.close(handle)
+    os.unlink(name)
+    return None
 
 
 def _explain(error: Any, raw: dict[str, Any]) -> str:
@@ -211,7 +264,7 @@ def _explain(error: Any, raw: dict[str, Any]) -> str:
 def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     for var, key_path in _GLOBAL_OVERRIDES.items():
         if environ.get(var):
-            _put(raw, key_path, environ[var])
+            set_path(raw, key_path, environ[var])
     targets = raw.get("targets")
     if not isinstance(targets, dict):
         return
@@ -220,13 +273,4 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> Non
         for field in ("url", "secret"):
             value = environ.get(f"{prefix}_{field.upper()}")
             if value is not None and (value or field == "secret"):
-                _put(raw, ("targets", name, field), value)
-
-
-def _put(raw: dict[str, Any], key_path: tuple[str, ...], value: str) -> None:
-    node = raw
-    for part in key_path[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[key_path[-1]] = value
+                set_path(raw, ("targets", name, field), value)

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from enum import StrEnum
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from obsctl.relay.dingtalk import Failure
 
 # Bounded label values for the webhook answers that are the caller's fault.
-REJECTIONS = ("unauthorized", "unknown_target", "too_large", "bad_json", "bad_payload")
-OUTCOMES = ("delivered", "queued", "rejected")
+REJECTIONS = (
+    "unauthorized", "unknown_target", "too_large", "bad_json", "bad_payload", "read_timeout",
+)  # fmt: skip
+OUTCOMES = ("queued", "rejected")
+DROP_REASONS = ("internal_error",)
 STATUSES = ("firing", "resolved")
+TARGET_STATES = ("ok", "pacing", "throttled", "failing")
+
+
+def _is(state: Callable[[], StrEnum], name: str) -> Callable[[], float]:
+    return lambda: float(state().value == name)
 
 
 class RelayMetrics:
@@ -52,9 +61,54 @@ class RelayMetrics:
         )
         self.notifications = Counter(
             "obsctl_relay_notifications_total",
-            "Webhooks answered: delivered (200), queued for a later merged message (202), "
-            "or rejected so Alertmanager retries (503).",
+            "Webhooks answered: queued on disk for delivery (202), empty (200), or rejected "
+            "so Alertmanager retries (503: queue full or the spool cannot be written).",
             ["target", "outcome"],
+            registry=r,
+        )
+        self.alerts_merged = Counter(
+            "obsctl_relay_alerts_merged_total",
+            "Alerts that replaced a queued copy of themselves instead of queueing again.",
+            ["target"],
+            registry=r,
+        )
+        self.dropped = Counter(
+            "obsctl_relay_alerts_dropped_total",
+            "Accepted alerts given up on, by reason (each is also logged as an error).",
+            ["target", "reason"],
+            registry=r,
+        )
+        self.render_failures = Counter(
+            "obsctl_relay_render_failures_total",
+            "Messages sent in the plain fallback form because the template or an alert failed.",
+            ["target"],
+            registry=r,
+        )
+        self.oldest_queued = Gauge(
+            "obsctl_relay_oldest_queued_seconds",
+            "Age of the oldest alert waiting for a DingTalk send (0 when none is).",
+            ["target"],
+            registry=r,
+        )
+        self.target_state = Gauge(
+            "obsctl_relay_target_state",
+            "1 for the state each target is in (ok, pacing, throttled, failing).",
+            ["target", "state"],
+            registry=r,
+        )
+        self.bad_requests = Counter(
+            "obsctl_http_bad_requests_total",
+            "Malformed HTTP requests (logged as one line each).",
+            registry=r,
+        )
+        self.refused_connections = Counter(
+            "obsctl_http_connections_refused_total",
+            "Connections closed at once because server.max_connections were open.",
+            registry=r,
+        )
+        self.spool_open = Gauge(
+            "obsctl_relay_spool_open_alerts",
+            "Accepted alerts on disk not yet delivered.",
             registry=r,
         )
         self.rejected = Counter(
@@ -88,9 +142,22 @@ class RelayMetrics:
                 self.alerts_received.labels(target, status)
             for outcome in OUTCOMES:
                 self.notifications.labels(target, outcome)
+            self.alerts_merged.labels(target)
+            self.render_failures.labels(target)
+            for reason in DROP_REASONS:
+                self.dropped.labels(target, reason)
         for reason in REJECTIONS:
             self.rejected.labels(reason)
 
-    def watch_depth(self, target: str, depth: Callable[[], int]) -> None:
-        """Read a target's queue depth at scrape time."""
+    def watch(
+        self,
+        target: str,
+        depth: Callable[[], int],
+        oldest: Callable[[], float],
+        state: Callable[[], StrEnum],
+    ) -> None:
+        """Read a target's queue depth, oldest alert and state at scrape time."""
         self.queue_depth.labels(target).set_function(depth)
+        self.oldest_queued.labels(target).set_function(oldest)
+        for name in TARGET_STATES:
+            self.target_state.labels(target, name).set_function(_is(state, name))

@@ -42,6 +42,11 @@ class SendBudget:
         """Count a message DingTalk accepted just now."""
         self._sent.append(self._clock())
 
+    def restore(self, ages: list[float]) -> None:
+        """Count sends a previous run made, given how many seconds ago each was."""
+        now = self._clock()
+        self._sent.extend(sorted(now - age for age in ages if 0 <= age < self._span))
+
     def free(self) -> int:
         """How many more messages the window allows right now."""
         now = self._clock()

@@ -9,8 +9,8 @@ import signal
 from collections.abc import AsyncIterator
 
 import httpx
-from aiohttp import web
 
+from obsctl.httpserve import serve_app
 from obsctl.relay.compose import Composer
 from obsctl.relay.config import RelayConfig
 from obsctl.relay.deliveries import DeliveryLog
@@ -26,11 +26,12 @@ log = logging.getLogger(__name__)
 
 
 def build_state(config: RelayConfig, http: httpx.AsyncClient) -> RelayState:
-    """Outboxes, clients and metrics for every target of `config`."""
+    """Outboxes, clients, metrics and the spool for every target of `config`."""
     renderer = Renderer(config.render)
     metrics = RelayMetrics(config.targets)
     delivery = config.delivery
     deliveries = DeliveryLog(delivery.log_size)
+    spool = Spool(delivery.spool_dir)
     outboxes = {}
     for name, target in config.targets.items():
         composer = Composer(
@@ -39,8 +40,8 @@ def build_state(config: RelayConfig, http: httpx.AsyncClient) -> RelayState:
             config.language_of(name),
             config.render.mention_label,
             delivery.max_message_bytes,
+            on_render_failure=metrics.render_failures.labels(name).inc,
         )
-        spool = Spool(delivery.spool_dir / f"{name}.jsonl") if delivery.spool_dir else None
         outbox = Outbox(
             name,
             composer,
@@ -50,11 +51,34 @@ def build_state(config: RelayConfig, http: httpx.AsyncClient) -> RelayState:
             delivery.retry,
             delivery.rate_limited_backoff,
             spool,
+            delivery.max_queue,
             deliveries=deliveries,
         )
-        metrics.watch_depth(name, outbox.depth)
+        metrics.watch(name, outbox.depth, outbox.oldest_age, outbox.health)
         outboxes[name] = outbox
-    return RelayState(config, outboxes, metrics, deliveries)
+    metrics.spool_open.set_function(spool.open_entries)
+    return RelayState(config, outboxes, metrics, deliveries, spool)
+
+
+def restore(state: RelayState) -> None:
+    """Open the spool and give every outbox what a previous run left; SpoolError if unusable."""
+    restored = state.spool.open()
+    for name, outbox in state.outboxes.items():
+        queued = restored.queued.pop(name, [])
+        outbox.restore(queued, restored.sent.get(name, []), restored.blocked_until.get(name, 0.0))
+        if queued:
+            log.info("%s: %d queued alerts restored from the spool", name, len(queued))
+    for name, orphans in restored.queued.items():
+        # A target removed from the config: its alerts cannot be sent anywhere now.
+        log.error(
+            "spool holds %d alerts for target %r, which is no longer configured; "
+            "they stay in the spool until it is configured again", len(orphans), name,
+        )  # fmt: skip
+    if not state.spool.durable:
+        log.warning(
+            "delivery.spool_dir is null: accepted alerts are kept in memory only and a "
+            "restart loses them"
+        )
 
 
 @contextlib.asynccontextmanager
@@ -62,38 +86,40 @@ async def running(config: RelayConfig) -> AsyncIterator[RelayState]:
     """The relay serving on its listen address until the block exits."""
     async with httpx.AsyncClient(follow_redirects=False) as http:
         state = build_state(config, http)
-        for name, outbox in state.outboxes.items():
-            restored = outbox.restore()
-            if restored:
-                log.info("%s: %d queued alerts restored from the spool", name, restored)
+        restore(state)
+        state.spool.start()
         workers = [
             asyncio.create_task(o.run(), name=f"relay-{n}") for n, o in state.outboxes.items()
         ]
-        runner = web.AppRunner(build_app(state), access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
         host, port = config.host_port
+        server = None
         try:
-            await web.TCPSite(runner, host, port).start()
+            server = await serve_app(
+                build_app(state),
+                host,
+                port,
+                config.server,
+                on_bad_request=state.metrics.bad_requests.inc,
+                on_refused=state.metrics.refused_connections.inc,
+            )
             log.info(
                 "relay listening on http://%s:%d for targets %s",
                 host, port, ", ".join(state.outboxes),
             )  # fmt: skip
             yield state
         finally:
-            await runner.cleanup()
+            if server is not None:
+                await server.cleanup()
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            await state.spool.close()
             for name, outbox in state.outboxes.items():
-                lost = outbox.undelivered_committed()
-                if lost and config.delivery.spool_dir is None:
-                    log.error(
-                        "%s: %d accepted alerts were not delivered (no spool_dir)", name, lost
-                    )
-                elif lost:
-                    log.info(
-                        "%s: %d accepted alerts left in the spool for the next start", name, lost
-                    )
+                left = outbox.depth()
+                if left and not state.spool.durable:
+                    log.error("%s: %d accepted alerts lost (no spool_dir)", name, left)
+                elif left:
+                    log.info("%s: %d accepted alerts left in the spool", name, left)
 
 
 async def serve(config: RelayConfig, stop: asyncio.Event | None = None) -> None:

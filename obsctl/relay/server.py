@@ -1,16 +1,16 @@
-"""HTTP side of the relay: ``POST /dingtalk/<target>``, ``/health``, ``/metrics`` and
-``GET /api/v1/deliveries`` (what DingTalk accepted recently; same bearer token as the webhook).
+"""HTTP side of the relay: ``POST /dingtalk/<target>``, ``/health``, ``/ready``, ``/metrics``
+and ``GET /api/v1/deliveries`` (what DingTalk accepted recently; same token as the webhook).
 
-Answers: 200 delivered, 202 queued for a merged message (see ``outbox``), 503 when the robot
-is failing so Alertmanager retries; a 4xx only for a request no retry can fix (401 bad token,
-404 unknown target, 413 body too large, 400 not JSON, 422 not a version-4 payload). Every
-answer is JSON, and none of them echoes a token, robot URL or secret.
+Answers to a webhook: 202 once its alerts are queued on disk (see ``outbox``), 200 for one
+with no alerts, 503 when the queue is full or the spool cannot be written (Alertmanager keeps
+the notification and retries); a 4xx only for a request no retry can fix (401 bad token, 404
+unknown target, 413 body too large, 408 body too slow, 400 not JSON, 422 not a version-4
+payload). Every answer is JSON, and none of them echoes a token, robot URL or secret.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 from collections.abc import Mapping
@@ -19,17 +19,18 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from obsctl.httpserve import BodyTooLarge, read_body
 from obsctl.relay import alertmanager
 from obsctl.relay.compose import Entry
 from obsctl.relay.config import RelayConfig
 from obsctl.relay.deliveries import DeliveryLog
 from obsctl.relay.metrics import RelayMetrics
-from obsctl.relay.outbox import Outbox, Outcome
+from obsctl.relay.outbox import Admission, Health, Outbox, QueueFull
+from obsctl.relay.spool import Spool
 
 log = logging.getLogger(__name__)
 
-_STATUS = {Outcome.DELIVERED: 200, Outcome.QUEUED: 202, Outcome.REJECTED: 503}
-_READ_CHUNK = 64 * 1024
+_DEGRADED = (Health.FAILING, Health.THROTTLED)
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,7 @@ class RelayState:
     outboxes: Mapping[str, Outbox]
     metrics: RelayMetrics
     deliveries: DeliveryLog
-
-    @property
-    def ack_wait(self) -> float:
-        """How long a webhook waits for delivery before it is settled."""
-        return self.config.webhook.deliver_timeout - self.config.delivery.send_timeout
+    spool: Spool
 
 
 STATE = web.AppKey("state", RelayState)
@@ -63,21 +60,8 @@ def _authorized(request: web.Request, state: RelayState) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
 
 
-async def _read_limited(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is known to exceed `limit` bytes."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    chunks, size = [], 0
-    while chunk := await request.content.read(_READ_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def webhook(request: web.Request) -> web.Response:
-    """Receive one Alertmanager notification for a robot and answer once it is settled."""
+    """Receive one Alertmanager notification for a robot; answer once it is queued on disk."""
     state = request.app[STATE]
     metrics = state.metrics
     if not _authorized(request, state):
@@ -90,35 +74,68 @@ async def webhook(request: web.Request) -> web.Response:
         known = ", ".join(sorted(state.outboxes))
         return _error(404, f"unknown target {name[:64]!r}; configured targets: {known}")
     limit = state.config.webhook.max_body_bytes
-    body = await _read_limited(request, limit)
-    if body is None:
+    try:
+        body = await read_body(request, limit, state.config.server.body_timeout)
+    except BodyTooLarge:
         metrics.rejected.labels("too_large").inc()
         return _error(413, f"body larger than the {limit}-byte limit (webhook.max_body_bytes)")
+    except TimeoutError:
+        metrics.rejected.labels("read_timeout").inc()
+        return _error(408, "the body did not arrive within server.body_timeout")
     try:
         notification = alertmanager.parse(body)
     except alertmanager.PayloadError as exc:
         metrics.rejected.labels("bad_json" if exc.status == 400 else "bad_payload").inc()
         return _error(exc.status, str(exc))
-    if notification.truncatedAlerts:
-        log.warning("%s: Alertmanager truncated %d alerts", name, notification.truncatedAlerts)
     if not notification.alerts:
         return web.json_response({"status": "delivered", "alerts": 0})
-    entries = [Entry(alert=a, external_url=notification.externalURL) for a in notification.alerts]
-    ticket = outbox.submit(entries)
+    entries = [
+        Entry(
+            alert=alert,
+            external_url=notification.externalURL,
+            group_key=notification.groupKey[:256],
+            truncated_alerts=notification.truncatedAlerts,
+        )
+        for alert in notification.alerts
+    ]
+    if notification.truncatedAlerts:
+        log.info("%s: Alertmanager left %d alerts out", name, notification.truncatedAlerts)
     try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(ticket.done), state.ack_wait)
+        admission = outbox.admit(entries)
+    except QueueFull as exc:
+        metrics.notifications.labels(name, "rejected").inc()
+        log.warning("%s: answering 503: %s", name, exc)
+        return _error(503, str(exc))
+    # Shielded: once written, the alerts are queued even if Alertmanager hung up meanwhile.
+    persisted = asyncio.ensure_future(state.spool.persist(name, admission.to_persist()))
+    try:
+        await asyncio.shield(persisted)
+    except OSError as exc:
+        outbox.revoke(admission)
+        metrics.notifications.labels(name, "rejected").inc()
+        log.error("%s: answering 503: cannot write the spool (%s)", name, exc.strerror)
+        return _error(503, "cannot write the relay's spool; nothing was queued, retry later")
     except asyncio.CancelledError:
-        # Nobody will hear the answer (shutdown): Alertmanager retries, so do not send it too.
-        outbox.abandon(ticket)
+        persisted.add_done_callback(lambda f: _settle_late(outbox, admission, f))
         raise
-    settlement = await outbox.settle(ticket)
-    status = _STATUS[settlement.outcome]
-    body_out = {"status": settlement.outcome.value, "alerts": len(entries)}
-    if settlement.outcome is Outcome.REJECTED:
-        log.warning("%s: answering 503: %s", name, settlement.detail)
-        return web.json_response({"error": settlement.detail, **body_out}, status=status)
-    return web.json_response({**body_out, "detail": settlement.detail}, status=status)
+    outbox.release(admission)
+    metrics.notifications.labels(name, "queued").inc()
+    return web.json_response(
+        {
+            "status": "queued",
+            "alerts": len(entries),
+            "merged": len(admission.replaced),
+            "queue_depth": outbox.depth(),
+        },
+        status=202,
+    )
+
+
+def _settle_late(outbox: Outbox, admission: Admission, written: asyncio.Future[None]) -> None:
+    if written.cancelled() or written.exception() is not None:
+        outbox.revoke(admission)
+    else:
+        outbox.release(admission)
 
 
 async def deliveries(request: web.Request) -> web.Response:
@@ -138,17 +155,30 @@ async def deliveries(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """200 while the relay serves, with each target's queue depth and state."""
+    """Each target's state; 503 "degraded" while a robot is failing or throttled by DingTalk."""
     state = request.app[STATE]
-    targets = {
-        name: {
+    targets = {}
+    for name, outbox in state.outboxes.items():
+        age = outbox.failure_age()
+        targets[name] = {
             "state": outbox.health().value,
             "queue_depth": outbox.depth(),
+            "oldest_queued_seconds": round(outbox.oldest_age(), 1),
             "last_failure": outbox.last_failure,
+            "last_failure_seconds_ago": None if age is None else round(age, 1),
         }
-        for name, outbox in state.outboxes.items()
+    degraded = any(outbox.health() in _DEGRADED for outbox in state.outboxes.values())
+    body = {
+        "status": "degraded" if degraded else "ok",
+        "spool": "disk" if state.spool.durable else "memory",
+        "targets": targets,
     }
-    return web.json_response({"status": "ok", "targets": targets})
+    return web.json_response(body, status=503 if degraded else 200)
+
+
+async def ready(request: web.Request) -> web.Response:
+    """200 while the relay accepts webhooks (for supervisors; /health says how robots fare)."""
+    return web.json_response({"status": "ready"})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -160,7 +190,7 @@ async def metrics(request: web.Request) -> web.Response:
 async def index(request: web.Request) -> web.Response:
     """A tiny landing page listing the endpoints."""
     targets = "\n".join(f"POST /dingtalk/{name}" for name in request.app[STATE].outboxes)
-    endpoints = "GET /health\nGET /metrics\nGET /api/v1/deliveries?since=<unix time>\n"
+    endpoints = "GET /health\nGET /ready\nGET /metrics\nGET /api/v1/deliveries?since=<unix time>\n"
     return web.Response(text=f"obsctl relay\n{targets}\n{endpoints}")
 
 
@@ -176,6 +206,7 @@ def build_app(state: RelayState) -> web.Application:
     app.router.add_get("/", index)
     app.router.add_post("/dingtalk/{target}", webhook)
     app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/deliveries", deliveries)
     app.router.add_route("*", "/{tail:.*}", not_found)

@@ -295,13 +295,13 @@ def _relay(layout: StackLayout, secrets: StackSecrets) -> Service:
         name="relay",
         address=layout.url("relay"),
         argv=[sys.executable, "-m", "obsctl", "relay", "--config", str(RELAY_CONFIG)],
-        ready=readiness.http(f"{layout.url('relay')}/health"),
+        ready=readiness.http(f"{layout.url('relay')}/ready"),
         env={**os.environ, **relay_env(layout, secrets)},
     )
 
 
 def relay_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
-    """The relay's variables: where each DingTalk robot is, its secret, the webhook token."""
+    """The relay's variables: robots and their secrets, the webhook token, spool, link prefixes."""
     robots = {
         "ONCALL": (secrets.dingtalk_oncall_token, secrets.dingtalk_oncall_secret),
         "TEAM": (secrets.dingtalk_team_token, secrets.dingtalk_team_secret),
@@ -310,6 +310,9 @@ def relay_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
     env = {
         "OBSCTL_RELAY_LISTEN": f"{HOST}:{layout.port('relay')}",
         "OBSCTL_RELAY_TOKEN": secrets.relay_token,
+        "OBSCTL_RELAY_SPOOL_DIR": str(layout.state("relay") / "spool"),
+        # The stack's Prometheus and Alertmanager, so query and silence links are kept.
+        "OBSCTL_RELAY_LINK_PREFIXES": f"{layout.url('prometheus')} {layout.url('alertmanager')}",
     }
     for target, (token, secret) in robots.items():
         env[f"OBSCTL_DINGTALK_{target}_URL"] = (

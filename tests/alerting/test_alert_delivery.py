@@ -122,7 +122,7 @@ def test_an_ha_pair_delivers_one_dingtalk_message_per_notification(
     assert len(_messages_about(stack, marker, "DINGTALK_ONCALL_TOKEN")) == 1
 
 
-def test_alertmanager_retries_through_a_dingtalk_outage_and_delivers_once(
+def test_the_relay_retries_through_a_dingtalk_outage_and_delivers_once(
     stack: RunningStack,
 ) -> None:
     sink = stack.env["DINGTALK_SINK_URL"]
@@ -143,7 +143,7 @@ def test_alertmanager_retries_through_a_dingtalk_outage_and_delivers_once(
     finally:
         httpx.put(f"{sink}/_control", json={"mode": "ok", "count": None}).raise_for_status()
     wait_for(
-        "Alertmanager's retry to deliver once the endpoint is back",
+        "the relay's retry to deliver once the endpoint is back",
         lambda: _messages_about(stack, marker, "DINGTALK_ONCALL_TOKEN"),
         timeout=120,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,7 +31,13 @@ def dingtalk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFake]:
     directory = tmp_path_factory.mktemp("dingtalk-process")
     robots = directory / "robots.json"
     robots.write_text(
-        json.dumps({"tok-oncall": {"secret": SECRET}, "tok-team": {"secret": SECRET}}),
+        json.dumps(
+            {
+                "tok-oncall": {"secret": SECRET},
+                "tok-team": {"secret": SECRET},
+                "tok-limited6": {"secret": SECRET, "rate_limit_per_minute": 6},
+            }
+        ),
         encoding="utf-8",
     )
     fake = start_fake(
@@ -41,9 +48,15 @@ def dingtalk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFake]:
     fake.close()
 
 
-def shipped_env(dingtalk: RunningFake, port: int) -> dict[str, str]:
+def shipped_env(dingtalk: RunningFake, port: int, spool: Path) -> dict[str, str]:
     """The variables the shipped config reads, pointing at the fake."""
-    env = {**os.environ, "OBSCTL_RELAY_TOKEN": TOKEN, "OBSCTL_RELAY_LISTEN": f"127.0.0.1:{port}"}
+    env = {
+        **os.environ,
+        "OBSCTL_RELAY_TOKEN": TOKEN,
+        "OBSCTL_RELAY_LISTEN": f"127.0.0.1:{port}",
+        "OBSCTL_RELAY_SPOOL_DIR": str(spool),
+        "OBSCTL_RELAY_LINK_PREFIXES": "http://alertmanager.example:9093",
+    }
     for target, token in (("ONCALL", "tok-oncall"), ("TEAM", "tok-team"), ("HEARTBEAT", "tok-x")):
         env[f"OBSCTL_DINGTALK_{target}_URL"] = (
             f"{dingtalk.base_url}/robot/send?access_token={token}"
@@ -113,15 +126,25 @@ def notification(name: str) -> dict[str, Any]:
     }
 
 
-def accepted(dingtalk: RunningFake, token: str) -> list[str]:
+def wait_until(condition: Any, timeout: float = 10.0) -> None:
+    """Poll `condition` until it is true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.05)
+
+
+def accepted(dingtalk: RunningFake, token: str, part: str = "title") -> list[str]:
     found = httpx.get(
         f"{dingtalk.base_url}/_messages", params={"token": token, "accepted": "true"}
     ).json()["messages"]
-    return [m["body"]["markdown"]["title"] for m in found]
+    return [m["body"]["markdown"][part] for m in found]
 
 
-def test_check_accepts_the_shipped_config_and_names_what_is_missing(dingtalk: RunningFake) -> None:
-    env = shipped_env(dingtalk, 18311)
+def test_check_accepts_the_shipped_config_and_names_what_is_missing(
+    dingtalk: RunningFake, tmp_path: Path
+) -> None:
+    env = shipped_env(dingtalk, 18311, tmp_path / "spool")
     ok = subprocess.run(
         [sys.executable, "-m", "obsctl", "relay", "--config", str(SHIPPED), "--check"],
         env=env, capture_output=True, text=True, timeout=30,
@@ -135,6 +158,8 @@ def test_check_accepts_the_shipped_config_and_names_what_is_missing(dingtalk: Ru
     assert ok.returncode == 0, ok.stderr
     assert "valid; listen 127.0.0.1:18311" in ok.stdout
     assert "oncall: signed, zh-CN, @1 mobiles for critical" in ok.stdout
+    assert f"spool: {tmp_path / 'spool'}" in ok.stdout
+    assert "links under: http://127.0.0.1:3000/, " in ok.stdout
     assert bad.returncode == 2
     assert (
         "targets.team.url: environment variable OBSCTL_DINGTALK_TEAM_URL is not set" in bad.stderr
@@ -146,13 +171,15 @@ def test_shipped_config_serves_signed_messages_and_stops_cleanly(
     dingtalk: RunningFake, tmp_path: Path
 ) -> None:
     port = free_port()
-    relay = RelayProcess(SHIPPED, shipped_env(dingtalk, port), port, tmp_path / "relay.log")
+    env = shipped_env(dingtalk, port, tmp_path / "spool")
+    relay = RelayProcess(SHIPPED, env, port, tmp_path / "relay.log")
     try:
         response = relay.post("oncall", notification("DependencyDown"))
 
-        assert response.status_code == 200, response.text
-        assert "[告警中:1] DependencyDown 严重" in accepted(dingtalk, "tok-oncall")
+        assert response.status_code == 202, response.text
+        wait_until(lambda: "[告警中:1] DependencyDown 严重" in accepted(dingtalk, "tok-oncall"))
         assert httpx.get(f"{relay.base_url}/health").json()["targets"]["heartbeat"]["state"] == "ok"
+        assert (tmp_path / "spool" / "journal.jsonl").exists()
     finally:
         code = relay.stop()
     assert code == 0
@@ -162,51 +189,155 @@ def test_shipped_config_serves_signed_messages_and_stops_cleanly(
         assert secret not in log
 
 
-def test_alerts_accepted_under_the_rate_limit_survive_a_crash(
-    dingtalk: RunningFake, tmp_path: Path
-) -> None:
-    port = free_port()
-    spool = tmp_path / "spool"
-    config = tmp_path / "relay.yaml"
-    config.write_text(
+def write_config(path: Path, port: int, **delivery: Any) -> None:
+    path.write_text(
         yaml.safe_dump(
             {
                 "listen": f"127.0.0.1:{port}",
-                "webhook": {"token": TOKEN, "deliver_timeout": "1.5s"},
-                "delivery": {
-                    "send_timeout": "0.5s",
-                    "rate_limit_per_minute": 1,
-                    "spool_dir": "spool",
-                },
+                "server": {"idle_timeout": "1s", "body_timeout": "1s", "max_connections": 20},
+                "webhook": {"token": TOKEN},
+                "delivery": {"send_timeout": "0.5s", "spool_dir": "spool", **delivery},
                 "render": {"templates_dir": str(TEMPLATES), "language": "en-US"},
                 "targets": {"team": {"secret": SECRET}},
             }
         ),
         encoding="utf-8",
     )
-    robot_url = f"{dingtalk.base_url}/robot/send?access_token=tok-team"
-    env = {**os.environ, "OBSCTL_DINGTALK_TEAM_URL": robot_url}
+
+
+def team_env(dingtalk: RunningFake, token: str = "tok-team") -> dict[str, str]:
+    robot_url = f"{dingtalk.base_url}/robot/send?access_token={token}"
+    return {**os.environ, "OBSCTL_DINGTALK_TEAM_URL": robot_url}
+
+
+def test_alerts_queued_under_the_rate_limit_survive_kill_9_and_none_is_sent_twice(
+    dingtalk: RunningFake, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = tmp_path / "relay.yaml"
+    write_config(config, port, rate_limit_per_minute=1)
+    env = team_env(dingtalk)
     before = len(accepted(dingtalk, "tok-team"))
+    names = [f"Queued{i}" for i in range(5)]
     relay = RelayProcess(config, env, port, tmp_path / "relay.log")
     try:
-        first = relay.post("team", notification("FirstAlert"))
-        second = relay.post("team", notification("SecondAlert"))
+        answers = [relay.post("team", notification(name)) for name in names]
 
-        assert first.status_code == 200, first.text
-        assert second.status_code == 202, second.text
-        assert "to be sent merged within its rate limit" in second.json()["detail"]
-        assert "SecondAlert" in (spool / "team.jsonl").read_text()
+        assert [a.status_code for a in answers] == [202] * 5, answers[0].text
+        wait_until(lambda: len(accepted(dingtalk, "tok-team")) == before + 1)
+        journal = (tmp_path / "spool" / "journal.jsonl").read_text()
+        assert all(name in journal for name in names[1:])
     finally:
         relay.stop(signal.SIGKILL)
 
+    write_config(config, port, rate_limit_per_minute=100)  # the operator raises the budget
     restarted = RelayProcess(config, env, port, tmp_path / "relay.log")
     try:
-        deadline = time.monotonic() + 5
-        while len(accepted(dingtalk, "tok-team")) < before + 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        titles = accepted(dingtalk, "tok-team")[before:]
-        assert titles == ["[FIRING:1] FirstAlert critical", "[FIRING:1] SecondAlert critical"]
-        assert (spool / "team.jsonl").read_text() == ""
+        wait_until(lambda: len(accepted(dingtalk, "tok-team")) >= before + 2)
+        texts = accepted(dingtalk, "tok-team", part="text")[before:]
+        text = " ".join(texts)
+        assert all(text.count(f"#### 🔴 {name} ·") == 1 for name in names), texts
+        wait_until(
+            lambda: (
+                httpx.get(f"{restarted.base_url}/health").json()["targets"]["team"]["queue_depth"]
+                == 0
+            )
+        )
     finally:
         assert restarted.stop() == 0
-    assert "1 queued alerts restored from the spool" in relay.log.read_text()
+    log = relay.log.read_text()
+    assert "team: 4 queued alerts restored from the spool" in log
+
+
+def test_a_restart_keeps_the_send_budget_so_dingtalk_never_throttles(
+    dingtalk: RunningFake, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = tmp_path / "relay.yaml"
+    # Half the budget goes at once (see pacing): 3 sends now, then one every 15 s.
+    write_config(config, port, rate_limit_per_minute=6)
+    env = team_env(dingtalk, "tok-limited6")
+    relay = RelayProcess(config, env, port, tmp_path / "relay.log")
+    try:
+        for i in range(3):
+            assert relay.post("team", notification(f"Budget{i}")).status_code == 202
+            wait_until(lambda i=i: len(accepted(dingtalk, "tok-limited6")) == i + 1)
+    finally:
+        assert relay.stop() == 0
+
+    restarted = RelayProcess(config, env, port, tmp_path / "relay.log")
+    try:
+        assert restarted.post("team", notification("AfterRestart")).status_code == 202
+        time.sleep(2)  # a relay that forgot its budget would send at once and be throttled
+        health = httpx.get(f"{restarted.base_url}/health").json()["targets"]["team"]
+        assert (health["state"], health["queue_depth"]) == ("pacing", 1)
+        refused = httpx.get(
+            f"{dingtalk.base_url}/_messages", params={"token": "tok-limited6", "accepted": "false"}
+        ).json()["messages"]
+        assert refused == []
+        assert len(accepted(dingtalk, "tok-limited6")) == 3, "nothing went out at once"
+    finally:
+        assert restarted.stop() == 0
+
+
+def test_a_second_relay_on_the_same_spool_refuses_to_start(
+    dingtalk: RunningFake, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = tmp_path / "relay.yaml"
+    write_config(config, port)
+    env = team_env(dingtalk)
+    relay = RelayProcess(config, env, port, tmp_path / "relay.log")
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "obsctl", "relay", "--config", str(config)],
+            env={**env, "OBSCTL_RELAY_LISTEN": f"127.0.0.1:{free_port()}"},
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    finally:
+        assert relay.stop() == 0
+    assert second.returncode == 2
+    assert f"spool directory {tmp_path / 'spool'} is in use by another relay (pid " in second.stderr
+    assert "Traceback" not in second.stderr
+
+
+def test_slow_idle_and_excess_connections_are_closed_and_bad_requests_log_one_line(
+    dingtalk: RunningFake, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = tmp_path / "relay.yaml"
+    write_config(config, port)
+    relay = RelayProcess(config, team_env(dingtalk), port, tmp_path / "relay.log")
+    try:
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+        trickling = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+        for sock in trickling:
+            sock.sendall(b"POST /dingtalk/team HTTP/1.1\r\nHost: x\r\n")
+        slow_body = socket.create_connection(("127.0.0.1", port))
+        slow_body.sendall(
+            b"POST /dingtalk/team HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + TOKEN.encode()
+            + b"\r\nContent-Length: 1000\r\n\r\n{"
+        )
+        crowd = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+        time.sleep(2.5)  # past idle_timeout and body_timeout (1 s each)
+        for sock in idle + trickling + crowd:
+            sock.settimeout(2)
+            assert sock.recv(1024) == b"", "closed by the relay"
+        slow_body.settimeout(2)
+        assert b"408" in slow_body.recv(4096)
+        garbage = socket.create_connection(("127.0.0.1", port))
+        garbage.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n")
+        garbage.settimeout(2)
+        assert b"400" in garbage.recv(4096)
+        for sock in [*idle, *trickling, *crowd, slow_body, garbage]:
+            sock.close()
+        metrics = httpx.get(f"{relay.base_url}/metrics").text
+        assert "obsctl_http_bad_requests_total 1.0" in metrics
+        assert "obsctl_http_connections_refused_total 0.0" not in metrics, "the crowd hit the cap"
+        assert relay.post("team", notification("StillServing")).status_code == 202
+    finally:
+        assert relay.stop() == 0
+    log = relay.log.read_text()
+    assert log.count("bad HTTP request from") == 1
+    assert "Traceback" not in log

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,10 @@ ENV = {
     "OBSCTL_DINGTALK_TEAM_SECRET": "SEC-team-secret",
     "OBSCTL_DINGTALK_HEARTBEAT_URL": "https://oapi.dingtalk.com/robot/send?access_token=AT-hb",
     "OBSCTL_DINGTALK_HEARTBEAT_SECRET": "",
+    "OBSCTL_RELAY_LINK_PREFIXES": "http://prometheus.example:9090 http://alertmanager.example:9093",
+    "OBSCTL_RELAY_SPOOL_DIR": "/tmp/obsctl-relay-units-spool",
 }
+TRUSTED = ["https://runbooks.example/", "https://grafana.example", "http://prometheus.example"]
 
 
 def alert(
@@ -63,8 +67,16 @@ def zh(label: str, value: str) -> str:
     return f"- **{label}**\N{FULLWIDTH COLON}{value}"
 
 
-def renderer() -> Renderer:
-    return Renderer(RenderConfig(templates_dir=TEMPLATES))
+def renderer(**config: Any) -> Renderer:
+    return Renderer(
+        RenderConfig.model_validate(
+            {
+                "templates_dir": TEMPLATES,
+                "link_prefixes": [*TRUSTED, "http://am", "http://am:9093"],
+                **config,
+            }
+        )
+    )
 
 
 def composer(language: str = "en-US", max_bytes: int = 20_000, **target: Any) -> Composer:
@@ -89,6 +101,14 @@ def test_shipped_config_loads_from_the_documented_environment() -> None:
     assert config.targets["heartbeat"].mentions.severities == []
     assert config.webhook.token is not None
     assert config.webhook.token.get_secret_value() == "tok-3e1d"
+    assert config.delivery.spool_dir == Path("/tmp/obsctl-relay-units-spool")
+    assert config.delivery.rate_limited_backoff == 600, "DingTalk's 10-minute throttle"
+    assert config.render.link_prefixes == [
+        "http://127.0.0.1:3000/",
+        "https://github.com/obsctl/obsctl/blob/main/docs/runbooks/",
+        "http://prometheus.example:9090",
+        "http://alertmanager.example:9093",
+    ]
     renderer_ = Renderer(config.render)
     renderer_.check(["zh-CN", "en-US"])
 
@@ -136,16 +156,46 @@ def test_unknown_keys_and_bad_values_say_where_and_never_echo_secrets(tmp_path: 
     assert "AT-leak" not in text and "SEC-leak" not in text
 
 
-def test_deliver_timeout_must_leave_room_for_a_send(tmp_path: Path) -> None:
+def test_the_spool_is_on_by_default_and_an_unusable_one_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "relay.yaml"
+    path.write_text("targets: {team: {url: 'http://robot/send'}}\n", encoding="utf-8")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x", encoding="utf-8")
+
+    default = load(path, {})
+    relative = load(path, {"OBSCTL_RELAY_SPOOL_DIR": "state/spool"})
+    with pytest.raises(ConfigError) as under_a_file:
+        load(path, {"OBSCTL_RELAY_SPOOL_DIR": str(blocker / "spool")})
+    with pytest.raises(ConfigError) as read_only:
+        load(path, {"OBSCTL_RELAY_SPOOL_DIR": "/proc/obsctl-spool"})
+
+    assert default.delivery.spool_dir == Path("/var/lib/obsctl/relay")
+    assert relative.delivery.spool_dir == tmp_path / "state" / "spool"
+    assert under_a_file.value.problems == [
+        f"delivery.spool_dir: {blocker} is not a directory, so {blocker / 'spool'} cannot be "
+        "created"
+    ]
+    [problem] = read_only.value.problems
+    assert problem.startswith("delivery.spool_dir: cannot create /proc/obsctl-spool in /proc")
+
+
+def test_link_prefixes_must_be_urls_and_a_variable_may_hold_several(tmp_path: Path) -> None:
     path = tmp_path / "relay.yaml"
     path.write_text(
-        "webhook: {deliver_timeout: 2s}\ndelivery: {send_timeout: 3s}\n"
+        "render: {link_prefixes: ['https://grafana.example/', '${PREFIXES}']}\n"
         "targets: {team: {url: 'http://robot/send'}}\n",
         encoding="utf-8",
     )
 
-    with pytest.raises(ConfigError, match=r"deliver_timeout must exceed delivery\.send_timeout"):
-        load(path, {})
+    config = load(path, {"PREFIXES": " http://a.example:9090  http://b.example:9093 "})
+    with pytest.raises(ConfigError) as caught:
+        load(path, {"PREFIXES": "javascript:alert(1)"})
+
+    assert config.render.link_prefixes == [
+        "https://grafana.example/", "http://a.example:9090", "http://b.example:9093",
+    ]  # fmt: skip
+    [problem] = caught.value.problems
+    assert "render.link_prefixes: Value error, expected http(s) URL prefixes" in problem
 
 
 def test_robot_url_without_file_value_points_at_its_variable(tmp_path: Path) -> None:
@@ -301,7 +351,10 @@ def test_a_single_giant_alert_is_cut_to_fit_and_marked() -> None:
 
 
 def test_mentions_come_from_config_for_paging_severities_and_from_the_mention_label() -> None:
-    c = composer(mentions={"mobiles": ["13800000000"], "severities": ["critical"]})
+    c = composer(
+        mentions={"mobiles": ["13800000000"], "severities": ["critical"]},
+        mentionable=["13900000001", "13900000002", "13900000003"],
+    )
     critical = Entry(alert=alert(mention="13900000001, bad!, 13900000002"))
     warning = Entry(alert=alert("Warn", "warning"))
     resolved = Entry(alert=alert(status="resolved", mention="13900000003"))
@@ -379,3 +432,197 @@ def test_event_times_reach_the_view_in_the_configured_zone() -> None:
 
     assert view.starts_at == "2025-01-01 10:00:00 UTC+00:00"
     assert view.duration == "1d 1h"
+
+
+# --- hostile and broken input ----------------------------------------------------------------
+
+
+def raw_alert(**fields: Any) -> dict[str, Any]:
+    base = {
+        "status": "firing",
+        "labels": {"alertname": "ApiHighErrorRate", "severity": "critical"},
+        "annotations": {"summary": "s"},
+        "startsAt": "2025-01-01T10:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+    }
+    return {**base, **fields}
+
+
+def parsed(*alerts: dict[str, Any], **notification: Any) -> alertmanager.Notification:
+    body = {"version": "4", "status": "firing", "alerts": list(alerts), **notification}
+    return alertmanager.parse(json.dumps(body).encode())
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"startsAt": "9999-12-31T23:59:59Z"},
+        {"startsAt": "2026-12-01T10:00:00"},  # no time zone
+        {"status": "resolved", "endsAt": "9999-12-31T23:59:59Z"},
+        {"startsAt": "not a time"},
+        {"startsAt": "0001-01-01T00:00:00Z"},
+    ],
+)
+def test_poison_times_are_normalised_at_intake_and_render(fields: dict[str, Any]) -> None:
+    [entry_alert] = parsed(raw_alert(**fields)).alerts
+    c = composer("zh-CN")
+
+    message, count = c.compose([Entry(alert=entry_alert), Entry(alert=alert("Next"))], NOW)
+
+    assert count == 2, "the bad alert and the one behind it go out together"
+    assert "ApiHighErrorRate" in message.text and "Next" in message.text
+    for moment in (entry_alert.startsAt, entry_alert.endsAt):
+        assert moment is None or moment.tzinfo is not None
+
+
+def test_a_bare_time_is_read_as_utc_and_an_impossible_one_is_shown_as_unknown() -> None:
+    bare, future = parsed(
+        raw_alert(startsAt="2026-12-01T10:00:00"), raw_alert(startsAt="9999-12-31T23:59:59Z")
+    ).alerts
+
+    assert bare.startsAt == datetime(2026, 12, 1, 10, tzinfo=UTC)
+    assert future.startsAt is None
+    view = renderer().view(future, "", "zh-CN", NOW)
+    assert (view.starts_at, view.duration) == ("-", "-")
+
+
+def test_counts_and_nesting_never_cost_the_alerts() -> None:
+    negative = parsed(raw_alert(), truncatedAlerts=-5)
+    huge = parsed(raw_alert(), truncatedAlerts=10**30)
+    with pytest.raises(PayloadError) as nested:
+        alertmanager.parse(b'{"version": "4", "alerts": ' + b"[" * 990 + b"]" * 990 + b"}")
+    with pytest.raises(PayloadError) as deeper:
+        alertmanager.parse(b"[" * 100_000 + b"]" * 100_000)
+
+    assert negative.truncatedAlerts == 0
+    assert huge.truncatedAlerts == alertmanager.MAX_TRUNCATED
+    assert nested.value.status in (400, 422)
+    assert (deeper.value.status, str(deeper.value)) == (
+        400,
+        "body is nested too deeply to be a webhook",
+    )
+
+
+def test_a_template_that_fails_gives_a_plain_message_and_is_counted(tmp_path: Path) -> None:
+    for language in ("zh-CN", "en-US"):
+        (tmp_path / f"dingtalk.{language}.md.j2").write_text(
+            "{% set title %}x{% endset %}{{ firing[0].no_such_field.deeper }}", encoding="utf-8"
+        )
+    failures: list[int] = []
+    config = TargetConfig.model_validate({"url": "http://robot.example/send", "keyword": "obsctl"})
+    broken = Composer(
+        Renderer(RenderConfig(templates_dir=tmp_path)), config, "zh-CN", "mention", 20_000,
+        on_render_failure=lambda: failures.append(1),
+    )  # fmt: skip
+
+    message, count = broken.compose(
+        [Entry(alert=alert(queue="matting")), Entry(alert=alert("B"))], NOW
+    )
+
+    assert count == 2
+    assert message.title == "obsctl [告警中] ApiHighErrorRate"
+    assert "消息模板渲染失败" in message.text
+    assert "- **ApiHighErrorRate** · critical · 告警中" in message.text
+    assert "queue=matting" in message.text and "- **B** · critical" in message.text
+    assert failures == [1], "one failure, one count, however many sizes were tried"
+
+
+INJECTED = "RT[click](//evil.example/x) ![img](http://evil.example/i.png) @all @13900000000"
+
+
+def test_alert_text_cannot_add_links_images_headings_mentions_or_break_code_spans() -> None:
+    hostile = Alert.model_validate(
+        raw_alert(
+            labels={
+                "alertname": "Queue\n#### 🔴 Forged · critical · 告警中",
+                "severity": "critical",
+                "queue": f"bull:{INJECTED}:meta",
+                "instance": "a`b` [x](http://evil.example)",
+                "mention": "13900000000, 13800000000",
+            },
+            annotations={
+                "summary": "ok\n\n#### ✅ Everything resolved\n> quote <font color=red>x</font>",
+                "description": f"see {INJECTED} and http://evil.example/bare www.evil.example\x00",
+                "runbook_url": "http://evil.example/runbook",
+                "dashboard_url": "https://grafana.example/d/q?x=1) [y](http://evil.example",
+            },
+            generatorURL="javascript:alert(1)",
+        )
+    )
+    c = composer("zh-CN", mentions={"mobiles": ["13800000000"]})
+
+    message, _ = c.compose([Entry(alert=hostile, external_url="http://evil.example:9093")], NOW)
+    body = json.loads(message.payload)
+    text = message.text
+
+    assert body["at"] == {"atMobiles": ["13800000000"], "isAtAll": False}
+    targets = re.findall(r"\]\(([^)]*)\)", text)
+    assert targets == ["https://grafana.example/d/q?x=1%29%20%5By%5D%28http://evil.example"]
+    assert "![" not in text and "\x00" not in text and "<font" not in text
+    outside_links = text.replace(targets[0], "")
+    assert "http://evil" not in outside_links and "www.evil" not in outside_links
+    headings = [line for line in text.splitlines() if line.startswith("#")]
+    assert [h.split(" ")[0] for h in headings] == ["###", "####"], headings
+    assert "####" not in headings[0] and not any(
+        line.startswith(">") for line in text.splitlines()[1:] if "Everything" in line
+    )
+    labels = next(line for line in text.splitlines() if line.startswith("- **标签**"))
+    assert labels.count("`") == 4, "every value stays inside its own code span"
+    assert "@13900000000" not in text and "@all" not in text
+    assert "[静默]" not in text, "the notification's Alertmanager URL is not a trusted prefix"
+
+
+def test_links_come_only_from_trusted_prefixes_and_the_configured_alertmanager() -> None:
+    r = renderer(external_url="http://alertmanager.internal:9093")
+    trusted = Alert.model_validate(
+        raw_alert(
+            annotations={
+                "runbook_url": "https://runbooks.example/A",
+                "dashboard_url": "https://grafana.example.evil/d",
+            },
+            generatorURL="http://prometheus.example/graph?g0.expr=up",
+        )
+    )
+
+    view = r.view(trusted, "http://evil.example:9093", "en-US", NOW)
+
+    assert view.runbook_url == "https://runbooks.example/A"
+    assert view.dashboard_url is None, "a look-alike host is not under https://grafana.example"
+    assert view.generator_url == "http://prometheus.example/graph?g0.expr=up"
+    assert view.silence_url is not None
+    assert view.silence_url.startswith("http://alertmanager.internal:9093/#/silences/new?filter=")
+
+
+def test_a_huge_label_never_cuts_the_silence_link_or_empties_the_message() -> None:
+    big = Alert.model_validate(
+        raw_alert(
+            labels={
+                "alertname": "Big",
+                "severity": "critical",
+                "queue": "q1",
+                "payload": "x" * 100_000,
+            }
+        )
+    )
+
+    message, _ = composer("en-US").compose([Entry(alert=big, external_url="http://am:9093")], NOW)
+    silence = next(part for part in message.text.split("[Silence](")[1:])
+    url = silence.split(")", 1)[0]
+
+    assert len(message.payload) <= 20_000
+    assert "- **Summary**: s" in message.text
+    assert urllib.parse.unquote(url).endswith('{alertname="Big",queue="q1",severity="critical"}')
+
+
+def test_a_notification_alertmanager_truncated_says_how_many_were_left_out() -> None:
+    notification = parsed(raw_alert(), truncatedAlerts=1_400, groupKey="g")
+    entries = [
+        Entry(alert=a, group_key="g", truncated_alerts=notification.truncatedAlerts)
+        for a in notification.alerts
+    ]
+
+    zh_message, _ = composer("zh-CN").compose(entries, NOW)
+    en_message, _ = composer("en-US").compose(entries, NOW)
+
+    assert "Alertmanager 未随通知发送本组另外 1400 条告警" in zh_message.text
+    assert "Alertmanager left 1400 more alerts of this group out" in en_message.text

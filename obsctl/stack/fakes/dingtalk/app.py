@@ -89,7 +89,7 @@ def _judge(request: web.Request, service: RobotService, raw: bytes) -> _Verdict:
         return _Verdict(problem, body)
     if robot.keywords and not any(word in visible_text(body) for word in robot.keywords):
         return _Verdict(errcodes.KEYWORDS_NOT_IN_CONTENT, body)
-    if not service.limiter.try_acquire(token, robot.rate_limit_per_minute):
+    if not service.limiter.try_acquire(token, robot.rate_limit_per_minute, robot.throttle_seconds):
         return _Verdict(errcodes.send_too_fast(robot.rate_limit_per_minute), body)
     return _Verdict(errcodes.OK, body)
 

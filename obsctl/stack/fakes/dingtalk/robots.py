@@ -8,8 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
-# DingTalk's documented limit for a custom robot.
+# DingTalk's documented limit for a custom robot, and what happens past it:
+# "每个机器人每分钟最多发送20条。如果超过20条, 会限流10分钟".
 DEFAULT_RATE_LIMIT_PER_MINUTE = 20
+DEFAULT_THROTTLE_SECONDS = 600.0
 
 
 class Robot(BaseModel):
@@ -20,6 +22,8 @@ class Robot(BaseModel):
     secret: NonEmpty | None = None
     keywords: list[NonEmpty] = Field(default_factory=list, max_length=10)
     rate_limit_per_minute: int = Field(default=DEFAULT_RATE_LIMIT_PER_MINUTE, ge=1)
+    # After one send over the limit, every send is refused this long.
+    throttle_seconds: float = Field(default=DEFAULT_THROTTLE_SECONDS, ge=0)
 
 
 class RobotsFileError(Exception):
@@ -38,7 +42,7 @@ def _where(loc: tuple[int | str, ...]) -> str:
 
 
 def load_robots(path: Path) -> dict[str, Robot]:
-    """Read ``{"<access_token>": {"secret", "keywords", "rate_limit_per_minute"}}``."""
+    """Read ``{"<token>": {"secret", "keywords", "rate_limit_per_minute", "throttle_seconds"}}``."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
