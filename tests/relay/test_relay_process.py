@@ -1,9 +1,12 @@
-"""`obsctl relay` as a real process: --check, serving, a clean stop, the spool across a crash."""
+"""`obsctl relay` as a real process: --check, serving, a clean stop, the spool across a crash,
+slow and bad clients, and random webhooks (no 5xx, no traceback, every accepted alert arrives)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from obsctl.stack.fakes.launcher import RunningFake, free_port, start_fake
 
@@ -341,3 +346,154 @@ def test_slow_idle_and_excess_connections_are_closed_and_bad_requests_log_one_li
     log = relay.log.read_text()
     assert log.count("bad HTTP request from") == 1
     assert "Traceback" not in log
+
+
+# --- random webhooks ---------------------------------------------------------------------
+
+hostile_text = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "[click](http://evil.example)", "![i](http://evil.example/i.png)", "\n#### 🔴 x 告警中",
+            "`", "@all @13900000000", "<font color=red>x</font>", "\x00\x1b[31m", "\u202eabc",
+            "a" * 5_000, "http://evil.example/" + "x" * 3_000, "{{ 7*7 }}", "%s%n", "\\",
+        ]
+    ),
+)  # fmt: skip
+times = st.one_of(
+    st.sampled_from(
+        [
+            "2025-01-01T10:00:00Z", "2026-12-01T10:00:00", "9999-12-31T23:59:59Z",
+            "0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "not a time", "",
+            "2025-13-45T99:99:99Z",
+        ]
+    ),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.none(),
+)  # fmt: skip
+label_maps = st.dictionaries(
+    st.one_of(
+        st.sampled_from(["severity", "queue", "instance", "mention", "drill"]), st.text(max_size=10)
+    ),
+    hostile_text,
+    max_size=6,
+)
+
+
+json_values = st.recursive(
+    st.none() | st.integers() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@st.composite
+def alerts(draw: st.DrawFn, marker: str) -> dict[str, Any]:
+    labels = draw(label_maps)
+    labels["alertname"] = marker + draw(hostile_text)[:30]
+    labels["severity"] = draw(st.sampled_from(["critical", "warning", "info", "", "x" * 50]))
+    body: dict[str, Any] = {
+        "status": draw(st.sampled_from(["firing", "resolved"])),
+        "labels": labels,
+        "annotations": draw(label_maps),
+        "startsAt": draw(times),
+        "endsAt": draw(times),
+        "generatorURL": draw(hostile_text),
+        "fingerprint": marker,
+    }
+    if draw(st.booleans()):
+        body["extra"] = draw(hostile_text)
+    return body
+
+
+@pytest.fixture(scope="module")
+def fast_robot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFake]:
+    directory = tmp_path_factory.mktemp("dingtalk-fuzz")
+    robots = directory / "robots.json"
+    robots.write_text(json.dumps({"tok-fuzz": {"secret": SECRET, "rate_limit_per_minute": 10_000}}))
+    fake = start_fake(
+        "obsctl.stack.fakes.dingtalk",
+        ["--robots", str(robots), "--store", str(directory / "messages.jsonl")],
+    )
+    yield fake
+    fake.close()
+
+
+def test_random_webhooks_never_get_a_5xx_and_every_accepted_alert_arrives(
+    fast_robot: RunningFake, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = tmp_path / "relay.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "listen": f"127.0.0.1:{port}",
+                "webhook": {"token": TOKEN},
+                "delivery": {"rate_limit_per_minute": 1_000, "spool_dir": "spool"},
+                "render": {
+                    "templates_dir": str(TEMPLATES),
+                    "link_prefixes": ["https://ok.example/"],
+                },
+                "targets": {"team": {"secret": SECRET, "mentionable": ["13800000000"]}},
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "OBSCTL_DINGTALK_TEAM_URL": f"{fast_robot.base_url}/robot/send?access_token=tok-fuzz",
+    }
+    relay = RelayProcess(config, env, port, tmp_path / "relay.log")
+    counter = itertools.count()
+    accepted: list[str] = []
+    statuses: list[int] = []
+    http = httpx.Client(
+        base_url=relay.base_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=15
+    )
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def post_one(data: st.DataObject) -> None:
+        kind = data.draw(st.sampled_from(["notification", "notification", "raw", "json"]))
+        if kind == "raw":
+            response = http.post("/dingtalk/team", content=data.draw(st.binary(max_size=2_000)))
+            markers: list[str] = []
+        elif kind == "json":
+            junk = data.draw(json_values)
+            response = http.post("/dingtalk/team", json=junk)
+            markers = []
+        else:
+            markers = [f"FZ{next(counter):05d}Q" for _ in range(data.draw(st.integers(0, 4)))]
+            notification = {
+                "version": "4",
+                "status": data.draw(st.sampled_from(["firing", "resolved"])),
+                "truncatedAlerts": data.draw(st.integers(-(10**30), 10**30)),
+                "groupKey": data.draw(hostile_text),
+                "externalURL": data.draw(hostile_text),
+                "alerts": [data.draw(alerts(marker)) for marker in markers],
+            }
+            response = http.post("/dingtalk/team", json=notification)
+        statuses.append(response.status_code)
+        assert response.status_code < 500, response.text
+        if response.status_code == 202:
+            accepted.extend(markers)
+
+    try:
+        post_one()
+        deadline = time.monotonic() + 60
+        while http.get("/health").json()["targets"]["team"]["queue_depth"]:
+            assert time.monotonic() < deadline, "the queue never drained"
+            time.sleep(0.2)
+    finally:
+        http.close()
+        assert relay.stop() == 0
+    sent = httpx.get(f"{fast_robot.base_url}/_messages", params={"accepted": "true"}).json()
+    texts = "".join(m["body"]["markdown"]["text"] for m in sent["messages"])
+    delivered = set(re.findall(r"FZ\d{5}Q", texts))
+    assert accepted, f"no webhook was accepted (answers: {sorted(set(statuses))})"
+    assert set(accepted) <= delivered, sorted(set(accepted) - delivered)[:5]
+    assert any(200 <= s < 300 for s in statuses) and any(400 <= s < 500 for s in statuses)
+    log = relay.log.read_text()
+    assert "Traceback" not in log
+    assert TOKEN not in log and SECRET not in log
