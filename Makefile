@@ -4,7 +4,7 @@ VENV ?= .venv
 STACK_DIR ?= .stack
 BIN := $(VENV)/bin
 
-.PHONY: run test lint validate format bench-stack bench-exporter bench-drills clean
+.PHONY: run test lint validate format bench-stack bench-exporter bench-relay bench-drills clean
 
 ## The venv, rebuilt when the dependencies or their pins change.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -45,6 +45,10 @@ bench-stack: $(VENV)/.installed
 bench-exporter: $(VENV)/.installed
 	$(BIN)/obsctl stack install
 	$(BIN)/python scripts/bench_exporter.py
+
+## Relay intake with the spool on: webhooks/s, latency, nothing lost, memory (docs/BENCHMARKS.md).
+bench-relay: $(VENV)/.installed
+	$(BIN)/python scripts/bench_relay.py
 
 ## Every drill on a fresh stack with the shipped intervals; prints the timings table.
 bench-drills: $(VENV)/.installed

@@ -131,16 +131,31 @@ class Composer:
             raise ValueError("nothing to compose")
         self._failure_reported = False
         # No rendered alert is smaller than this, so only the head of a long queue is a candidate.
-        candidates = entries[: max(1, self._max_bytes // _MIN_ALERT_BYTES)]
-        views = [self._view(entry, now) for entry in candidates]
-        low, high = 1, len(candidates)
-        best = self._message(entries, views, 1)
-        if len(best.payload) > self._max_bytes:
+        limit = min(len(entries), max(1, self._max_bytes // _MIN_ALERT_BYTES))
+        views: list[AlertView | None] = []
+
+        def fits(count: int) -> RobotMessage | None:
+            while len(views) < count:  # views are made only for alerts a message may hold
+                views.append(self._view(entries[len(views)], now))
+            message = self._message(entries, views, count)
+            return message if len(message.payload) <= self._max_bytes else None
+
+        best = fits(1)
+        if best is None:
             return self._shrunk(entries, now), 1
+        # Double until a message no longer fits, then search between the last two sizes.
+        low, high = 1, limit
+        while low < high:
+            probe = min(high, low * 2)
+            candidate = fits(probe)
+            if candidate is None:
+                high = probe - 1
+                break
+            low, best = probe, candidate
         while low < high:
             middle = (low + high + 1) // 2
-            candidate = self._message(entries, views, middle)
-            if len(candidate.payload) <= self._max_bytes:
+            candidate = fits(middle)
+            if candidate is not None:
                 low, best = middle, candidate
             else:
                 high = middle - 1
