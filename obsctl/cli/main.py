@@ -4,6 +4,7 @@ import click
 
 from obsctl import __version__
 from obsctl.cli.dashboards import dashboards
+from obsctl.cli.deadman import deadman
 from obsctl.cli.drill import drill
 from obsctl.cli.exporter import exporter
 from obsctl.cli.generate import generate
@@ -25,5 +26,6 @@ cli.add_command(probe)
 cli.add_command(generate)
 cli.add_command(drill)
 cli.add_command(relay)
+cli.add_command(deadman)
 cli.add_command(dashboards)
 cli.add_command(validate)

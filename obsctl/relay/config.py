@@ -54,6 +54,15 @@ _GLOBAL_OVERRIDES: dict[str, tuple[str, ...]] = {
 }
 
 
+def known_zone(value: str) -> str:
+    """Field validator: an IANA time zone name."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; try Asia/Shanghai or UTC") from None
+    return value
+
+
 class WebhookConfig(StrictModel):
     """The Alertmanager side: auth, body limit and how long a webhook may wait for delivery."""
 
@@ -176,14 +185,7 @@ class RenderConfig(StrictModel):
             raise ValueError(f"expected http(s) URL prefixes, found {bad[0][:80]!r}")
         return value
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; try Asia/Shanghai or UTC") from None
-        return value
+    _known_zone = field_validator("timezone")(known_zone)
 
 
 class RelayConfig(StrictModel):

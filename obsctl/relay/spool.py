@@ -1,6 +1,7 @@
 """The relay's journal on disk: accepted alerts until delivered, and each robot's recent sends.
 
-One JSONL file (``journal.jsonl``) in ``delivery.spool_dir``, locked by one relay at a time:
+One JSONL file (``journal.jsonl``) in ``delivery.spool_dir``, owned by one relay at a time
+(``obsctl.statedir``):
 
 - ``{"add": key, "target": t, "at": unix, "entry": {...}}`` when an alert is accepted (or a
   queued alert is replaced by a newer state: the same key again);
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -33,11 +33,11 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from obsctl.relay.compose import Entry
+from obsctl.statedir import StateDirError, claim
 
 log = logging.getLogger(__name__)
 
 JOURNAL = "journal.jsonl"
-LOCK = "relay.lock"
 # Sends older than this no longer count against a robot's budget (DingTalk's minute + margin).
 SEND_MEMORY_SECONDS = 120.0
 _COMPACT_MIN_LINES = 5_000
@@ -95,24 +95,9 @@ class Spool:
         if self.directory is None:
             return restored
         try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._lock = (self.directory / LOCK).open("a+", encoding="utf-8")
-        except OSError as exc:
-            raise SpoolError(f"cannot use {self.directory}: {exc.strerror}") from None
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock.seek(0)
-            holder = self._lock.read().strip() or "?"
-            self._lock.close()
-            self._lock = None
-            raise SpoolError(
-                f"spool directory {self.directory} is in use by another relay (pid {holder})"
-            ) from None
-        self._lock.seek(0)
-        self._lock.truncate()
-        self._lock.write(str(os.getpid()))
-        self._lock.flush()
+            self._lock = claim(self.directory, "relay")
+        except StateDirError as exc:
+            raise SpoolError(f"spool directory {exc}") from None
         path = self.directory / JOURNAL
         if path.exists():
             self._replay(path, restored)

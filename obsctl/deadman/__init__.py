@@ -1,0 +1,1 @@
+"""The dead man's switch: pages on-call when the alert path's Watchdog heartbeat stops."""
