@@ -53,13 +53,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.metrics_core import Metric
 from pydantic import Field, field_validator
 
-from obsctl.configfile import StrictModel
-from obsctl.exporter.config_types import (
+from obsctl.config_types import (
     Duration,
     LabelValue,
     no_repeats,
     timeout_within_interval,
 )
+from obsctl.configfile import StrictModel
 from obsctl.exporter.mysql_pool import (
     MySQLPool,
     describe_error,

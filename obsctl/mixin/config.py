@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from obsctl.config_types import Duration
 from obsctl.configfile import ConfigError, describe_validation_error, read_mapping
-from obsctl.exporter.config_types import Duration
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "mixin.yaml"
 

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from obsctl.config_types import Duration
 from obsctl.configfile import (
     ConfigError,
     StrictModel,
@@ -33,7 +34,6 @@ from obsctl.configfile import (
     host_port,
     load_model,
 )
-from obsctl.exporter.config_types import Duration
 
 __all__ = ["ConfigError", "RelayConfig", "TargetConfig", "load"]
 

@@ -40,13 +40,13 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from pydantic import Field, ValidationInfo, field_validator
 
-from obsctl.configfile import StrictModel
-from obsctl.exporter.config_types import (
+from obsctl.config_types import (
     Duration,
     LabelValue,
     no_repeats,
     timeout_within_interval,
 )
+from obsctl.configfile import StrictModel
 from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, outcome, run_budget
 from obsctl.exporter.probes.redis import RedisConnection, RedisUrl, redis_reason
 

@@ -13,8 +13,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from pydantic import Field, HttpUrl, SecretStr
 
+from obsctl.config_types import Duration, LabelValue
 from obsctl.configfile import StrictModel
-from obsctl.exporter.config_types import Duration, LabelValue
 from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, failed, outcome
 
 

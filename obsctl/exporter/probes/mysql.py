@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from obsctl.exporter.config_types import (
+from obsctl.config_types import (
     Duration,
     LabelValue,
     slow_below_timeout,

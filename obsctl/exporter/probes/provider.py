@@ -7,8 +7,8 @@ import time
 import httpx
 from pydantic import Field, HttpUrl
 
+from obsctl.config_types import Duration, LabelValue
 from obsctl.configfile import StrictModel
-from obsctl.exporter.config_types import Duration, LabelValue
 from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, failed, outcome
 
 

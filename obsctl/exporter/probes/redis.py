@@ -22,13 +22,13 @@ from pydantic import (
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from obsctl.configfile import StrictModel
-from obsctl.exporter.config_types import (
+from obsctl.config_types import (
     Duration,
     LabelValue,
     slow_below_timeout,
     timeout_within_interval,
 )
+from obsctl.configfile import StrictModel
 from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, classify, outcome, run_budget
 
 _SCHEMES = ("redis://", "rediss://", "unix://")
