@@ -109,7 +109,7 @@ def run(
     try:
         chosen = find_scenario(scenario, variant)
         if target_file is None:
-            from obsctl.drills.target import StackTarget
+            from obsctl.drills.local import StackTarget
 
             root = root or Path(".stack")
             target = StackTarget.open(root)
@@ -132,7 +132,7 @@ def run(
                 journal
                 or remote.state_file.parent / remote.config.name / f"{scenario}-{stamp}.json"
             )
-        result = run_drill(target, scenario, variant, path, _say)
+        result = run_drill(target, chosen, variant, path, _say)
     except (DrillError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     _say("")

@@ -381,10 +381,10 @@ def _signals_ignored() -> Iterator[None]:
 
 
 def run_drill(
-    target: DrillTarget, scenario_name: str, variant: str | None, journal_path: Path, say: Say
+    target: DrillTarget, scenario: Scenario, variant: str | None, journal_path: Path, say: Say
 ) -> Journal:
     """Run the scenario against the target, return the journal."""
-    return DrillRun(target, find_scenario(scenario_name, variant), variant, journal_path, say).run()
+    return DrillRun(target, scenario, variant, journal_path, say).run()
 
 
 def find_scenario(name: str, variant: str | None) -> Scenario:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from obsctl.drills.journal import Journal
+from obsctl.drills.local import LOCAL_FAULTS
 from obsctl.drills.scenarios import SCENARIOS
 
 from conftest import (
@@ -41,6 +42,12 @@ def drill_stack() -> Iterator[RunningStack]:
     finally:
         obsctl("stack", "down", "--dir", str(root))
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_local_stack_has_a_fault_for_every_scenario_and_variant() -> None:
+    assert set(LOCAL_FAULTS) == set(SCENARIOS)
+    for name, scenario in SCENARIOS.items():
+        assert set(LOCAL_FAULTS[name].variants) == set(scenario.variants), name
 
 
 def _drill(stack: RunningStack, journal: Path, *args: str) -> subprocess.Popen[str]:
