@@ -35,7 +35,7 @@ def probe(targets: tuple[str, ...], config_path: Path, as_json: bool) -> None:
     from obsctl.configfile import ConfigError
     from obsctl.exporter.config import load
     from obsctl.exporter.probes.base import Status
-    from obsctl.exporter.probes.registry import build_probes
+    from obsctl.exporter.wiring import build_probes
 
     try:
         config = load(config_path)

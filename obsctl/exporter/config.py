@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 
 from obsctl.configfile import StrictModel, host_port, load_model
-from obsctl.exporter.business import BusinessConfig
 from obsctl.exporter.probes.bullmq import BullMQConfig
+from obsctl.exporter.probes.business import BusinessConfig
 from obsctl.exporter.probes.cos import COSConfig
 from obsctl.exporter.probes.mysql import MySQLConfig
 from obsctl.exporter.probes.provider import ProviderConfig

@@ -18,9 +18,9 @@ from obsctl.exporter import telemetry
 from obsctl.exporter.collector import build_registry
 from obsctl.exporter.config import ExporterConfig
 from obsctl.exporter.probes.base import Probe, run_bounded
-from obsctl.exporter.probes.registry import build_probes
 from obsctl.exporter.results import ResultStore
 from obsctl.exporter.server import build_app
+from obsctl.exporter.wiring import build_probes
 
 log = logging.getLogger(__name__)
 

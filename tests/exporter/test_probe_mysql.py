@@ -20,7 +20,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr, ValidationError
 
-from obsctl.exporter.mysql_pool import MySQLPool, PoolStats, fetch_all
+from obsctl.exporter.probes._mysql_pool import MySQLPool, PoolStats, fetch_all
 from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, run_bounded
 from obsctl.exporter.probes.mysql import MySQLConfig, MySQLProbe
 

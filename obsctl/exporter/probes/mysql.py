@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from obsctl.config_types import (
     slow_below_timeout,
     timeout_within_interval,
 )
-from obsctl.exporter.mysql_pool import (
+from obsctl.exporter.probes._mysql_pool import (
     MySQLDsn,
     MySQLPool,
     PoolStats,
@@ -28,7 +27,7 @@ from obsctl.exporter.mysql_pool import (
     retry_if_lost,
     timed_fetch,
 )
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, outcome, run_budget
+from obsctl.exporter.probes.base import ProbeBase, ProbeOutcome, Reason, Status
 
 # The exporter's MySQL account is created WITH MAX_USER_CONNECTIONS 10: the pool must fit in it.
 POOL_MAX_LIMIT = 10
@@ -98,11 +97,6 @@ class MySQLConfig(BaseModel):
     _slow_below_timeout = field_validator("slow_threshold")(slow_below_timeout)
 
 
-def cached_help(text: str, interval: float) -> str:
-    """HELP text with the freshness note every exporter series carries."""
-    return f"{text} (cached, refreshed every {interval:g} s)"
-
-
 class UserLabels:
     """Maps MySQL user names to a bounded set of label values; the rest become "other"."""
 
@@ -132,18 +126,17 @@ class ServerSnapshot:
     processlist: Mapping[tuple[str, str], int]
 
 
-class MySQLProbe:
+class MySQLProbe(ProbeBase):
     """SELECT 1, global status and processlist of one MySQL server, plus the exporter's pool."""
 
     kind = "mysql"
+    expected_errors = (pymysql.MySQLError, OSError)
 
     def __init__(self, config: MySQLConfig, pool: MySQLPool | None = None) -> None:
+        super().__init__(config.target, config.interval, config.timeout)
         self.config = config
-        self.target = config.target
-        self.interval_seconds = config.interval
-        self.timeout_seconds = config.timeout
         self._pool = pool or MySQLPool(
-            config.dsn, maxsize=config.pool_max, connect_timeout=config.timeout
+            config.dsn, maxsize=config.pool_max, connect_timeout=self.budget
         )
         self._users = UserLabels(config.processlist_users)
         self._pairs: set[tuple[str, str]] = set()
@@ -153,21 +146,11 @@ class MySQLProbe:
         """The pool this probe uses (shared with the business probe when the core wires it so)."""
         return self._pool
 
-    async def run(self) -> ProbeOutcome:
-        """Probe once; expected failures come back as DOWN outcomes with a bounded reason."""
-        began = time.monotonic()
-        phases: dict[str, float] = {}
-        budget = run_budget(self.timeout_seconds)
-        try:
-            async with asyncio.timeout(budget):
-                snapshot = await retry_if_lost(lambda: self._read(phases))
-        except TimeoutError:
-            return self._down(began, phases, Reason.TIMEOUT, f"no answer within {budget:g}s")
-        except (pymysql.MySQLError, OSError) as exc:
-            return self._down(began, phases, mysql_reason(exc), describe_error(exc))
+    async def check(self, began: float, phases: dict[str, float]) -> ProbeOutcome:
+        """SELECT 1, status, variables and processlist on one pooled connection."""
+        snapshot = await retry_if_lost(lambda: self._read(phases))
         slow = phases["select1"] > self.config.slow_threshold
-        return outcome(
-            self,
+        return self.outcome(
             began,
             Status.DEGRADED if slow else Status.OK,
             reason=Reason.SLOW if slow else None,
@@ -175,6 +158,20 @@ class MySQLProbe:
             phases=phases,
             families=[*self._server_families(snapshot), *self._pool_families()],
         )
+
+    def reason(self, exc: BaseException) -> Reason:
+        """aiomysql/PyMySQL errors mapped to a bounded reason."""
+        return mysql_reason(exc)
+
+    def describe(self, exc: BaseException) -> str:
+        """A password-free detail."""
+        if isinstance(exc, TimeoutError):
+            return f"no answer within {self.budget:g}s"
+        return describe_error(exc)
+
+    def down_families(self) -> list[Metric]:
+        """The pool's series: they matter most while MySQL is down."""
+        return self._pool_families()
 
     async def close(self) -> None:
         """Close the pool (idempotent; a shared pool is closed by whichever probe goes first)."""
@@ -202,35 +199,21 @@ class MySQLProbe:
             counts[key] = counts.get(key, 0) + int(count)
         return counts
 
-    def _down(
-        self, began: float, phases: dict[str, float], reason: Reason, detail: str
-    ) -> ProbeOutcome:
-        return outcome(
-            self,
-            began,
-            Status.DOWN,
-            reason=reason,
-            detail=detail,
-            phases=phases,
-            families=self._pool_families(),
-        )
-
-    def _help(self, text: str) -> str:
-        return cached_help(text, self.interval_seconds)
-
     def _server_families(self, snapshot: ServerSnapshot) -> list[Metric]:
         families: list[Metric] = []
         for name, variable, text, is_counter in _SERVER_SERIES:
             value = snapshot.status.get(variable, float("nan"))
             family: GaugeMetricFamily | CounterMetricFamily
             if is_counter:
-                family = CounterMetricFamily(name, self._help(text), labels=["target"])
+                family = CounterMetricFamily(name, self.cached_help(text), labels=["target"])
             else:
-                family = GaugeMetricFamily(name, self._help(text), labels=["target"])
+                family = GaugeMetricFamily(name, self.cached_help(text), labels=["target"])
             family.add_metric([self.target], value)
             families.append(family)
         max_connections = GaugeMetricFamily(
-            "mysql_max_connections", self._help("The server's max_connections"), labels=["target"]
+            "mysql_max_connections",
+            self.cached_help("The server's max_connections"),
+            labels=["target"],
         )
         max_connections.add_metric([self.target], snapshot.max_connections)
         families.append(max_connections)
@@ -241,7 +224,7 @@ class MySQLProbe:
         self._pairs.update(counts)
         family = GaugeMetricFamily(
             "mysql_processlist_connections",
-            self._help(
+            self.cached_help(
                 "Server connections by user and command from the processlist; "
                 f"users beyond the configured or first {PROCESSLIST_USER_LIMIT} are 'other'"
             ),
@@ -255,7 +238,7 @@ class MySQLProbe:
         stats: PoolStats = self._pool.stats()
         connections = GaugeMetricFamily(
             "obsctl_mysql_pool_connections",
-            self._help(
+            self.cached_help(
                 "Connections of the exporter's own MySQL pool: in_use (borrowed or being "
                 "opened) and idle"
             ),
@@ -265,13 +248,13 @@ class MySQLProbe:
         connections.add_metric([self.target, "idle"], stats.idle)
         waiting = GaugeMetricFamily(
             "obsctl_mysql_pool_waiting",
-            self._help("Callers waiting for a connection of the exporter's MySQL pool"),
+            self.cached_help("Callers waiting for a connection of the exporter's MySQL pool"),
             labels=["target"],
         )
         waiting.add_metric([self.target], stats.waiting)
         maximum = GaugeMetricFamily(
             "obsctl_mysql_pool_max",
-            self._help("Most connections the exporter's MySQL pool may open"),
+            self.cached_help("Most connections the exporter's MySQL pool may open"),
             labels=["target"],
         )
         maximum.add_metric([self.target], stats.max)
