@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from obsctl.metric_names import BullMQMetric, BusinessMetric, MySQLMetric, ProbeMetric, RedisMetric
 from obsctl.mixin.config import AlertName, MixinConfig, Severity
 from obsctl.mixin.promql import duration, selector
 
@@ -130,18 +131,18 @@ def _exporter_recordings(config: MixinConfig) -> tuple[list[Recording], list[Rec
     exp = config.selectors.exporter
     business: list[Recording] = []
     for by in ("feature", "provider"):
-        ok = f"sum by ({by}) (rate(task_succeeded_total{selector(exp)}[{TASK_WINDOW}]))"
-        failed = f"sum by ({by}) (rate(task_failed_total{selector(exp)}[{TASK_WINDOW}]))"
+        ok = f"sum by ({by}) (rate({BusinessMetric.TASK_SUCCEEDED}{selector(exp)}[{TASK_WINDOW}]))"
+        failed = f"sum by ({by}) (rate({BusinessMetric.TASK_FAILED}{selector(exp)}[{TASK_WINDOW}]))"
         business.append(Recording(f"{by}:task_finished:rate{TASK_WINDOW}", f"{ok} + {failed}"))
         business.append(
             Recording(f"{by}:task_pass:ratio_rate{TASK_WINDOW}", f"{ok} / ({ok} + {failed})")
         )
-    hits = f"sum by (target) (rate(redis_keyspace_hits_total{selector(exp)}[{CACHE_WINDOW}]))"
-    misses = f"sum by (target) (rate(redis_keyspace_misses_total{selector(exp)}[{CACHE_WINDOW}]))"
+    hits = f"sum by (target) (rate({RedisMetric.KEYSPACE_HITS}{selector(exp)}[{CACHE_WINDOW}]))"
+    misses = f"sum by (target) (rate({RedisMetric.KEYSPACE_MISSES}{selector(exp)}[{CACHE_WINDOW}]))"
     dependencies = [
         Recording(
             "queue:bullmq_waiting_jobs:sum",
-            f"sum by (prefix, queue) (bullmq_queue_jobs{selector(exp, WAITING)})",
+            f"sum by (prefix, queue) ({BullMQMetric.JOBS}{selector(exp, WAITING)})",
         ),
         Recording(f"target:redis_keyspace_lookups:rate{CACHE_WINDOW}", f"{hits} + {misses}"),
         Recording(
@@ -149,8 +150,8 @@ def _exporter_recordings(config: MixinConfig) -> tuple[list[Recording], list[Rec
         ),
         Recording(
             "target:mysql_connections_used:ratio",
-            f"max by (target) (mysql_threads_connected{selector(exp)}"
-            f" / mysql_max_connections{selector(exp)})",
+            f"max by (target) ({MySQLMetric.THREADS_CONNECTED}{selector(exp)}"
+            f" / {MySQLMetric.MAX_CONNECTIONS}{selector(exp)})",
         ),
     ]
     return business, dependencies
@@ -236,10 +237,10 @@ def _queue_alerts(config: MixinConfig) -> list[Alert]:
         # with no worker at all is exactly the stall this alert is for.
         Alert(
             AlertName.QUEUE_STALLED,
-            f"max by (prefix, queue) (bullmq_queue_oldest_waiting_seconds{selector(exp)})"
+            f"max by (prefix, queue) ({BullMQMetric.OLDEST_WAITING}{selector(exp)})"
             f" > {number(t.queue_stalled_seconds)}"
             " unless on (prefix, queue)"
-            f" max by (prefix, queue) (bullmq_queue_paused{selector(exp)}) == 1",
+            f" max by (prefix, queue) ({BullMQMetric.PAUSED}{selector(exp)}) == 1",
             "A BullMQ queue is not being worked",
             "The oldest waiting job of queue {{ $labels.queue }} (prefix {{ $labels.prefix }}) has"
             " waited {{ $value | humanizeDuration }} (threshold"
@@ -259,7 +260,7 @@ def _dependency_alerts(config: MixinConfig) -> list[Alert]:
     return [
         Alert(
             AlertName.DEPENDENCY_DOWN,
-            "min by (dependency, target) (label_replace(obsctl_probe_success"
+            f"min by (dependency, target) (label_replace({ProbeMetric.SUCCESS}"
             f'{selector(exp, probes)}, "dependency", "$1", "probe", "(.*)")) == 0',
             "A dependency of the platform is down",
             "The {{ $labels.dependency }} probe of {{ $labels.target }} has failed for more than"
@@ -270,7 +271,7 @@ def _dependency_alerts(config: MixinConfig) -> list[Alert]:
         ),
         Alert(
             AlertName.PROVIDER_DOWN,
-            "min by (provider) (label_replace(obsctl_probe_success"
+            f"min by (provider) (label_replace({ProbeMetric.SUCCESS}"
             f'{selector(exp, PROVIDER)}, "provider", "$1", "target", "(.*)")) == 0',
             "An AI provider is down",
             "The heartbeat probe of provider {{ $labels.provider }} has failed for more than"
@@ -281,7 +282,7 @@ def _dependency_alerts(config: MixinConfig) -> list[Alert]:
         ),
         Alert(
             AlertName.MYSQL_PROBE_SLOW,
-            "max by (dependency, target) (label_replace(obsctl_probe_phase_duration_seconds"
+            f"max by (dependency, target) (label_replace({ProbeMetric.PHASE_DURATION}"
             f"{selector(exp, *MYSQL_SELECT1)},"
             ' "dependency", "$1", "probe", "(.*)"))'
             f" > {number(t.mysql_probe_latency_seconds)}",
@@ -349,8 +350,8 @@ def _business_alerts(config: MixinConfig) -> list[Alert]:
 def _meta_alerts(config: MixinConfig) -> list[Alert]:
     t = config.thresholds
     exp = config.selectors.exporter
-    last_run = f"max by (probe, target) (obsctl_probe_last_run_timestamp_seconds{selector(exp)})"
-    interval = f"max by (probe, target) (obsctl_probe_interval_seconds{selector(exp)})"
+    last_run = f"max by (probe, target) ({ProbeMetric.LAST_RUN}{selector(exp)})"
+    interval = f"max by (probe, target) ({ProbeMetric.INTERVAL}{selector(exp)})"
     unseen = "Alerts computed from its metrics are silenced meanwhile."
     return [
         Alert(

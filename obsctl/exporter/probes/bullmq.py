@@ -47,6 +47,7 @@ from obsctl.config_types import (
 from obsctl.configfile import StrictModel
 from obsctl.exporter.probes.base import ProbeOutcome, Status
 from obsctl.exporter.probes.redis import RedisBacked, RedisUrl
+from obsctl.metric_names import BullMQMetric
 
 log = logging.getLogger(__name__)
 
@@ -269,26 +270,26 @@ class BullMQProbe(RedisBacked):
 
     def _families(self, readings: list[QueueReading], found: Mapping[str, int]) -> list[Metric]:
         jobs = GaugeMetricFamily(
-            "bullmq_queue_jobs",
+            BullMQMetric.JOBS,
             self.cached_help(
                 "BullMQ jobs per queue and state; a paused queue's jobs count as paused"
             ),
             labels=["prefix", "queue", "state"],
         )
         oldest = GaugeMetricFamily(
-            "bullmq_queue_oldest_waiting_seconds",
+            BullMQMetric.OLDEST_WAITING,
             self.cached_help(
                 "Seconds the longest-waiting ready job has waited for a worker; 0 if none"
             ),
             labels=["prefix", "queue"],
         )
         paused = GaugeMetricFamily(
-            "bullmq_queue_paused",
+            BullMQMetric.PAUSED,
             self.cached_help("1 if the BullMQ queue is paused globally, else 0"),
             labels=["prefix", "queue"],
         )
         discovered = GaugeMetricFamily(
-            "bullmq_queues_discovered",
+            BullMQMetric.QUEUES_DISCOVERED,
             self.cached_help(
                 "BullMQ queues that exist under the prefix (found by SCAN or listed), "
                 "including any beyond max_queues"

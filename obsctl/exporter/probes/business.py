@@ -69,10 +69,12 @@ from obsctl.exporter.probes._mysql_pool import (
 )
 from obsctl.exporter.probes.base import ProbeBase, ProbeOutcome, Reason, Status, cached_help
 from obsctl.exporter.probes.mysql import OTHER
+from obsctl.metric_names import BusinessMetric
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 TERMINAL_STATUSES = (SUCCEEDED, FAILED)
+_FINISHED_METRICS = {SUCCEEDED: BusinessMetric.TASK_SUCCEEDED, FAILED: BusinessMetric.TASK_FAILED}
 DEFAULT_FEATURES = ("matting", "outfit", "faceswap", "outpaint")
 # AI image tasks take seconds to minutes: matting ~1-5 s, faceswap/outpaint 10-60 s, and a
 # provider backlog can push them past 5 min; 600 s is the platform's give-up point.
@@ -427,7 +429,7 @@ class BusinessProbe(ProbeBase):
             math.ceil(self.config.quota_interval / self.interval_seconds) * self.interval_seconds
         )
         consumed = CounterMetricFamily(
-            "quota_consumed_total",
+            BusinessMetric.QUOTA_CONSUMED,
             self.cached_help(
                 "Quota units consumed since the exporter started (growth of SUM(quotas.used))",
                 every,
@@ -435,11 +437,12 @@ class BusinessProbe(ProbeBase):
         )
         consumed.add_metric([], self._quotas.consumed)
         remaining = GaugeMetricFamily(
-            "quota_remaining", self.cached_help("Sum of remaining quota over all users", every)
+            BusinessMetric.QUOTA_REMAINING,
+            self.cached_help("Sum of remaining quota over all users", every),
         )
         remaining.add_metric([], latest.remaining)
         exhausted = GaugeMetricFamily(
-            "quota_exhausted_users",
+            BusinessMetric.QUOTA_EXHAUSTED_USERS,
             self.cached_help("Users whose remaining quota is zero or less", every),
         )
         exhausted.add_metric([], latest.exhausted)
@@ -448,17 +451,17 @@ class BusinessProbe(ProbeBase):
     def _self_families(self) -> list[Metric]:
         assert self._ledger is not None
         rows = CounterMetricFamily(
-            "obsctl_business_rows_read",
+            BusinessMetric.ROWS_READ,
             self.cached_help("Rows of tasks read by the business reader (re-reads included)"),
         )
         rows.add_metric([], self._rows_read)
         lag = GaugeMetricFamily(
-            "obsctl_business_lag_seconds",
+            BusinessMetric.LAG,
             self.cached_help("Server time minus the newest tasks.updated_at the reader has seen"),
         )
         lag.add_metric([], self._lag)
         tracked = GaugeMetricFamily(
-            "obsctl_business_tracked_tasks",
+            BusinessMetric.TRACKED_TASKS,
             self.cached_help("Task ids remembered to dedupe the overlap re-read"),
         )
         tracked.add_metric([], self._ledger.tracked)
@@ -468,7 +471,7 @@ class BusinessProbe(ProbeBase):
 def _task_families(ledger: TaskLedger, interval: float) -> list[Metric]:
     since = "since the exporter started; earlier history is not counted"
     created = CounterMetricFamily(
-        "task_created_total",
+        BusinessMetric.TASK_CREATED,
         cached_help(f"Tasks created, {since}", interval),
         labels=["feature", "provider"],
     )
@@ -477,7 +480,7 @@ def _task_families(ledger: TaskLedger, interval: float) -> list[Metric]:
     families: list[Metric] = [created]
     for status in TERMINAL_STATUSES:
         family = CounterMetricFamily(
-            f"task_{status}_total",
+            _FINISHED_METRICS[status],
             cached_help(f"Tasks that reached {status}, {since}", interval),
             labels=["feature", "provider"],
         )
@@ -485,7 +488,7 @@ def _task_families(ledger: TaskLedger, interval: float) -> list[Metric]:
             family.add_metric([feature, provider], count)
         families.append(family)
     latency = HistogramMetricFamily(
-        "task_latency_seconds",
+        BusinessMetric.TASK_LATENCY,
         cached_help(f"Task created_at to finished_at, tasks finished {since}", interval),
         labels=["feature"],
     )

@@ -28,6 +28,7 @@ from obsctl.exporter.probes._mysql_pool import (
     timed_fetch,
 )
 from obsctl.exporter.probes.base import ProbeBase, ProbeOutcome, Reason, Status
+from obsctl.metric_names import MySQLMetric
 
 # The exporter's MySQL account is created WITH MAX_USER_CONNECTIONS 10: the pool must fit in it.
 POOL_MAX_LIMIT = 10
@@ -54,23 +55,23 @@ _PROCESSLIST_SQL = (
 
 # (metric, status variable, HELP, is a counter)
 _SERVER_SERIES = (
-    ("mysql_threads_connected", "Threads_connected", "Open client connections", False),
-    ("mysql_threads_running", "Threads_running", "Connections running a statement", False),
+    (MySQLMetric.THREADS_CONNECTED, "Threads_connected", "Open client connections", False),
+    (MySQLMetric.THREADS_RUNNING, "Threads_running", "Connections running a statement", False),
     (
-        "mysql_max_used_connections",
+        MySQLMetric.MAX_USED_CONNECTIONS,
         "Max_used_connections",
         "Most connections open at once since the server started",
         False,
     ),
-    ("mysql_slow_queries_total", "Slow_queries", "Queries slower than long_query_time", True),
+    (MySQLMetric.SLOW_QUERIES, "Slow_queries", "Queries slower than long_query_time", True),
     (
-        "mysql_aborted_connects_total",
+        MySQLMetric.ABORTED_CONNECTS,
         "Aborted_connects",
         "Failed connection attempts (bad credentials, handshake errors)",
         True,
     ),
-    ("mysql_questions_total", "Questions", "Statements sent by clients", True),
-    ("mysql_uptime_seconds", "Uptime", "Seconds since the server started", False),
+    (MySQLMetric.QUESTIONS, "Questions", "Statements sent by clients", True),
+    (MySQLMetric.UPTIME, "Uptime", "Seconds since the server started", False),
 )
 
 UserName = Annotated[str, Field(min_length=1, max_length=80)]
@@ -211,7 +212,7 @@ class MySQLProbe(ProbeBase):
             family.add_metric([self.target], value)
             families.append(family)
         max_connections = GaugeMetricFamily(
-            "mysql_max_connections",
+            MySQLMetric.MAX_CONNECTIONS,
             self.cached_help("The server's max_connections"),
             labels=["target"],
         )
@@ -223,7 +224,7 @@ class MySQLProbe(ProbeBase):
     def _processlist_family(self, counts: Mapping[tuple[str, str], int]) -> Metric:
         self._pairs.update(counts)
         family = GaugeMetricFamily(
-            "mysql_processlist_connections",
+            MySQLMetric.PROCESSLIST_CONNECTIONS,
             self.cached_help(
                 "Server connections by user and command from the processlist; "
                 f"users beyond the configured or first {PROCESSLIST_USER_LIMIT} are 'other'"
@@ -237,7 +238,7 @@ class MySQLProbe(ProbeBase):
     def _pool_families(self) -> list[Metric]:
         stats: PoolStats = self._pool.stats()
         connections = GaugeMetricFamily(
-            "obsctl_mysql_pool_connections",
+            MySQLMetric.POOL_CONNECTIONS,
             self.cached_help(
                 "Connections of the exporter's own MySQL pool: in_use (borrowed or being "
                 "opened) and idle"
@@ -247,13 +248,13 @@ class MySQLProbe(ProbeBase):
         connections.add_metric([self.target, "in_use"], stats.in_use)
         connections.add_metric([self.target, "idle"], stats.idle)
         waiting = GaugeMetricFamily(
-            "obsctl_mysql_pool_waiting",
+            MySQLMetric.POOL_WAITING,
             self.cached_help("Callers waiting for a connection of the exporter's MySQL pool"),
             labels=["target"],
         )
         waiting.add_metric([self.target], stats.waiting)
         maximum = GaugeMetricFamily(
-            "obsctl_mysql_pool_max",
+            MySQLMetric.POOL_MAX,
             self.cached_help("Most connections the exporter's MySQL pool may open"),
             labels=["target"],
         )

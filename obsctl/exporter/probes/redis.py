@@ -37,6 +37,7 @@ from obsctl.exporter.probes.base import (
     cached_help,
     classify,
 )
+from obsctl.metric_names import RedisMetric
 
 _SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -170,32 +171,32 @@ def info_families(info: Mapping[str, Any], target: str, interval: float) -> list
             family.add_metric([target], value)
             families.append(family)
 
-    gauge("redis_memory_used_bytes", "Memory allocated by Redis (INFO used_memory).", "used_memory")
+    gauge(RedisMetric.MEMORY_USED, "Memory allocated by Redis (INFO used_memory).", "used_memory")
     gauge(
-        "redis_memory_max_bytes",
+        RedisMetric.MEMORY_MAX,
         "Redis maxmemory setting; 0 means no limit.",
         "maxmemory",
     )
-    gauge("redis_connected_clients", "Client connections open on Redis.", "connected_clients")
+    gauge(RedisMetric.CONNECTED_CLIENTS, "Client connections open on Redis.", "connected_clients")
     gauge(
-        "redis_blocked_clients",
+        RedisMetric.BLOCKED_CLIENTS,
         "Clients blocked in a blocking call (BRPOP, BZPOPMIN, ...).",
         "blocked_clients",
     )
     counter(
-        "redis_keyspace_hits_total",
+        RedisMetric.KEYSPACE_HITS,
         "Successful key lookups since Redis started, as INFO reports them.",
         "keyspace_hits",
     )
     counter(
-        "redis_keyspace_misses_total",
+        RedisMetric.KEYSPACE_MISSES,
         "Failed key lookups since Redis started, as INFO reports them.",
         "keyspace_misses",
     )
     hits, misses = _number(info, "keyspace_hits"), _number(info, "keyspace_misses")
     if hits is not None and misses is not None and hits + misses > 0:
         ratio = GaugeMetricFamily(
-            "redis_keyspace_hit_ratio",
+            RedisMetric.KEYSPACE_HIT_RATIO,
             cached_help(
                 "Key lookup hit ratio since Redis started; alert on the rate of the counters",
                 interval,
@@ -205,11 +206,11 @@ def info_families(info: Mapping[str, Any], target: str, interval: float) -> list
         ratio.add_metric([target], hits / (hits + misses))
         families.append(ratio)
     counter(
-        "redis_evicted_keys_total",
+        RedisMetric.EVICTED_KEYS,
         "Keys evicted because of the maxmemory limit, as INFO reports them.",
         "evicted_keys",
     )
-    gauge("redis_uptime_seconds", "Seconds since Redis started.", "uptime_in_seconds")
+    gauge(RedisMetric.UPTIME, "Seconds since Redis started.", "uptime_in_seconds")
     return families
 
 

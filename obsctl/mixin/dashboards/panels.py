@@ -23,6 +23,7 @@ from grafana_foundation_sdk.models import common as common_m
 from grafana_foundation_sdk.models import dashboard as dash_m
 from grafana_foundation_sdk.models import prometheus as prom_m
 
+from obsctl.metric_names import ProbeMetric
 from obsctl.mixin.config import MixinConfig
 
 DATASOURCE_VARIABLE = "datasource"
@@ -106,7 +107,7 @@ def status_expr(selector: str) -> str:
     """Each probe's status as one number (see STATUS_MAPPINGS) from obsctl_probe_status."""
 
     def of(status: str) -> str:
-        metric = series("obsctl_probe_status", selector, f'status="{status}"')
+        metric = series(ProbeMetric.STATUS, selector, f'status="{status}"')
         return f"sum without (status) ({metric})"
 
     return f"{of('degraded')} + 2 * {of('down')} + 3 * {of('unknown')}"
