@@ -34,13 +34,9 @@ RUNTIME_PLACEHOLDERS = {
     "PROVIDER_ALPHA_URL": "http://127.0.0.1:18306",
     "PROVIDER_BETA_URL": "http://127.0.0.1:18307",
     "OBSCTL_RELAY_TOKEN": "placeholder",
-    **{
-        f"OBSCTL_DINGTALK_{t}_{k}": v
-        for t in ("ONCALL", "TEAM", "HEARTBEAT")
-        for k, v in (("URL", "https://oapi.dingtalk.com/robot/send?access_token=x"),
-                     ("SECRET", "SECplaceholder"))
-    },
-}  # fmt: skip
+}
+ROBOT_PLACEHOLDERS = {"URL": "https://oapi.dingtalk.com/robot/send?access_token=x",
+                      "SECRET": "SECplaceholder"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -52,7 +48,16 @@ class Check:
 
 
 def _environ() -> dict[str, str]:
-    return {**RUNTIME_PLACEHOLDERS, **os.environ}
+    """Stand-ins (a robot URL and secret per relay target of the routing), then the real env."""
+    from obsctl.mixin.config import load
+    from obsctl.relay.config import target_env_prefix
+
+    robots = {
+        f"{target_env_prefix(target)}_{key}": value
+        for target in load().routing.relay_targets()
+        for key, value in ROBOT_PLACEHOLDERS.items()
+    }
+    return {**RUNTIME_PLACEHOLDERS, **robots, **os.environ}
 
 
 def _config_errors(exc: ConfigError) -> list[str]:
@@ -60,13 +65,20 @@ def _config_errors(exc: ConfigError) -> list[str]:
 
 
 def check_exporter_config(repo: Path) -> list[str]:
-    """The exporter's shipped config validates."""
+    """The exporter's shipped config validates and calls results stale when the alerts do."""
     from obsctl.exporter.config import load
 
     try:
-        load(repo / EXPORTER_CONFIG, _environ())
+        config = load(repo / EXPORTER_CONFIG, _environ())
+        mixin = _mixin(repo)
     except ConfigError as exc:
         return _config_errors(exc)
+    stale, paged = config.health.stale_after_intervals, mixin.thresholds.exporter_stale_intervals
+    if stale != paged:
+        return [
+            f"{EXPORTER_CONFIG}: health.stale_after_intervals is {stale}, but ExporterDown pages"
+            f" at {paged} intervals ({MIXIN_CONFIG}: thresholds.exporter_stale_intervals)"
+        ]
     return []
 
 
@@ -209,14 +221,7 @@ def _routes(path: Path, repo: Path) -> list[str]:
         return []
     problems = []
     for alert, policy in config.alerts.items():
-        if alert.value == "Watchdog":
-            expected = "heartbeat"
-        elif policy.severity.value == "critical":
-            expected = "oncall"
-        elif policy.severity.value == "warning":
-            expected = f"team-{policy.team}"
-        else:
-            expected = "blackhole"
+        expected = config.receiver_name(alert)
         labels = [f"alertname={alert.value}", f"severity={policy.severity.value}",
                   f"team={policy.team}"]  # fmt: skip
         result = _run(

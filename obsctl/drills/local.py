@@ -20,9 +20,11 @@ import httpx
 from obsctl.drills.mailbox import email_message
 from obsctl.drills.scenarios import BACKLOG_JOBS, PROVIDER, QUEUE, Expectation, Scenario
 from obsctl.drills.target import DrillError, Message, ObservedSystem, Step
+from obsctl.mixin import config as mixin_config
 from obsctl.stack import envfile, manager
 from obsctl.stack.layout import StackLayout
 from obsctl.stack.process import ProcessTable, find_ours
+from obsctl.stack.secrets import robot_env
 
 
 @dataclass
@@ -73,9 +75,8 @@ class StackTarget(ObservedSystem):
     def dingtalk_messages(self, since: float) -> list[Message]:
         """Messages the DingTalk endpoint accepted since a unix time, on every robot."""
         robots = {
-            self.env["DINGTALK_ONCALL_TOKEN"]: "oncall",
-            self.env["DINGTALK_TEAM_TOKEN"]: "team",
-            self.env.get("DINGTALK_HEARTBEAT_TOKEN", ""): "heartbeat",
+            self.env.get(f"{robot_env(target)}_TOKEN", ""): target
+            for target in mixin_config.load().routing.relay_targets()
         }
         response = httpx.get(
             f"{self.env['DINGTALK_SINK_URL']}/_messages", params={"accepted": "true"}, timeout=5

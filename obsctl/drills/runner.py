@@ -17,7 +17,7 @@ from typing import Any
 from obsctl.drills.journal import Journal, Outcome, Step
 from obsctl.drills.scenarios import SCENARIOS, Scenario
 from obsctl.drills.target import DrillError, DrillTarget, Message, wait_until
-from obsctl.mixin.config import AlertName, MixinConfig, Severity
+from obsctl.mixin.config import AlertName, MixinConfig
 from obsctl.mixin.config import load as load_mixin
 
 Say = Callable[[str], None]
@@ -260,12 +260,7 @@ class DrillRun:
 
     def _channels(self, alert: AlertName) -> list[str]:
         """Where the routing sends this alert: the source of truth is the mixin config."""
-        severity = self.mixin.policy(alert).severity
-        if severity is Severity.CRITICAL:
-            return ["dingtalk:oncall", "email"]
-        if severity is Severity.WARNING:
-            return ["dingtalk:team"]
-        return []
+        return self.mixin.channels(alert)
 
     def _notified(self, alert: AlertName, channel: str, resolved: bool) -> str:
         since = self.journal.moments["restore" if resolved else "fault"]

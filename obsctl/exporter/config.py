@@ -45,6 +45,15 @@ class TracingConfig(StrictModel):
     service_name: str = "obsctl-exporter"
 
 
+class HealthConfig(StrictModel):
+    """How /health judges the latest results."""
+
+    # A result older than this many intervals means the probe itself is stuck: do not trust it.
+    # Keep it equal to thresholds.exporter_stale_intervals of the mixin config, which pages on
+    # the same staleness (`obsctl validate` checks that they agree).
+    stale_after_intervals: int = Field(default=3, ge=2, le=20)
+
+
 class ExporterConfig(StrictModel):
     """Everything the exporter does; each dependency section is optional."""
 
@@ -57,6 +66,7 @@ class ExporterConfig(StrictModel):
     providers: list[ProviderConfig] = Field(default_factory=list)
     sentry: SentryConfig = Field(default_factory=SentryConfig)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
     _listen_is_host_port = field_validator("listen")(host_port)
 

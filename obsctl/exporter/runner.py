@@ -78,7 +78,8 @@ async def serve(config: ExporterConfig, stop: asyncio.Event | None = None) -> No
     probes = build_probes(config)
     scheduler = AsyncIOScheduler()
     schedule(scheduler, probes, store, telemetry.tracer(provider))
-    runner = web.AppRunner(build_app(store, build_registry(store)), access_log=None)
+    app = build_app(store, build_registry(store), config.health)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host, port = config.host_port
     await web.TCPSite(runner, host, port).start()

@@ -19,8 +19,7 @@ import psutil
 from obsctl.stack import envfile, install
 from obsctl.stack.layout import DEFAULT_PORT_BASE, HOST, StackLayout
 from obsctl.stack.process import ProcessRecord, ProcessTable, find_ours, is_running, spawn, stop
-from obsctl.stack.secrets import load_or_create
-from obsctl.stack.services import Service, StackError, build, stack_env, tail
+from obsctl.stack.services import Service, StackError, build, load_secrets, stack_env, tail
 
 Say = Callable[[str], None]
 _POLL_INTERVAL = 0.1
@@ -61,7 +60,7 @@ def up(root: Path, port_base: int | None, say: Say, do_install: bool = True) -> 
             )
         if do_install:
             install.install_all(say)
-        secrets = load_or_create(layout.secrets_file)
+        secrets = load_secrets(layout)
         services = build(layout, secrets)
         to_start = [s for s in services if s.name not in running]
         if not to_start:
@@ -114,7 +113,7 @@ def status(root: Path) -> list[ServerStatus]:
     layout = layout_for(root)
     if not layout.secrets_file.exists():
         raise StackError(f"no stack in {layout.root}: run `obsctl stack up --dir {layout.root}`")
-    services = build(layout, load_or_create(layout.secrets_file))
+    services = build(layout, load_secrets(layout))
     records = ProcessTable(layout.run_dir / "processes.json").load()
 
     def one(service: Service) -> ServerStatus:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import httpx
 
 from obsctl.stack.layout import StackLayout
-from obsctl.stack.secrets import load_or_create
-from obsctl.stack.services import render_alertmanager_config, render_prometheus_config
+from obsctl.stack.services import (
+    load_secrets,
+    render_alertmanager_config,
+    render_prometheus_config,
+)
 
 
 def reload_all(layout: StackLayout) -> dict[str, str | None]:
     """Reload both servers; map each name to None on success or the server's refusal."""
     render_prometheus_config(layout)
-    render_alertmanager_config(layout, load_or_create(layout.secrets_file))
+    render_alertmanager_config(layout, load_secrets(layout))
     return {
         "prometheus": _post_reload(layout.url("prometheus")),
         "alertmanager": _post_reload(layout.url("alertmanager")),

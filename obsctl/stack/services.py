@@ -15,10 +15,17 @@ import jinja2
 
 from obsctl.mixin import alertmanager
 from obsctl.mixin import config as mixin_config
+from obsctl.relay.config import target_env_prefix
 from obsctl.stack import mysql_setup, readiness
 from obsctl.stack.install import DEMO_PLATFORM_DIR, REPO_ROOT
 from obsctl.stack.layout import HOST, PORT_OFFSETS, PROVIDERS, StackLayout
-from obsctl.stack.secrets import StackSecrets, dump_json_private, write_private
+from obsctl.stack.secrets import (
+    StackSecrets,
+    dump_json_private,
+    load_or_create,
+    robot_env,
+    write_private,
+)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 EXPORTER_CONFIG = REPO_ROOT / "exporters" / "obsctl-exporter.yml"
@@ -99,6 +106,16 @@ def render_alertmanager_config(layout: StackLayout, secrets: StackSecrets) -> Pa
     templates = str(REPO_ROOT / "alertmanager" / "templates" / "*.tmpl")
     dest.write_text(alertmanager.render(config.model_copy(update={"routing": routing}), templates))
     return dest
+
+
+def relay_targets() -> list[str]:
+    """The relay targets the routing delivers to: the stack has a DingTalk robot for each."""
+    return mixin_config.load().routing.relay_targets()
+
+
+def load_secrets(layout: StackLayout) -> StackSecrets:
+    """The stack's secrets, with a robot for every relay target."""
+    return load_or_create(layout.secrets_file, relay_targets())
 
 
 def provider_urls(layout: StackLayout) -> str:
@@ -251,21 +268,8 @@ def _dingtalk(layout: StackLayout, secrets: StackSecrets) -> Service:
         dump_json_private(
             robots,
             {
-                secrets.dingtalk_oncall_token: {
-                    "secret": secrets.dingtalk_oncall_secret,
-                    "keywords": [],
-                    "rate_limit_per_minute": 20,
-                },
-                secrets.dingtalk_team_token: {
-                    "secret": secrets.dingtalk_team_secret,
-                    "keywords": [],
-                    "rate_limit_per_minute": 20,
-                },
-                secrets.dingtalk_heartbeat_token: {
-                    "secret": secrets.dingtalk_heartbeat_secret,
-                    "keywords": [],
-                    "rate_limit_per_minute": 20,
-                },
+                robot.token: {"secret": robot.secret, "keywords": [], "rate_limit_per_minute": 20}
+                for robot in secrets.dingtalk_robots.values()
             },
         )
 
@@ -302,20 +306,14 @@ def _relay(layout: StackLayout, secrets: StackSecrets) -> Service:
 
 def relay_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
     """The relay's variables: where each DingTalk robot is, its secret, the webhook token."""
-    robots = {
-        "ONCALL": (secrets.dingtalk_oncall_token, secrets.dingtalk_oncall_secret),
-        "TEAM": (secrets.dingtalk_team_token, secrets.dingtalk_team_secret),
-        "HEARTBEAT": (secrets.dingtalk_heartbeat_token, secrets.dingtalk_heartbeat_secret),
-    }
     env = {
         "OBSCTL_RELAY_LISTEN": f"{HOST}:{layout.port('relay')}",
         "OBSCTL_RELAY_TOKEN": secrets.relay_token,
     }
-    for target, (token, secret) in robots.items():
-        env[f"OBSCTL_DINGTALK_{target}_URL"] = (
-            f"{layout.url('dingtalk')}/robot/send?access_token={token}"
-        )
-        env[f"OBSCTL_DINGTALK_{target}_SECRET"] = secret
+    for target, robot in secrets.dingtalk_robots.items():
+        prefix = target_env_prefix(target)
+        env[f"{prefix}_URL"] = f"{layout.url('dingtalk')}/robot/send?access_token={robot.token}"
+        env[f"{prefix}_SECRET"] = robot.secret
     return env
 
 
@@ -445,12 +443,11 @@ def stack_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
         "PROVIDER_URLS": provider_urls(layout),
         **{f"PROVIDER_{name.upper()}_URL": layout.url(f"provider-{name}") for name in PROVIDERS},
         "DINGTALK_SINK_URL": layout.url("dingtalk"),
-        "DINGTALK_ONCALL_TOKEN": secrets.dingtalk_oncall_token,
-        "DINGTALK_ONCALL_SECRET": secrets.dingtalk_oncall_secret,
-        "DINGTALK_TEAM_TOKEN": secrets.dingtalk_team_token,
-        "DINGTALK_TEAM_SECRET": secrets.dingtalk_team_secret,
-        "DINGTALK_HEARTBEAT_TOKEN": secrets.dingtalk_heartbeat_token,
-        "DINGTALK_HEARTBEAT_SECRET": secrets.dingtalk_heartbeat_secret,
+        **{
+            f"{robot_env(target)}_{part.upper()}": getattr(robot, part)
+            for target, robot in secrets.dingtalk_robots.items()
+            for part in ("token", "secret")
+        },
         "RELAY_URL": layout.url("relay"),
         **relay_env(layout, secrets),
         "SMTP_SMARTHOST": f"{HOST}:{layout.port('smtp')}",
