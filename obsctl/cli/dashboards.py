@@ -13,12 +13,6 @@ from obsctl.mixin.config import DEFAULT_CONFIG, MixinConfig, load
 from obsctl.mixin.dashboards import BUILDERS, build_dashboards
 from obsctl.mixin.dashboards.lint import lint as lint_dashboards
 from obsctl.mixin.dashboards.lint import recorded_metrics, schema_problems
-from obsctl.mixin.dashboards.render_png import (
-    QueryError,
-    RenderError,
-    render_dashboards_png,
-    time_range,
-)
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -112,6 +106,10 @@ def render(
     only: tuple[str, ...],
 ) -> None:
     """Draw each dashboard's panels to PNG from real Prometheus range queries."""
+    # Here, not at the top: matplotlib is the `render` extra, not needed by any other command.
+    from obsctl.snapshot.prometheus import QueryError, RenderError, time_range
+    from obsctl.snapshot.render_png import render_dashboards_png
+
     config = _load(config_path)
     values = {}
     for item in variables:

@@ -23,13 +23,8 @@ from obsctl.mixin.config import load
 from obsctl.mixin.dashboards import Dashboard, build_dashboards
 from obsctl.mixin.dashboards.lint import KNOWN_METRICS, PROMETHEUS_METRICS, panels, queries
 from obsctl.mixin.dashboards.panels import Fault
-from obsctl.mixin.dashboards.render_png import (
-    Prometheus,
-    QueryError,
-    expand,
-    render_dashboards_png,
-    time_range,
-)
+from obsctl.snapshot.prometheus import Prometheus, QueryError, expand, time_range
+from obsctl.snapshot.render_png import render_dashboards_png
 
 from conftest import RunningStack
 

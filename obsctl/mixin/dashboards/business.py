@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from obsctl.metric_names import BusinessMetric
+from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
-from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, query_variable, series
+from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, query_variable
+from obsctl.mixin.promql import series
 
 KEY = "business"
 
@@ -14,11 +16,7 @@ FILTERS = ('feature=~"$feature"', 'provider=~"$provider"')
 
 def pass_rate(exporter: str, by: str, filters: tuple[str, ...] = FILTERS) -> str:
     """Succeeded over finished (succeeded + failed) tasks, per `by` (or overall when empty)."""
-    grouping = f"sum by ({by}) " if by else "sum "
-    matchers = (exporter, *filters)
-    ok = f"{grouping}(rate({series(BusinessMetric.TASK_SUCCEEDED, *matchers)}[{RATE}]))"
-    failed = f"{grouping}(rate({series(BusinessMetric.TASK_FAILED, *matchers)}[{RATE}]))"
-    return f"{ok} / ({ok} + {failed})"
+    return signals.task_pass_rate(exporter, RATE, by, *filters)
 
 
 def build(config: MixinConfig) -> Board:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from obsctl.metric_names import MySQLMetric
+from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
-from obsctl.mixin.dashboards.dependencies import mysql_select1
-from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, series
+from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target
+from obsctl.mixin.promql import series
 
 KEY = "database"
 
 
 def connections_ratio(exporter: str) -> str:
     """Threads connected over max_connections, the number DBPoolSaturated watches."""
-    connected = series(MySQLMetric.THREADS_CONNECTED, exporter)
-    limit = series(MySQLMetric.MAX_CONNECTIONS, exporter)
-    return f"max ({connected}) / max ({limit})"
+    return signals.mysql_connections_used(exporter)
 
 
 def build(config: MixinConfig) -> Board:
@@ -111,7 +110,7 @@ def build(config: MixinConfig) -> Board:
         "MySQL SELECT 1 latency",
         "As seen by the exporter's probe; the dashed line is the MySQLProbeSlow threshold.",
         "s",
-        [Target(mysql_select1(exp), "SELECT 1")],
+        [Target(signals.mysql_select1(exp), "SELECT 1")],
         line=Line(limits.mysql_probe_latency_seconds),
         width=24,
         height=6,

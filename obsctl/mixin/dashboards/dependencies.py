@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from obsctl.metric_names import ProbeMetric, RedisMetric
+from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.dashboards.panels import (
     RATE,
@@ -10,24 +11,17 @@ from obsctl.mixin.dashboards.panels import (
     Fault,
     Line,
     Target,
-    series,
     status_expr,
 )
+from obsctl.mixin.promql import series
 
 KEY = "dependencies"
 PROBE_LEGEND = "{{probe}} {{target}}"
 
 
-def mysql_select1(exporter: str) -> str:
-    """Latency of the MySQL probe's `SELECT 1`, the number MySQLProbeSlow watches."""
-    return series(ProbeMetric.PHASE_DURATION, exporter, 'probe="mysql"', 'phase="select1"')
-
-
 def cache_hit_ratio(exporter: str) -> str:
     """Redis keyspace hits over lookups during the rate interval."""
-    hits = f"sum (rate({series(RedisMetric.KEYSPACE_HITS, exporter)}[{RATE}]))"
-    misses = f"sum (rate({series(RedisMetric.KEYSPACE_MISSES, exporter)}[{RATE}]))"
-    return f"{hits} / ({hits} + {misses})"
+    return signals.cache_hit_ratio(exporter, RATE)
 
 
 def build(config: MixinConfig) -> Board:
@@ -109,7 +103,7 @@ def build(config: MixinConfig) -> Board:
         "dashed line is the MySQLProbeSlow threshold.",
         "s",
         [
-            Target(mysql_select1(exp), "SELECT 1"),
+            Target(signals.mysql_select1(exp), "SELECT 1"),
             Target(series(ProbeMetric.DURATION, exp, 'probe="mysql"'), "whole probe"),
         ],
         line=Line(limits.mysql_probe_latency_seconds),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from obsctl.metric_names import BullMQMetric, BusinessMetric, ProbeMetric
+from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.dashboards import api, business, database, dependencies, queues
 from obsctl.mixin.dashboards.panels import (
@@ -11,9 +12,9 @@ from obsctl.mixin.dashboards.panels import (
     Board,
     Line,
     Target,
-    series,
     status_expr,
 )
+from obsctl.mixin.promql import series
 
 KEY = "overview"
 # The other dashboards, in the order their links appear.
@@ -40,7 +41,6 @@ def build(config: MixinConfig) -> Board:
     )
     for key, title in LINKS:
         board.link_to(key, title)
-    requests = series("http_request_duration_seconds_count", app)
     api_errors = api.error_ratio(app, "", route="")
     p95 = api.quantile(app, 0.95, route="")
     tasks_ok = business.pass_rate(exp, "", filters=())
@@ -50,7 +50,7 @@ def build(config: MixinConfig) -> Board:
         "API requests/s",
         "All API requests.",
         "reqps",
-        [Target(f"sum (rate({requests}[{RATE}]))", "requests/s")],
+        [Target(signals.request_rate(app, RATE), "requests/s")],
         link=api.KEY,
     )
     board.stat(
@@ -105,7 +105,7 @@ def build(config: MixinConfig) -> Board:
         "MySQL SELECT 1",
         "Latency of the exporter's MySQL probe query (MySQLProbeSlow).",
         "s",
-        [Target(dependencies.mysql_select1(exp), "SELECT 1")],
+        [Target(signals.mysql_select1(exp), "SELECT 1")],
         line=Line(limits.mysql_probe_latency_seconds),
         link=dependencies.KEY,
     )

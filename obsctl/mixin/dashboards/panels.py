@@ -25,6 +25,7 @@ from grafana_foundation_sdk.models import prometheus as prom_m
 
 from obsctl.metric_names import ProbeMetric
 from obsctl.mixin.config import MixinConfig
+from obsctl.mixin.promql import series
 
 DATASOURCE_VARIABLE = "datasource"
 DATASOURCE = dash_m.DataSourceRef(type_val="prometheus", uid="${" + DATASOURCE_VARIABLE + "}")
@@ -95,12 +96,6 @@ STATUS_MAPPINGS = (
     Mapping(2, "DOWN", RED),
     Mapping(3, "UNKNOWN", GREY),
 )
-
-
-def series(metric: str, *matchers: str) -> str:
-    """A series selector: `metric{m1, m2}` with the empty matchers left out."""
-    kept = [m for m in matchers if m]
-    return f"{metric}{{{', '.join(kept)}}}" if kept else metric
 
 
 def status_expr(selector: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from obsctl.metric_names import BullMQMetric, BusinessMetric
+from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.dashboards.panels import (
     RATE,
@@ -11,19 +12,18 @@ from obsctl.mixin.dashboards.panels import (
     Line,
     Target,
     query_variable,
-    series,
 )
+from obsctl.mixin.promql import series
 
 KEY = "queues"
-# The jobs QueueBacklogHigh counts: ready for a worker now. A paused queue's jobs are `paused`
-# (held back on purpose) and stay visible in "Jobs per state per queue".
-BACKLOG_STATE = 'state="waiting"'
 
 
 def backlog(exporter: str, queue: str = 'queue=~"$queue"') -> str:
-    """Waiting jobs per queue, the number the QueueBacklogHigh threshold applies to."""
-    jobs = series(BullMQMetric.JOBS, exporter, queue, BACKLOG_STATE)
-    return f"sum by (queue) ({jobs})"
+    """Waiting jobs per queue, the number the QueueBacklogHigh threshold applies to.
+
+    A paused queue's jobs are `paused`, not waiting: they stay visible in "Jobs per state".
+    """
+    return signals.waiting_jobs(exporter, "queue", queue)
 
 
 def build(config: MixinConfig) -> Board:
