@@ -13,13 +13,16 @@ from typing import Any
 import yaml
 
 from obsctl.configfile import ConfigError
+from obsctl.paths import (
+    ALERT_RULES_DIR,
+    EXPORTER_CONFIG,
+    MIXIN_CONFIG,
+    RELAY_CONFIG,
+    RULE_TESTS_GLOB,
+    RULES_GLOB,
+)
 
-EXPORTER_CONFIG = "exporters/obsctl-exporter.yml"
-RELAY_CONFIG = "alertmanager/relay.yaml"
 ALERTMANAGER_CONFIGS = ("alertmanager/alertmanager.yml", "alertmanager/alertmanager.compose.yml")
-RULES_GLOB = "alert-rules/*.rules.yml"
-RULE_TESTS_GLOB = "alert-rules/tests/*.test.yml"
-MIXIN_CONFIG = "obsctl/mixin/mixin.yaml"
 DRILL_TARGETS_DIR = "drills/targets"
 # Secrets and addresses the configs take from the environment at run time; stand-ins let the
 # structure be checked on a machine that has none of them.
@@ -248,7 +251,7 @@ def check_dashboards(repo: Path) -> list[str]:
     except ConfigError:
         return []
     boards = build_dashboards(config)
-    problems = lint(boards, config, recorded_metrics(repo / "alert-rules"))
+    problems = lint(boards, config, recorded_metrics(repo / ALERT_RULES_DIR))
     for board in boards:
         problems += [f"{board.path}: schema: {p}" for p in schema_problems(board.json)]
     return problems

@@ -8,20 +8,14 @@ from pathlib import Path
 
 import click
 
+from obsctl.cli.options import config_option
 from obsctl.configfile import ConfigError
 from obsctl.mixin.config import DEFAULT_CONFIG, MixinConfig, load
 from obsctl.mixin.dashboards import BUILDERS, build_dashboards
 from obsctl.mixin.dashboards.lint import lint as lint_dashboards
 from obsctl.mixin.dashboards.lint import recorded_metrics, schema_problems
 
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="The mixin config the dashboards are generated from.",
-)
+CONFIG_OPTION = config_option("The mixin config the dashboards are generated from.", DEFAULT_CONFIG)
 
 
 def _load(config_path: Path) -> MixinConfig:

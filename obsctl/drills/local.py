@@ -21,7 +21,9 @@ from obsctl.drills.mailbox import email_message
 from obsctl.drills.scenarios import BACKLOG_JOBS, PROVIDER, QUEUE, Expectation, Scenario
 from obsctl.drills.target import DrillError, Message, ObservedSystem, Step
 from obsctl.mixin import config as mixin_config
+from obsctl.reload import ReloadError, reload
 from obsctl.stack import envfile, manager
+from obsctl.stack.configs import render_prometheus_config
 from obsctl.stack.layout import StackLayout
 from obsctl.stack.process import ProcessTable, find_ours
 from obsctl.stack.secrets import robot_env
@@ -125,7 +127,7 @@ class StackTarget(ObservedSystem):
 
     def signal_server(self, name: str, sig: signal.Signals) -> bool:
         """Send sig to one server of the stack; False when it is not running."""
-        record = ProcessTable(self.layout.run_dir / "processes.json").load().get(name)
+        record = ProcessTable(self.layout.processes_file).load().get(name)
         proc = find_ours(record) if record else None
         if proc is None:
             return False
@@ -145,12 +147,11 @@ class StackTarget(ObservedSystem):
         self._render_prometheus_config(None)
 
     def _render_prometheus_config(self, drill_id: str | None) -> None:
-        from obsctl.stack.services import render_prometheus_config
-
         render_prometheus_config(self.layout, drill_id=drill_id)
-        response = httpx.post(f"{self.env['PROMETHEUS_URL']}/-/reload", timeout=10)
-        if response.status_code != 200:
-            raise DrillError(f"Prometheus refused the reload: {response.text.strip()}")
+        try:
+            reload(f"{self.env['PROMETHEUS_URL']}/-/reload")
+        except ReloadError as exc:
+            raise DrillError(f"Prometheus did not reload: {exc}") from None
 
 
 def _iso_to_unix(value: str) -> float:

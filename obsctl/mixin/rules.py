@@ -402,11 +402,6 @@ def alerts(config: MixinConfig) -> list[Alert]:
     return [r for g in groups(config) for r in g.rules if isinstance(r, Alert)]
 
 
-def recordings(config: MixinConfig) -> list[Recording]:
-    """Every recording rule."""
-    return [r for g in groups(config) for r in g.rules if isinstance(r, Recording)]
-
-
 def alert_labels(config: MixinConfig, alert: Alert) -> dict[str, str]:
     """The static labels of one alerting rule."""
     policy = config.policy(alert.name)

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from obsctl.paths import REPO_ROOT
+
 DEMO_PLATFORM_DIR = Path(__file__).resolve().parent / "demo_platform"
 # npm projects: the demo platform, and fixtures that need another major version of bullmq.
 NPM_PROJECTS = (DEMO_PLATFORM_DIR, REPO_ROOT / "tests" / "fixtures" / "bullmq5")

@@ -11,25 +11,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jinja2
-
-from obsctl.mixin import alertmanager
 from obsctl.mixin import config as mixin_config
+from obsctl.paths import (
+    EXPORTER_CONFIG,
+    RELAY_CONFIG,
+    REPO_ROOT,
+)
 from obsctl.relay.config import target_env_prefix
 from obsctl.stack import mysql_setup, readiness
-from obsctl.stack.install import DEMO_PLATFORM_DIR, REPO_ROOT
-from obsctl.stack.layout import HOST, PORT_OFFSETS, PROVIDERS, StackLayout
+from obsctl.stack.configs import render_alertmanager_config, render_prometheus_config
+from obsctl.stack.install import DEMO_PLATFORM_DIR
+from obsctl.stack.layout import HOST, PROVIDERS, StackLayout
 from obsctl.stack.secrets import (
     StackSecrets,
     dump_json_private,
     load_or_create,
     robot_env,
-    write_private,
 )
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-EXPORTER_CONFIG = REPO_ROOT / "exporters" / "obsctl-exporter.yml"
-RELAY_CONFIG = REPO_ROOT / "alertmanager" / "relay.yaml"
 COS_BUCKET = "obsctl-canary-1250000000"
 COS_REGION = "ap-guangzhou"
 DEMO_TASKS_PER_SECOND = "4"
@@ -54,58 +53,6 @@ class Service:
     env: dict[str, str] | None = None
     cwd: Path | None = None
     ports: list[int] = field(default_factory=list)
-
-
-def _render(template: str, dest: Path, **context: object) -> None:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(env.get_template(template).render(**context))
-
-
-def _ports(layout: StackLayout) -> dict[str, int]:
-    return {name: layout.port(name) for name in PORT_OFFSETS}
-
-
-def render_prometheus_config(layout: StackLayout, drill_id: str | None = None) -> Path:
-    """Write prometheus.yml for this stack (labelled as a drill when drill_id is set)."""
-    dest = layout.state("prometheus") / "prometheus.yml"
-    _render(
-        "prometheus.yml.j2",
-        dest,
-        host=HOST,
-        ports=_ports(layout),
-        rules_glob=str(REPO_ROOT / "alert-rules" / "*.rules.yml"),
-        drill_id=drill_id,
-    )
-    return dest
-
-
-def render_alertmanager_config(layout: StackLayout, secrets: StackSecrets) -> Path:
-    """Write this stack's alertmanager.yml: the generated config, pointed at the stack's relay."""
-    state = layout.state("alertmanager")
-    token_file = state / "relay-token"
-    write_private(token_file, secrets.relay_token)
-    config = mixin_config.load()
-    routing = config.routing.model_copy(
-        update={
-            "relay_url": layout.url("relay"),
-            "relay_token_file": str(token_file),
-            "email": config.routing.email.model_copy(
-                update={
-                    "smarthost": f"{HOST}:{layout.port('smtp')}",
-                    "oncall_to": "oncall@localhost",
-                }
-            ),
-        }
-    )
-    dest = state / "alertmanager.yml"
-    templates = str(REPO_ROOT / "alertmanager" / "templates" / "*.tmpl")
-    dest.write_text(alertmanager.render(config.model_copy(update={"routing": routing}), templates))
-    return dest
 
 
 def relay_targets() -> list[str]:
@@ -298,7 +245,7 @@ def _relay(layout: StackLayout, secrets: StackSecrets) -> Service:
     return Service(
         name="relay",
         address=layout.url("relay"),
-        argv=[sys.executable, "-m", "obsctl", "relay", "--config", str(RELAY_CONFIG)],
+        argv=[sys.executable, "-m", "obsctl", "relay", "--config", str(REPO_ROOT / RELAY_CONFIG)],
         ready=readiness.http(f"{layout.url('relay')}/health"),
         env={**os.environ, **relay_env(layout, secrets)},
     )
@@ -384,7 +331,14 @@ def _exporter(layout: StackLayout, secrets: StackSecrets) -> Service:
     return Service(
         name="exporter",
         address=layout.url("exporter"),
-        argv=[sys.executable, "-m", "obsctl", "exporter", "--config", str(EXPORTER_CONFIG)],
+        argv=[
+            sys.executable,
+            "-m",
+            "obsctl",
+            "exporter",
+            "--config",
+            str(REPO_ROOT / EXPORTER_CONFIG),
+        ],
         ready=readiness.http(f"{layout.url('exporter')}/metrics"),
         phase=3,
         env=env,
