@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,7 +158,6 @@ def test_a_crashed_drill_is_undone_by_the_next_run(
     assert _admin(drill_stack).get("/admin/faults").json()["error_rate"] > 0
     second = tmp_path / "second.json"
     follow_up = _drill(drill_stack, second, "api-errors")
-    time.sleep(1)
     wait_for(
         "the next run to undo the leftover",
         lambda: second.exists() and len(Journal.load(second).steps) >= 2,

@@ -35,7 +35,7 @@ from obsctl.mixin.dashboards.provisioning import DASHBOARDS_PATH, DATASOURCE_UID
 from obsctl.snapshot.prometheus import RenderError, expand, parse_time, time_range
 from obsctl.snapshot.render_png import format_value
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CONFIG = load()
 
 
