@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from obsctl.cli.options import config_option
+from obsctl.cli.options import config_option, render_extra_missing
 from obsctl.configfile import ConfigError
 from obsctl.mixin.config import DEFAULT_CONFIG, MixinConfig, load
 from obsctl.mixin.dashboards import BUILDERS, build_dashboards
@@ -102,7 +102,11 @@ def render(
     """Draw each dashboard's panels to PNG from real Prometheus range queries."""
     # Here, not at the top: matplotlib is the `render` extra, not needed by any other command.
     from obsctl.snapshot.prometheus import QueryError, RenderError, time_range
-    from obsctl.snapshot.render_png import render_dashboards_png
+
+    try:
+        from obsctl.snapshot.render_png import render_dashboards_png
+    except ImportError as exc:
+        raise render_extra_missing(exc) from None
 
     config = _load(config_path)
     values = {}

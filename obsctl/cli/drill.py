@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from obsctl.cli.options import render_extra_missing
+
 
 def _say(message: str) -> None:
     with contextlib.suppress(OSError):
@@ -194,4 +196,8 @@ def report(journal: Path, png: Path | None) -> None:
     loaded = Journal.load(journal)
     click.echo(summary(loaded), nl=False)
     if png is not None:
-        click.echo(f"timeline: {timeline_png(loaded, png)}")
+        try:
+            drawn = timeline_png(loaded, png)
+        except ImportError as exc:
+            raise render_extra_missing(exc) from None
+        click.echo(f"timeline: {drawn}")

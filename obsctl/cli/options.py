@@ -58,3 +58,10 @@ def setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+def render_extra_missing(exc: ImportError) -> click.ClickException:
+    """The error for a PNG command run without the `render` extra (matplotlib)."""
+    return click.ClickException(
+        f"drawing PNGs needs matplotlib ({exc}): pip install 'obsctl[render]'"
+    )
