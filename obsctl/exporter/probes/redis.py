@@ -7,6 +7,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
@@ -157,19 +158,17 @@ def info_families(info: Mapping[str, Any], target: str, interval: float) -> list
     """Metric families for the figures of one INFO reply (missing fields are left out)."""
     families: list[Metric] = []
 
-    def gauge(name: str, doc: str, key: str) -> None:
+    def add(
+        kind: type[GaugeMetricFamily | CounterMetricFamily], name: str, doc: str, key: str
+    ) -> None:
         value = _number(info, key)
         if value is not None:
-            family = GaugeMetricFamily(name, cached_help(doc, interval), labels=["target"])
+            family = kind(name, cached_help(doc, interval), labels=["target"])
             family.add_metric([target], value)
             families.append(family)
 
-    def counter(name: str, doc: str, key: str) -> None:
-        value = _number(info, key)
-        if value is not None:
-            family = CounterMetricFamily(name, cached_help(doc, interval), labels=["target"])
-            family.add_metric([target], value)
-            families.append(family)
+    gauge = partial(add, GaugeMetricFamily)
+    counter = partial(add, CounterMetricFamily)
 
     gauge(RedisMetric.MEMORY_USED, "Memory allocated by Redis (INFO used_memory).", "used_memory")
     gauge(
