@@ -25,8 +25,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import Field
 
+from obsctl.config_types import Duration
 from obsctl.configfile import StrictModel
-from obsctl.exporter.config_types import Duration
 
 log = logging.getLogger(__name__)
 _READ_CHUNK = 64 * 1024

@@ -14,13 +14,16 @@ from typing import Any
 import yaml
 
 from obsctl.configfile import ConfigError
+from obsctl.paths import (
+    ALERT_RULES_DIR,
+    EXPORTER_CONFIG,
+    MIXIN_CONFIG,
+    RELAY_CONFIG,
+    RULE_TESTS_GLOB,
+    RULES_GLOB,
+)
 
-EXPORTER_CONFIG = "exporters/obsctl-exporter.yml"
-RELAY_CONFIG = "alertmanager/relay.yaml"
 ALERTMANAGER_CONFIGS = ("alertmanager/alertmanager.yml", "alertmanager/alertmanager.compose.yml")
-RULES_GLOB = "alert-rules/*.rules.yml"
-RULE_TESTS_GLOB = "alert-rules/tests/*.test.yml"
-MIXIN_CONFIG = "obsctl/mixin/mixin.yaml"
 DRILL_TARGETS_DIR = "drills/targets"
 # Secrets and addresses the configs take from the environment at run time; stand-ins let the
 # structure be checked on a machine that has none of them.
@@ -38,13 +41,9 @@ RUNTIME_PLACEHOLDERS = {
     "OBSCTL_RELAY_LINK_PREFIXES": "http://127.0.0.1:9090 http://127.0.0.1:9093",
     # The shipped spool path is the deployment's; here only its shape is checked.
     "OBSCTL_RELAY_SPOOL_DIR": tempfile.gettempdir(),
-    **{
-        f"OBSCTL_DINGTALK_{t}_{k}": v
-        for t in ("ONCALL", "TEAM", "HEARTBEAT")
-        for k, v in (("URL", "https://oapi.dingtalk.com/robot/send?access_token=x"),
-                     ("SECRET", "SECplaceholder"))
-    },
-}  # fmt: skip
+}
+ROBOT_PLACEHOLDERS = {"URL": "https://oapi.dingtalk.com/robot/send?access_token=x",
+                      "SECRET": "SECplaceholder"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,16 @@ class Check:
 
 
 def _environ() -> dict[str, str]:
-    return {**RUNTIME_PLACEHOLDERS, **os.environ}
+    """Stand-ins (a robot URL and secret per relay target of the routing), then the real env."""
+    from obsctl.mixin.config import load
+    from obsctl.relay.config import target_env_prefix
+
+    robots = {
+        f"{target_env_prefix(target)}_{key}": value
+        for target in load().routing.relay_targets()
+        for key, value in ROBOT_PLACEHOLDERS.items()
+    }
+    return {**RUNTIME_PLACEHOLDERS, **robots, **os.environ}
 
 
 def _config_errors(exc: ConfigError) -> list[str]:
@@ -64,13 +72,20 @@ def _config_errors(exc: ConfigError) -> list[str]:
 
 
 def check_exporter_config(repo: Path) -> list[str]:
-    """The exporter's shipped config validates."""
+    """The exporter's shipped config validates and calls results stale when the alerts do."""
     from obsctl.exporter.config import load
 
     try:
-        load(repo / EXPORTER_CONFIG, _environ())
+        config = load(repo / EXPORTER_CONFIG, _environ())
+        mixin = _mixin(repo)
     except ConfigError as exc:
         return _config_errors(exc)
+    stale, paged = config.health.stale_after_intervals, mixin.thresholds.exporter_stale_intervals
+    if stale != paged:
+        return [
+            f"{EXPORTER_CONFIG}: health.stale_after_intervals is {stale}, but ExporterDown pages"
+            f" at {paged} intervals ({MIXIN_CONFIG}: thresholds.exporter_stale_intervals)"
+        ]
     return []
 
 
@@ -213,14 +228,7 @@ def _routes(path: Path, repo: Path) -> list[str]:
         return []
     problems = []
     for alert, policy in config.alerts.items():
-        if alert.value == "Watchdog":
-            expected = "heartbeat"
-        elif policy.severity.value == "critical":
-            expected = "oncall"
-        elif policy.severity.value == "warning":
-            expected = f"team-{policy.team}"
-        else:
-            expected = "blackhole"
+        expected = config.receiver_name(alert)
         labels = [f"alertname={alert.value}", f"severity={policy.severity.value}",
                   f"team={policy.team}"]  # fmt: skip
         result = _run(
@@ -247,7 +255,7 @@ def check_dashboards(repo: Path) -> list[str]:
     except ConfigError:
         return []
     boards = build_dashboards(config)
-    problems = lint(boards, config, recorded_metrics(repo / "alert-rules"))
+    problems = lint(boards, config, recorded_metrics(repo / ALERT_RULES_DIR))
     for board in boards:
         problems += [f"{board.path}: schema: {p}" for p in schema_problems(board.json)]
     return problems

@@ -31,6 +31,7 @@ import psutil
 
 from obsctl.stack import envfile
 from obsctl.stack.install import install_apt
+from obsctl.stack.layout import StackLayout
 from obsctl.stack.process import ProcessTable
 
 PEERS = {
@@ -194,7 +195,7 @@ def main() -> None:
             latencies = asyncio.run(
                 health_latencies(f"{exporter}/health", opts.rate, opts.clients, opts.seconds)
             )
-            records = ProcessTable(work / "stack" / "run" / "processes.json").load()
+            records = ProcessTable(StackLayout(work / "stack").processes_file).load()
             exporter_pid = records["exporter"].pid
             ours_rss = rss_mb(exporter_pid)
             peers_rss = {name: rss_mb(pid) for name, pid in pids.items()}

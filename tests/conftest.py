@@ -35,6 +35,31 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def in_ci() -> bool:
+    """CI installs every tool the tests use: a missing one there is a failure, not a skip."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def installed(*tools: str) -> bool:
+    """Whether every tool is on PATH; in CI a missing one fails the test instead."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing and in_ci():
+        pytest.fail(f"{', '.join(missing)} missing in CI (`obsctl stack install` installs it)")
+    return not missing
+
+
+def require(*tools: str) -> None:
+    """Skip the test unless every tool is installed (fail in CI)."""
+    if not installed(*tools):
+        pytest.skip(f"needs {', '.join(tools)}: run `obsctl stack install`")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`@pytest.mark.needs_tools("promtool", ...)`: skip without them, fail in CI."""
+    for mark in item.iter_markers("needs_tools"):
+        require(*mark.args)
+
+
 def obsctl(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """Run the real `obsctl` command line and capture its output."""
     return subprocess.run(

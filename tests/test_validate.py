@@ -15,10 +15,7 @@ COPIED = [
     "compose.yaml", "obsctl/mixin/mixin.yaml", "obsctl/stack/demo_platform/package.json",
 ]  # fmt: skip
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("promtool") is None or shutil.which("amtool") is None,
-    reason="promtool and amtool come with `obsctl stack install`",
-)
+pytestmark = pytest.mark.needs_tools("promtool", "amtool")
 
 
 @pytest.fixture

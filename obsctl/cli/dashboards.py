@@ -8,26 +8,14 @@ from pathlib import Path
 
 import click
 
+from obsctl.cli.options import config_option, render_extra_missing
 from obsctl.configfile import ConfigError
 from obsctl.mixin.config import DEFAULT_CONFIG, MixinConfig, load
 from obsctl.mixin.dashboards import BUILDERS, build_dashboards
 from obsctl.mixin.dashboards.lint import lint as lint_dashboards
 from obsctl.mixin.dashboards.lint import recorded_metrics, schema_problems
-from obsctl.mixin.dashboards.render_png import (
-    QueryError,
-    RenderError,
-    render_dashboards_png,
-    time_range,
-)
 
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="The mixin config the dashboards are generated from.",
-)
+CONFIG_OPTION = config_option("The mixin config the dashboards are generated from.", DEFAULT_CONFIG)
 
 
 def _load(config_path: Path) -> MixinConfig:
@@ -112,6 +100,14 @@ def render(
     only: tuple[str, ...],
 ) -> None:
     """Draw each dashboard's panels to PNG from real Prometheus range queries."""
+    # Here, not at the top: matplotlib is the `render` extra, not needed by any other command.
+    from obsctl.snapshot.prometheus import QueryError, RenderError, time_range
+
+    try:
+        from obsctl.snapshot.render_png import render_dashboards_png
+    except ImportError as exc:
+        raise render_extra_missing(exc) from None
+
     config = _load(config_path)
     values = {}
     for item in variables:

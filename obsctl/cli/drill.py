@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from obsctl.cli.options import render_extra_missing
+
 
 def _say(message: str) -> None:
     with contextlib.suppress(OSError):
@@ -109,7 +111,7 @@ def run(
     try:
         chosen = find_scenario(scenario, variant)
         if target_file is None:
-            from obsctl.drills.target import StackTarget
+            from obsctl.drills.local import StackTarget
 
             root = root or Path(".stack")
             target = StackTarget.open(root)
@@ -132,7 +134,7 @@ def run(
                 journal
                 or remote.state_file.parent / remote.config.name / f"{scenario}-{stamp}.json"
             )
-        result = run_drill(target, scenario, variant, path, _say)
+        result = run_drill(target, chosen, variant, path, _say)
     except (DrillError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     _say("")
@@ -194,4 +196,8 @@ def report(journal: Path, png: Path | None) -> None:
     loaded = Journal.load(journal)
     click.echo(summary(loaded), nl=False)
     if png is not None:
-        click.echo(f"timeline: {timeline_png(loaded, png)}")
+        try:
+            drawn = timeline_png(loaded, png)
+        except ImportError as exc:
+            raise render_extra_missing(exc) from None
+        click.echo(f"timeline: {drawn}")

@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import click
 
-from obsctl.cli.options import log_level_option, setup_logging
+from obsctl.cli.options import config_option, load_config, log_level_option, setup_logging
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="YAML config (see exporters/obsctl-exporter.yml).",
-)
+@config_option("YAML config (see exporters/obsctl-exporter.yml).")
 @click.option("--check", is_flag=True, help="Validate the config and exit (0 valid, 2 invalid).")
 @log_level_option
 def exporter(config_path: Path, check: bool, log_level: str) -> None:
     """Probe MySQL, Redis, BullMQ, COS and providers; serve /metrics and /health."""
     setup_logging(log_level)
-    from obsctl.configfile import ConfigError
     from obsctl.exporter.config import load
 
-    try:
-        config = load(config_path)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+    config = load_config(load, config_path)
     if check:
         sections = [name for name in ("mysql", "business", "redis", "bullmq", "cos")
                     if getattr(config, name) is not None]  # fmt: skip

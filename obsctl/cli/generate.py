@@ -8,23 +8,17 @@ from pathlib import Path
 import click
 import yaml
 
-from obsctl.configfile import ConfigError
+from obsctl.cli.options import config_option, load_config
 from obsctl.mixin.config import DEFAULT_CONFIG, load
-from obsctl.mixin.generate import REPO_ROOT, stale
 from obsctl.mixin.generate import generate as write_all
+from obsctl.mixin.generate import stale
 from obsctl.mixin.lint import lint
 from obsctl.mixin.rules import RULES_PATH, render_rules
+from obsctl.paths import REPO_ROOT
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="Mixin config to render.",
-)
+@config_option("Mixin config to render.", DEFAULT_CONFIG)
 @click.option(
     "--repo",
     "repo_root",
@@ -37,11 +31,7 @@ from obsctl.mixin.rules import RULES_PATH, render_rules
 @click.option("--lint", "run_lint", is_flag=True, help="Also lint the rules; exit 1 on problems.")
 def generate(config_path: Path, repo_root: Path, check: bool, run_lint: bool) -> None:
     """Render alert-rules/ and alertmanager/ from the mixin config (exit 2 on a bad config)."""
-    try:
-        config = load(config_path)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+    config = load_config(load, config_path)
     failed = False
     if check:
         outdated = stale(config, repo_root)

@@ -1,11 +1,47 @@
-"""Options and set-up shared by the long-running commands (exporter, relay)."""
+"""Options and set-up shared by the commands: `--config`, its loading, `--log-level`."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn, TypeVar
 
 import click
+from click.decorators import FC
+
+from obsctl.configfile import ConfigError
+
+T = TypeVar("T")
+
+
+def config_option(help: str, default: Path | None = None) -> Callable[[FC], FC]:
+    """`--config FILE`, passed as `config_path`; required unless there is a default."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=default is None,
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
+
+
+def load_config(load: Callable[[Path], T], path: Path) -> T:
+    """load(path); a config with problems is listed on stderr and exits 2."""
+    try:
+        return load(path)
+    except ConfigError as exc:
+        config_error(exc)
+
+
+def config_error(exc: ConfigError) -> NoReturn:
+    """Print a config's problems on stderr and exit 2 (the config, not obsctl, needs fixing)."""
+    click.echo(str(exc), err=True)
+    sys.exit(2)
+
 
 log_level_option = click.option(
     "--log-level",
@@ -21,4 +57,11 @@ def setup_logging(level: str) -> None:
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+    )
+
+
+def render_extra_missing(exc: ImportError) -> click.ClickException:
+    """The error for a PNG command run without the `render` extra (matplotlib)."""
+    return click.ClickException(
+        f"drawing PNGs needs matplotlib ({exc}): pip install 'obsctl[render]'"
     )

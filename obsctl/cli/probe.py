@@ -10,38 +10,29 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from obsctl.cli.options import config_option, load_config
+from obsctl.paths import EXPORTER_CONFIG, REPO_ROOT
+
 if TYPE_CHECKING:
     from obsctl.exporter.probes.base import Probe, ProbeOutcome
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "exporters" / "obsctl-exporter.yml"
+DEFAULT_CONFIG = REPO_ROOT / EXPORTER_CONFIG
 
 
 @click.command()
 @click.argument("targets", nargs=-1)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="Exporter config whose probes to run.",
-)
+@config_option("Exporter config whose probes to run.", DEFAULT_CONFIG)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def probe(targets: tuple[str, ...], config_path: Path, as_json: bool) -> None:
     """Probe each dependency once (or only TARGETS: mysql, redis, cos, provider:alpha, …).
 
     Exit code 0 when every probed dependency answered, 1 when any is down, 2 on a bad config.
     """
-    from obsctl.configfile import ConfigError
     from obsctl.exporter.config import load
     from obsctl.exporter.probes.base import Status
-    from obsctl.exporter.probes.registry import build_probes
+    from obsctl.exporter.wiring import build_probes
 
-    try:
-        config = load(config_path)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+    config = load_config(load, config_path)
     probes = build_probes(config)
     names = {f"{p.kind}:{p.target}": p for p in probes}
     wanted = [p for p in probes if _selected(p.kind, p.target, targets)]

@@ -9,17 +9,11 @@ from pathlib import Path
 
 import click
 
-from obsctl.cli.options import log_level_option, setup_logging
+from obsctl.cli.options import config_error, config_option, log_level_option, setup_logging
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="YAML config (see alertmanager/relay.yaml).",
-)
+@config_option("YAML config (see alertmanager/relay.yaml).")
 @click.option(
     "--check", is_flag=True, help="Validate the config and templates, then exit (0 valid, 2 not)."
 )
@@ -39,8 +33,7 @@ def relay(config_path: Path, check: bool, log_level: str) -> None:
         languages = sorted({config.language_of(name) for name in config.targets})
         Renderer(config.render).check(languages)
     except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+        config_error(exc)
     except jinja2.TemplateError as exc:
         where = (
             f"{exc.filename}:{exc.lineno}" if isinstance(exc, jinja2.TemplateSyntaxError) else ""

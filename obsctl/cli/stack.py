@@ -141,7 +141,7 @@ def _stay_until_signalled(root: Path) -> None:
     signal.signal(signal.SIGTERM, handle)
     _say("running in the foreground; press Ctrl-C to stop the stack")
     reported: set[str] = set()
-    table = ProcessTable(manager.layout_for(root).run_dir / "processes.json")
+    table = ProcessTable(manager.layout_for(root).processes_file)
     while not stopping:
         for name, record in table.load().items():
             if name not in reported and not is_running(record):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from obsctl.paths import REPO_ROOT
 
 
 @click.command()

@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
 
+from obsctl.config_types import Duration
 from obsctl.configfile import ConfigError, StrictModel, host_port, load_model, set_path
-from obsctl.exporter.config_types import Duration
 from obsctl.httpserve import ServerLimits
 from obsctl.relay.config import Language, Mobile, known_zone, unwritable
 

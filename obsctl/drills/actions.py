@@ -15,9 +15,9 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
+from obsctl.config_types import Duration
 from obsctl.configfile import StrictModel
 from obsctl.drills.target import DrillError
-from obsctl.exporter.config_types import Duration
 
 _OUTPUT_TAIL = 400
 

@@ -1,19 +1,35 @@
-"""Read alert emails back from a real mailbox over IMAP (stdlib imaplib), read-only."""
+"""Alert emails as drill Messages, read back from a real mailbox over IMAP (read-only)."""
 
 from __future__ import annotations
 
 import email
 import imaplib
+import mailbox
 import ssl
 import time
 from email import policy
+from email.header import decode_header, make_header
+from email.message import Message as EmailMessage
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 
 from obsctl.configfile import StrictModel
-from obsctl.drills.target import DrillError, Message, email_message
+from obsctl.drills.target import DrillError, Message
+
+
+def email_message(msg: EmailMessage | mailbox.MaildirMessage, received_at: float) -> Message:
+    """A received email as a Message: decoded subject, every text part concatenated."""
+    subject = str(make_header(decode_header(msg.get("Subject", ""))))
+    parts = [msg] if not msg.is_multipart() else list(msg.walk())
+    text = ""
+    for part in parts:
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            text += payload.decode(part.get_content_charset() or "utf-8", "replace")
+    return Message(received_at, "email", subject, text)
+
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 

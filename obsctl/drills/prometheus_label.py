@@ -12,10 +12,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from obsctl.drills.target import DrillError
+from obsctl.reload import ReloadError, reload
 
 BACKUP_SUFFIX = ".obsctl-drill-backup"
 
@@ -78,8 +78,8 @@ def _write(config: Path, text: str) -> None:
 
 def _reload(url: str) -> None:
     try:
-        response = httpx.post(url, timeout=30)
-    except httpx.HTTPError as exc:
-        raise DrillError(f"cannot reload Prometheus at {url}: {exc}") from None
-    if response.status_code != 200:
-        raise DrillError(f"Prometheus refused the reload ({url}): {response.text.strip()[:300]}")
+        reload(url, timeout=30)
+    except ReloadError as exc:
+        if not exc.answered:
+            raise DrillError(f"cannot reload Prometheus at {url}: {exc}") from None
+        raise DrillError(f"Prometheus refused the reload ({url}): {str(exc)[:300]}") from None

@@ -17,7 +17,7 @@ from typing import Any
 from obsctl.drills.journal import Journal, Outcome, Step
 from obsctl.drills.scenarios import SCENARIOS, Scenario
 from obsctl.drills.target import DrillError, DrillTarget, Message, wait_until
-from obsctl.mixin.config import AlertName, MixinConfig, Severity
+from obsctl.mixin.config import AlertName, MixinConfig
 from obsctl.mixin.config import load as load_mixin
 
 Say = Callable[[str], None]
@@ -260,12 +260,7 @@ class DrillRun:
 
     def _channels(self, alert: AlertName) -> list[str]:
         """Where the routing sends this alert: the source of truth is the mixin config."""
-        severity = self.mixin.policy(alert).severity
-        if severity is Severity.CRITICAL:
-            return ["dingtalk:oncall", "email"]
-        if severity is Severity.WARNING:
-            return ["dingtalk:team"]
-        return []
+        return self.mixin.channels(alert)
 
     def _notified(self, alert: AlertName, channel: str, resolved: bool) -> str:
         since = self.journal.moments["restore" if resolved else "fault"]
@@ -381,10 +376,10 @@ def _signals_ignored() -> Iterator[None]:
 
 
 def run_drill(
-    target: DrillTarget, scenario_name: str, variant: str | None, journal_path: Path, say: Say
+    target: DrillTarget, scenario: Scenario, variant: str | None, journal_path: Path, say: Say
 ) -> Journal:
     """Run the scenario against the target, return the journal."""
-    return DrillRun(target, find_scenario(scenario_name, variant), variant, journal_path, say).run()
+    return DrillRun(target, scenario, variant, journal_path, say).run()
 
 
 def find_scenario(name: str, variant: str | None) -> Scenario:

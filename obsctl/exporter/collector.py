@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from obsctl import __version__
 from obsctl.exporter.probes.base import Reason, Status
 from obsctl.exporter.results import ResultStore
+from obsctl.metric_names import ExporterMetric, ProbeMetric
 
 _LABELS = ["probe", "target"]
 
@@ -30,46 +31,46 @@ class ProbeCollector(Collector):
         """Build every family from the store's current snapshot."""
         records = self.store.snapshot()
         success = GaugeMetricFamily(
-            "obsctl_probe_success",
+            ProbeMetric.SUCCESS,
             "1 if the last probe run reached the dependency (cached, refreshed on each probe's "
             "interval).",
             labels=_LABELS,
         )
         duration = GaugeMetricFamily(
-            "obsctl_probe_duration_seconds", "Duration of the last probe run.", labels=_LABELS
+            ProbeMetric.DURATION, "Duration of the last probe run.", labels=_LABELS
         )
         phase = GaugeMetricFamily(
-            "obsctl_probe_phase_duration_seconds",
+            ProbeMetric.PHASE_DURATION,
             "Duration of each phase of the last probe run.",
             labels=[*_LABELS, "phase"],
         )
         state = GaugeMetricFamily(
-            "obsctl_probe_status",
+            ProbeMetric.STATUS,
             "1 for the dependency's current status (ok, degraded, down, unknown before the "
             "first run).",
             labels=[*_LABELS, "status"],
         )
         reason = GaugeMetricFamily(
-            "obsctl_probe_failure_reason",
+            ProbeMetric.FAILURE_REASON,
             "1 for the reason the last run was not ok, 0 for the others.",
             labels=[*_LABELS, "reason"],
         )
         last_success = GaugeMetricFamily(
-            "obsctl_probe_last_success_timestamp_seconds",
+            ProbeMetric.LAST_SUCCESS,
             "Unix time of the last successful run (0 if none yet).",
             labels=_LABELS,
         )
         last_run = GaugeMetricFamily(
-            "obsctl_probe_last_run_timestamp_seconds",
+            ProbeMetric.LAST_RUN,
             "Unix time of the last run (0 if none yet).",
             labels=_LABELS,
         )
         interval = GaugeMetricFamily(
-            "obsctl_probe_interval_seconds", "Configured interval of the probe.", labels=_LABELS
+            ProbeMetric.INTERVAL, "Configured interval of the probe.", labels=_LABELS
         )
-        runs = CounterMetricFamily("obsctl_probe_runs", "Probe runs.", labels=_LABELS)
+        runs = CounterMetricFamily(ProbeMetric.RUNS, "Probe runs.", labels=_LABELS)
         failures = CounterMetricFamily(
-            "obsctl_probe_failures", "Probe runs that found the dependency down.", labels=_LABELS
+            ProbeMetric.FAILURES, "Probe runs that found the dependency down.", labels=_LABELS
         )
         own: list[Metric] = []
         for (kind, target), record in sorted(records.items()):
@@ -93,7 +94,7 @@ class ProbeCollector(Collector):
             for name, seconds in sorted(outcome.phases.items()):
                 phase.add_metric([*labels, name], seconds)
             own.extend(outcome.families)
-        info = InfoMetricFamily("obsctl_exporter_build", "Version of the exporter.")
+        info = InfoMetricFamily(ExporterMetric.BUILD, "Version of the exporter.")
         info.add_metric([], {"version": __version__})
         yield from (success, duration, phase, state, reason, last_success, last_run, interval)
         yield from (runs, failures, info)

@@ -9,9 +9,9 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 
-from obsctl.configfile import StrictModel, host_port, load_model
-from obsctl.exporter.business import BusinessConfig
+from obsctl.configfile import StrictModel, host_port, load_model, set_path
 from obsctl.exporter.probes.bullmq import BullMQConfig
+from obsctl.exporter.probes.business import BusinessConfig
 from obsctl.exporter.probes.cos import COSConfig
 from obsctl.exporter.probes.mysql import MySQLConfig
 from obsctl.exporter.probes.provider import ProviderConfig
@@ -45,6 +45,15 @@ class TracingConfig(StrictModel):
     service_name: str = "obsctl-exporter"
 
 
+class HealthConfig(StrictModel):
+    """How /health judges the latest results."""
+
+    # A result older than this many intervals means the probe itself is stuck: do not trust it.
+    # Keep it equal to thresholds.exporter_stale_intervals of the mixin config, which pages on
+    # the same staleness (`obsctl validate` checks that they agree).
+    stale_after_intervals: int = Field(default=3, ge=2, le=20)
+
+
 class ExporterConfig(StrictModel):
     """Everything the exporter does; each dependency section is optional."""
 
@@ -57,6 +66,7 @@ class ExporterConfig(StrictModel):
     providers: list[ProviderConfig] = Field(default_factory=list)
     sentry: SentryConfig = Field(default_factory=SentryConfig)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
     _listen_is_host_port = field_validator("listen")(host_port)
 
@@ -88,9 +98,4 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> Non
         if not value:
             continue
         for path in paths:
-            node = raw
-            for part in path[:-1]:
-                if not isinstance(node.get(part), dict):
-                    node[part] = {}
-                node = node[part]
-            node[path[-1]] = value
+            set_path(raw, path, value)

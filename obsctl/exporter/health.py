@@ -18,8 +18,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "providers": ("provider",),
 }
 _DEP_NAMES = {"mysql": "db", "redis": "redis", "cos": "cos"}
-# A result older than this many intervals means the probe itself is stuck: do not trust it.
-STALE_AFTER_INTERVALS = 3
 
 
 def dependency_name(kind: str, target: str) -> str:
@@ -30,13 +28,13 @@ def dependency_name(kind: str, target: str) -> str:
     return base if target == "main" else f"{base}:{target}"
 
 
-def dependency(record: ProbeRecord, now: float) -> dict[str, Any]:
+def dependency(record: ProbeRecord, now: float, stale_after_intervals: int) -> dict[str, Any]:
     """One dependency's entry: ok, status, latency_ms, reason, checked_at."""
     outcome = record.latest
     if outcome is None:
         return {"ok": False, "status": "unknown", "latency_ms": None,
                 "reason": "not_checked_yet", "checked_at": None}  # fmt: skip
-    stale = now - outcome.checked_at > STALE_AFTER_INTERVALS * max(record.interval_seconds, 1.0)
+    stale = now - outcome.checked_at > stale_after_intervals * max(record.interval_seconds, 1.0)
     ok = outcome.status is Status.OK and not stale
     reason = "stale" if stale else (outcome.reason.value if outcome.reason else None)
     return {
@@ -50,13 +48,16 @@ def dependency(record: ProbeRecord, now: float) -> dict[str, Any]:
 
 
 def body(
-    records: Mapping[Key, ProbeRecord], group: str | None, started_at: float
+    records: Mapping[Key, ProbeRecord],
+    group: str | None,
+    started_at: float,
+    stale_after_intervals: int,
 ) -> dict[str, Any]:
-    """The JSON body of /health (group None) or /health/<group>."""
+    """The JSON body of /health (group None) or /health/<group>; old results count as stale."""
     now = time.time()
     kinds = GROUPS[group] if group else tuple(k for kinds in GROUPS.values() for k in kinds)
     deps = {
-        dependency_name(kind, target): dependency(record, now)
+        dependency_name(kind, target): dependency(record, now, stale_after_intervals)
         for (kind, target), record in sorted(records.items())
         if kind in kinds
     }

@@ -18,9 +18,9 @@ from obsctl.exporter import telemetry
 from obsctl.exporter.collector import build_registry
 from obsctl.exporter.config import ExporterConfig
 from obsctl.exporter.probes.base import Probe, run_bounded
-from obsctl.exporter.probes.registry import build_probes
 from obsctl.exporter.results import ResultStore
 from obsctl.exporter.server import build_app
+from obsctl.exporter.wiring import build_probes
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,8 @@ async def serve(config: ExporterConfig, stop: asyncio.Event | None = None) -> No
     probes = build_probes(config)
     scheduler = AsyncIOScheduler()
     schedule(scheduler, probes, store, telemetry.tracer(provider))
-    runner = web.AppRunner(build_app(store, build_registry(store)), access_log=None)
+    app = build_app(store, build_registry(store), config.health)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host, port = config.host_port
     await web.TCPSite(runner, host, port).start()

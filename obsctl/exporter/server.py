@@ -10,11 +10,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from obsctl.exporter import health
+from obsctl.exporter.config import HealthConfig
 from obsctl.exporter.results import ResultStore
 
 STORE = web.AppKey("store", ResultStore)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 STARTED_AT = web.AppKey("started_at", float)
+HEALTH = web.AppKey("health", HealthConfig)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -39,7 +41,9 @@ async def health_group(request: web.Request) -> web.Response:
 
 
 def _health_response(request: web.Request, group: str | None) -> web.Response:
-    payload = health.body(request.app[STORE].snapshot(), group, request.app[STARTED_AT])
+    app = request.app
+    stale_after = app[HEALTH].stale_after_intervals
+    payload = health.body(app[STORE].snapshot(), group, app[STARTED_AT], stale_after)
     return web.json_response(payload, status=200 if payload["status"] == "ok" else 503)
 
 
@@ -50,9 +54,12 @@ async def index(_: web.Request) -> web.Response:
     return web.Response(text=text)
 
 
-def build_app(store: ResultStore, registry: CollectorRegistry) -> web.Application:
+def build_app(
+    store: ResultStore, registry: CollectorRegistry, health_config: HealthConfig | None = None
+) -> web.Application:
     """The aiohttp application."""
     app = web.Application()
+    app[HEALTH] = health_config or HealthConfig()
     app[STORE] = store
     app[REGISTRY] = registry
     app[STARTED_AT] = time.time()

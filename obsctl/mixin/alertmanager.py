@@ -1,6 +1,6 @@
 """Alertmanager's routing, grouping, inhibition and receivers, rendered from the mixin config.
 
-Routes (first match wins):
+Routes (first match wins), with the shipped `routing.receivers` and `routing.heartbeat`:
   Watchdog            -> heartbeat   (DingTalk heartbeat robot, repeated every minute: a dead
                                       man's switch whose silence is the alarm)
   severity=critical   -> oncall      (DingTalk on-call robot with @mentions, and HTML email)
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from obsctl.mixin.config import AlertName, MixinConfig
+from obsctl.mixin.config import BLACKHOLE, AlertName, MixinConfig, Receiver, Severity
 
 CONFIG_PATH = "alertmanager/alertmanager.yml"
 # The same routing for compose.yaml, where services find each other by name.
@@ -50,19 +50,52 @@ def build(config: MixinConfig, templates_glob: str = "templates/*.tmpl") -> dict
     routing = config.routing
     relay = routing.relay_url.rstrip("/")
 
-    def webhook(target: str, send_resolved: bool = True) -> dict[str, Any]:
+    def webhook(receiver: Receiver) -> dict[str, Any]:
         return {
-            "url": f"{relay}/dingtalk/{target}",
-            "send_resolved": send_resolved,
+            "url": f"{relay}/dingtalk/{receiver.relay_target}",
+            "send_resolved": receiver.send_resolved,
             "max_alerts": 0,
             "http_config": {
                 "authorization": {"type": "Bearer", "credentials_file": routing.relay_token_file}
             },
         }
 
-    team_routes = [
-        {"matchers": [f'team="{team}"'], "receiver": f"team-{team}"} for team in config.teams
-    ]
+    def email() -> dict[str, Any]:
+        return {
+            "to": routing.email.oncall_to,
+            "send_resolved": True,
+            "headers": {"Subject": '{{ template "obsctl.email.subject" . }}'},
+            "html": '{{ template "obsctl.email.html" . }}',
+        }
+
+    def receiver(name: str, delivery: Receiver) -> dict[str, Any]:
+        found: dict[str, Any] = {"name": name, "webhook_configs": [webhook(delivery)]}
+        if delivery.email:
+            found["email_configs"] = [email()]
+        return found
+
+    def severity_route(severity: Severity, delivery: Receiver) -> dict[str, Any]:
+        route: dict[str, Any] = {"matchers": [f'severity="{severity.value}"']}
+        if delivery.per_team:
+            route["receiver"] = BLACKHOLE
+            route["routes"] = [
+                {"matchers": [f'team="{team}"'], "receiver": f"{delivery.relay_target}-{team}"}
+                for team in config.teams
+            ]
+            return route
+        route["receiver"] = delivery.relay_target
+        if severity is Severity.CRITICAL:
+            route["repeat_interval"] = duration(routing.repeat_interval_critical)
+        return route
+
+    receivers = [{"name": BLACKHOLE}, receiver(routing.heartbeat.relay_target, routing.heartbeat)]
+    for delivery in routing.receivers.values():
+        if delivery.per_team:
+            receivers += [
+                receiver(f"{delivery.relay_target}-{team}", delivery) for team in config.teams
+            ]
+        else:
+            receivers.append(receiver(delivery.relay_target, delivery))
     return {
         "global": {
             "resolve_timeout": "5m",
@@ -72,7 +105,7 @@ def build(config: MixinConfig, templates_glob: str = "templates/*.tmpl") -> dict
         },
         "templates": [templates_glob],
         "route": {
-            "receiver": "blackhole",
+            "receiver": BLACKHOLE,
             "group_by": routing.group_by,
             "group_wait": duration(routing.group_wait),
             "group_interval": duration(routing.group_interval),
@@ -80,21 +113,12 @@ def build(config: MixinConfig, templates_glob: str = "templates/*.tmpl") -> dict
             "routes": [
                 {
                     "matchers": [f'alertname="{AlertName.WATCHDOG.value}"'],
-                    "receiver": "heartbeat",
+                    "receiver": routing.heartbeat.relay_target,
                     "group_wait": "0s",
                     "group_interval": duration(routing.watchdog_repeat_interval),
                     "repeat_interval": duration(routing.watchdog_repeat_interval),
                 },
-                {
-                    "matchers": ['severity="critical"'],
-                    "receiver": "oncall",
-                    "repeat_interval": duration(routing.repeat_interval_critical),
-                },
-                {
-                    "matchers": ['severity="warning"'],
-                    "receiver": "blackhole",
-                    "routes": team_routes,
-                },
+                *(severity_route(sev, delivery) for sev, delivery in routing.receivers.items()),
             ],
         },
         "inhibit_rules": [
@@ -116,26 +140,7 @@ def build(config: MixinConfig, templates_glob: str = "templates/*.tmpl") -> dict
                 "equal": ["alertname", "team"],
             },
         ],
-        "receivers": [
-            {"name": "blackhole"},
-            {"name": "heartbeat", "webhook_configs": [webhook("heartbeat", send_resolved=False)]},
-            {
-                "name": "oncall",
-                "webhook_configs": [webhook("oncall")],
-                "email_configs": [
-                    {
-                        "to": routing.email.oncall_to,
-                        "send_resolved": True,
-                        "headers": {"Subject": '{{ template "obsctl.email.subject" . }}'},
-                        "html": '{{ template "obsctl.email.html" . }}',
-                    }
-                ],
-            },
-            *(
-                {"name": f"team-{team}", "webhook_configs": [webhook("team")]}
-                for team in config.teams
-            ),
-        ],
+        "receivers": receivers,
     }
 
 

@@ -12,14 +12,18 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from obsctl.config_types import Duration
 from obsctl.configfile import ConfigError, describe_validation_error, read_mapping
-from obsctl.exporter.config_types import Duration
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "mixin.yaml"
 
 Ratio = Annotated[float, Field(gt=0, lt=1)]
 Positive = Annotated[float, Field(gt=0)]
 TeamName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
+# A target of the DingTalk relay (a robot; alertmanager/relay.yaml names each one).
+RelayTarget = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+# The Alertmanager receiver that delivers nowhere (alerts stay visible in Alertmanager).
+BLACKHOLE = "blackhole"
 
 
 class Severity(StrEnum):
@@ -200,6 +204,23 @@ class Email(_Strict):
     require_tls: bool = False
 
 
+class Receiver(_Strict):
+    """Where alerts of one kind are delivered: a relay target, and email or not."""
+
+    relay_target: RelayTarget
+    email: bool = False
+    # One Alertmanager receiver per team, `<relay_target>-<team>`, chosen by the team label.
+    per_team: bool = False
+    send_resolved: bool = True
+
+
+def _default_receivers() -> dict[Severity, Receiver]:
+    return {
+        Severity.CRITICAL: Receiver(relay_target="oncall", email=True),
+        Severity.WARNING: Receiver(relay_target="team", per_team=True),
+    }
+
+
 class Routing(_Strict):
     """How Alertmanager groups, repeats and delivers."""
 
@@ -215,6 +236,17 @@ class Routing(_Strict):
     repeat_interval_warning: Duration = 4 * 3600.0
     watchdog_repeat_interval: Duration = 60.0
     email: Email = Field(default_factory=Email)
+    # Severity -> delivery; a severity without a receiver (info) is delivered nowhere.
+    receivers: dict[Severity, Receiver] = Field(default_factory=_default_receivers)
+    # The Watchdog's delivery: the dead man's switch, repeated every watchdog_repeat_interval.
+    heartbeat: Receiver = Field(
+        default_factory=lambda: Receiver(relay_target="heartbeat", send_resolved=False)
+    )
+
+    def relay_targets(self) -> list[str]:
+        """Every relay target the routing delivers to, each once."""
+        targets = [r.relay_target for r in self.receivers.values()]
+        return list(dict.fromkeys([*targets, self.heartbeat.relay_target]))
 
 
 class MixinConfig(_Strict):
@@ -258,6 +290,28 @@ class MixinConfig(_Strict):
     def policy(self, alert: AlertName) -> AlertPolicy:
         """The policy of one alert."""
         return self.alerts[alert]
+
+    def delivery(self, alert: AlertName) -> Receiver | None:
+        """Where an alert is delivered (None: nowhere); the Watchdog goes to the heartbeat."""
+        if alert is AlertName.WATCHDOG:
+            return self.routing.heartbeat
+        return self.routing.receivers.get(self.policy(alert).severity)
+
+    def receiver_name(self, alert: AlertName) -> str:
+        """The Alertmanager receiver an alert reaches."""
+        receiver = self.delivery(alert)
+        if receiver is None:
+            return BLACKHOLE
+        if receiver.per_team:
+            return f"{receiver.relay_target}-{self.policy(alert).team}"
+        return receiver.relay_target
+
+    def channels(self, alert: AlertName) -> list[str]:
+        """Where people see an alert: `dingtalk:<relay target>`, and `email` if it is mailed."""
+        receiver = self.delivery(alert)
+        if receiver is None:
+            return []
+        return [f"dingtalk:{receiver.relay_target}", *(["email"] if receiver.email else [])]
 
     def runbook_url(self, alert: AlertName) -> str:
         """The runbook link of one alert."""

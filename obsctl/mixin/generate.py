@@ -10,8 +10,8 @@ from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.dashboards import render_dashboards
 from obsctl.mixin.rule_tests import render_rule_tests
 from obsctl.mixin.rules import render_rules
+from obsctl.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 Renderer = Callable[[MixinConfig], dict[str, str]]
 RENDERERS: list[Renderer] = [
     render_rules,

@@ -1,4 +1,4 @@
-"""Small PromQL helpers shared by the rule and test renderers."""
+"""Small PromQL helpers shared by the rule, test and dashboard renderers."""
 
 from __future__ import annotations
 
@@ -19,10 +19,14 @@ def duration(seconds: float) -> str:
     return f"{whole}s"
 
 
-def selector(*matchers: str) -> str:
-    """Join label matchers (each possibly empty or several comma-separated) into `{...}`."""
+def series(metric: str, *matchers: str) -> str:
+    """A series selector, `metric{m1, m2}`: the one place selectors are built.
+
+    Each matcher may be empty (left out) or several comma-separated ones; with none left the
+    braces are left out too.
+    """
     parts = [m.strip().strip(",") for m in matchers if m.strip().strip(",")]
-    return "{" + ", ".join(parts) + "}"
+    return f"{metric}{{{', '.join(parts)}}}" if parts else str(metric)
 
 
 def equality_labels(matchers: str) -> dict[str, str]:

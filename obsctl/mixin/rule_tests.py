@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from obsctl.metric_names import BullMQMetric, BusinessMetric, MySQLMetric, ProbeMetric, RedisMetric
 from obsctl.mixin.config import AlertName, MixinConfig
 from obsctl.mixin.promql import duration, equality_labels
 from obsctl.mixin.rules import (
@@ -350,7 +351,7 @@ class _Cases:
         t = self.t
         name = AlertName.QUEUE_BACKLOG_HIGH
         at = _eval_at(self.for_(name))
-        jobs = "bullmq_queue_jobs"
+        jobs = BullMQMetric.JOBS
         backlog = 2 * t.queue_backlog_jobs
 
         def depth(waiting: float) -> list[Series]:
@@ -375,8 +376,8 @@ class _Cases:
         def queue(queue: str, oldest: float, paused: int) -> list[Series]:
             labels = {**self.exp, "prefix": QUEUE["prefix"], "queue": queue}
             return [
-                _gauge("bullmq_queue_oldest_waiting_seconds", labels, oldest, at),
-                _gauge("bullmq_queue_paused", labels, paused, at),
+                _gauge(BullMQMetric.OLDEST_WAITING, labels, oldest, at),
+                _gauge(BullMQMetric.PAUSED, labels, paused, at),
             ]
 
         self.add(
@@ -396,7 +397,7 @@ class _Cases:
         at = _eval_at(self.for_(name), self.for_(AlertName.PROVIDER_DOWN))
 
         def probes(mysql: int, provider: int) -> list[Series]:
-            success = "obsctl_probe_success"
+            success = ProbeMetric.SUCCESS
             return [
                 _gauge(success, {**self.exp, "probe": "mysql", "target": "main"}, mysql, at),
                 _gauge(success, {**self.exp, "probe": "redis", "target": "cache"}, 1, at),
@@ -421,7 +422,7 @@ class _Cases:
 
         def phases(select1: float) -> list[Series]:
             labels = {**self.exp, "probe": "mysql", "target": "main"}
-            phase = "obsctl_probe_phase_duration_seconds"
+            phase = ProbeMetric.PHASE_DURATION
             return [
                 _gauge(phase, {**labels, "phase": "select1"}, select1, at),
                 _gauge(phase, {**labels, "phase": "connect"}, 10 * slow, at),
@@ -440,8 +441,8 @@ class _Cases:
         def pool(threads: int, pending: int) -> list[Series]:
             server = {**self.exp, "target": "main"}
             return [
-                _gauge("mysql_threads_connected", server, threads, at),
-                _gauge("mysql_max_connections", server, limit, at),
+                _gauge(MySQLMetric.THREADS_CONNECTED, server, threads, at),
+                _gauge(MySQLMetric.MAX_CONNECTIONS, server, limit, at),
                 _gauge(
                     "db_pool_connections_pending", {**self.api, "pool": "platform"}, pending, at
                 ),
@@ -468,8 +469,8 @@ class _Cases:
         def cache(rate: float, hit_ratio: float) -> list[Series]:
             labels = {**self.exp, "target": "cache"}
             return [
-                _counter("redis_keyspace_hits_total", labels, rate * hit_ratio, at),
-                _counter("redis_keyspace_misses_total", labels, rate * (1 - hit_ratio), at),
+                _counter(RedisMetric.KEYSPACE_HITS, labels, rate * hit_ratio, at),
+                _counter(RedisMetric.KEYSPACE_MISSES, labels, rate * (1 - hit_ratio), at),
             ]
 
         low = _low_ratio(t.cache_hit_ratio)
@@ -496,8 +497,8 @@ class _Cases:
         def tasks(rate: float, pass_rate: float) -> list[Series]:
             labels = {**self.exp, **TASK}
             return [
-                _counter("task_succeeded_total", labels, rate * pass_rate, at),
-                _counter("task_failed_total", labels, rate * (1 - pass_rate), at),
+                _counter(BusinessMetric.TASK_SUCCEEDED, labels, rate * pass_rate, at),
+                _counter(BusinessMetric.TASK_FAILED, labels, rate * (1 - pass_rate), at),
             ]
 
         low = _low_ratio(t.task_pass_rate)
@@ -533,9 +534,9 @@ class _Cases:
         def probe(target: str, lag: float) -> list[Series]:
             labels = {**self.exp, "probe": "mysql", "target": target}
             return [
-                _series("obsctl_probe_last_run_timestamp_seconds", labels,
+                _series(ProbeMetric.LAST_RUN, labels,
                         f"{number(-lag)}+{number(STEP)}x{_steps(at)}"),
-                _gauge("obsctl_probe_interval_seconds", labels, interval, at),
+                _gauge(ProbeMetric.INTERVAL, labels, interval, at),
             ]  # fmt: skip
 
         up = _gauge("up", self.exp, 1, at)
@@ -547,8 +548,8 @@ class _Cases:
                  [self.expect(unscraped, absent, 1)])  # fmt: skip
         # A probe whose last run stopped at t=0 is `at` seconds old at `at`.
         main = {**self.exp, "probe": "mysql", "target": "main"}
-        frozen = _gauge("obsctl_probe_last_run_timestamp_seconds", main, 0, at)
-        interval_series = _gauge("obsctl_probe_interval_seconds", main, interval, at)
+        frozen = _gauge(ProbeMetric.LAST_RUN, main, 0, at)
+        interval_series = _gauge(ProbeMetric.INTERVAL, main, interval, at)
         self.add("ExporterDown fires when probe results are stale", at,
                  [up, frozen, interval_series, *probe("replica", 0)], name,
                  [self.expect(stale, {"probe": "mysql", "target": "main"}, at)])  # fmt: skip

@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
+from obsctl.metric_names import BullMQMetric, ProbeMetric
+from obsctl.mixin import signals
 from obsctl.mixin.config import AlertName, MixinConfig, Severity
-from obsctl.mixin.promql import duration, selector
+from obsctl.mixin.promql import duration, series
 
 RULES_PATH = "alert-rules/obsctl.rules.yml"
 HEADER = (
@@ -24,8 +26,6 @@ HEADER = (
     " -- do not edit.\n"
 )
 
-REQUESTS = "http_request_duration_seconds_count"
-BUCKETS = "http_request_duration_seconds_bucket"
 # The fast API alerts look at 1 m so a fault pages within 60 s; dashboards use 5 m.
 FAST_WINDOW = 60.0
 DASHBOARD_WINDOW = 300.0
@@ -35,10 +35,7 @@ EXPORTER = {"source": "exporter"}
 DEPENDENCIES = ("mysql", "redis", "cos")
 # Go template snippets of descriptions, as Prometheus expands them.
 PCT = "{{ $value | humanizePercentage }}"
-SERVER_ERRORS = 'status_code=~"5.."'
-WAITING = 'state="waiting"'
 PROVIDER = 'probe="provider"'
-MYSQL_SELECT1 = ('probe="mysql"', 'phase="select1"')
 
 
 @dataclass(frozen=True)
@@ -97,10 +94,7 @@ def _api_recordings(config: MixinConfig) -> list[Recording]:
     rules: list[Recording] = []
 
     def rates(by: str, window: str) -> tuple[str, str]:
-        total = f"sum by ({by}) (rate({REQUESTS}{selector(api)}[{window}]))"
-        errors = f"sum by ({by}) (rate({REQUESTS}{selector(api, SERVER_ERRORS)}[{window}]))"
-        # `or ... * 0`: a histogram has no 5xx series until the first 5xx; the ratio is 0 then.
-        return total, f"({errors} or {total} * 0) / {total}"
+        return signals.request_rate(api, window, by), signals.error_ratio(api, window, by)
 
     for seconds in api_windows(config):
         window = duration(seconds)
@@ -123,34 +117,37 @@ def _api_recordings(config: MixinConfig) -> list[Recording]:
 
 
 def _p95(api: str, by: str, window: str) -> str:
-    return f"histogram_quantile(0.95, sum by ({by}, le) (rate({BUCKETS}{selector(api)}[{window}])))"
+    return signals.latency_quantile(api, 0.95, window, by)
 
 
 def _exporter_recordings(config: MixinConfig) -> tuple[list[Recording], list[Recording]]:
     exp = config.selectors.exporter
     business: list[Recording] = []
     for by in ("feature", "provider"):
-        ok = f"sum by ({by}) (rate(task_succeeded_total{selector(exp)}[{TASK_WINDOW}]))"
-        failed = f"sum by ({by}) (rate(task_failed_total{selector(exp)}[{TASK_WINDOW}]))"
-        business.append(Recording(f"{by}:task_finished:rate{TASK_WINDOW}", f"{ok} + {failed}"))
         business.append(
-            Recording(f"{by}:task_pass:ratio_rate{TASK_WINDOW}", f"{ok} / ({ok} + {failed})")
+            Recording(
+                f"{by}:task_finished:rate{TASK_WINDOW}",
+                signals.tasks_finished_rate(exp, TASK_WINDOW, by),
+            )
         )
-    hits = f"sum by (target) (rate(redis_keyspace_hits_total{selector(exp)}[{CACHE_WINDOW}]))"
-    misses = f"sum by (target) (rate(redis_keyspace_misses_total{selector(exp)}[{CACHE_WINDOW}]))"
+        business.append(
+            Recording(
+                f"{by}:task_pass:ratio_rate{TASK_WINDOW}",
+                signals.task_pass_rate(exp, TASK_WINDOW, by),
+            )
+        )
     dependencies = [
+        Recording("queue:bullmq_waiting_jobs:sum", signals.waiting_jobs(exp, "prefix, queue")),
         Recording(
-            "queue:bullmq_waiting_jobs:sum",
-            f"sum by (prefix, queue) (bullmq_queue_jobs{selector(exp, WAITING)})",
-        ),
-        Recording(f"target:redis_keyspace_lookups:rate{CACHE_WINDOW}", f"{hits} + {misses}"),
-        Recording(
-            f"target:redis_keyspace_hits:ratio_rate{CACHE_WINDOW}", f"{hits} / ({hits} + {misses})"
+            f"target:redis_keyspace_lookups:rate{CACHE_WINDOW}",
+            signals.cache_lookup_rate(exp, CACHE_WINDOW, "target"),
         ),
         Recording(
-            "target:mysql_connections_used:ratio",
-            f"max by (target) (mysql_threads_connected{selector(exp)}"
-            f" / mysql_max_connections{selector(exp)})",
+            f"target:redis_keyspace_hits:ratio_rate{CACHE_WINDOW}",
+            signals.cache_hit_ratio(exp, CACHE_WINDOW, "target"),
+        ),
+        Recording(
+            "target:mysql_connections_used:ratio", signals.mysql_connections_used(exp, "target")
         ),
     ]
     return business, dependencies
@@ -164,7 +161,7 @@ def _api_alerts(config: MixinConfig) -> list[Alert]:
     alerts = [
         Alert(
             AlertName.API_DOWN,
-            f"up{selector(api)} == 0 or absent(up{selector(api)})",
+            f"{series('up', api)} == 0 or absent({series('up', api)})",
             "The API is down or not scraped",
             "Prometheus cannot scrape the API target {{ $labels.job }} {{ $labels.instance }}"
             " (down, or no target at all): every API request may be failing.",
@@ -236,10 +233,10 @@ def _queue_alerts(config: MixinConfig) -> list[Alert]:
         # with no worker at all is exactly the stall this alert is for.
         Alert(
             AlertName.QUEUE_STALLED,
-            f"max by (prefix, queue) (bullmq_queue_oldest_waiting_seconds{selector(exp)})"
+            f"max by (prefix, queue) ({series(BullMQMetric.OLDEST_WAITING, exp)})"
             f" > {number(t.queue_stalled_seconds)}"
             " unless on (prefix, queue)"
-            f" max by (prefix, queue) (bullmq_queue_paused{selector(exp)}) == 1",
+            f" max by (prefix, queue) ({series(BullMQMetric.PAUSED, exp)}) == 1",
             "A BullMQ queue is not being worked",
             "The oldest waiting job of queue {{ $labels.queue }} (prefix {{ $labels.prefix }}) has"
             " waited {{ $value | humanizeDuration }} (threshold"
@@ -259,8 +256,9 @@ def _dependency_alerts(config: MixinConfig) -> list[Alert]:
     return [
         Alert(
             AlertName.DEPENDENCY_DOWN,
-            "min by (dependency, target) (label_replace(obsctl_probe_success"
-            f'{selector(exp, probes)}, "dependency", "$1", "probe", "(.*)")) == 0',
+            "min by (dependency, target) (label_replace("
+            f'{series(ProbeMetric.SUCCESS, exp, probes)}, "dependency", "$1", "probe", "(.*)"))'
+            " == 0",
             "A dependency of the platform is down",
             "The {{ $labels.dependency }} probe of {{ $labels.target }} has failed for more than"
             f" {duration(policy(AlertName.DEPENDENCY_DOWN).for_ or 0)}; `obsctl probe"
@@ -270,8 +268,9 @@ def _dependency_alerts(config: MixinConfig) -> list[Alert]:
         ),
         Alert(
             AlertName.PROVIDER_DOWN,
-            "min by (provider) (label_replace(obsctl_probe_success"
-            f'{selector(exp, PROVIDER)}, "provider", "$1", "target", "(.*)")) == 0',
+            "min by (provider) (label_replace("
+            f'{series(ProbeMetric.SUCCESS, exp, PROVIDER)}, "provider", "$1", "target", "(.*)"))'
+            " == 0",
             "An AI provider is down",
             "The heartbeat probe of provider {{ $labels.provider }} has failed for more than"
             f" {duration(policy(AlertName.PROVIDER_DOWN).for_ or 0)}; tasks routed to it fail"
@@ -281,8 +280,7 @@ def _dependency_alerts(config: MixinConfig) -> list[Alert]:
         ),
         Alert(
             AlertName.MYSQL_PROBE_SLOW,
-            "max by (dependency, target) (label_replace(obsctl_probe_phase_duration_seconds"
-            f"{selector(exp, *MYSQL_SELECT1)},"
+            f"max by (dependency, target) (label_replace({signals.mysql_select1(exp)},"
             ' "dependency", "$1", "probe", "(.*)"))'
             f" > {number(t.mysql_probe_latency_seconds)}",
             "MySQL answers slowly",
@@ -304,7 +302,7 @@ def _dependency_alerts(config: MixinConfig) -> list[Alert]:
         ),
         Alert(
             AlertName.DB_POOL_SATURATED,
-            f"label_replace(sum by (job, pool) (db_pool_connections_pending{selector(api)}),"
+            f"label_replace(sum by (job, pool) ({series('db_pool_connections_pending', api)}),"
             ' "dependency", "mysql", "pool", ".*") > 0',
             "The API's database pool has waiters",
             "{{ $value | humanize }} requests of {{ $labels.job }} wait for a connection from pool"
@@ -349,13 +347,13 @@ def _business_alerts(config: MixinConfig) -> list[Alert]:
 def _meta_alerts(config: MixinConfig) -> list[Alert]:
     t = config.thresholds
     exp = config.selectors.exporter
-    last_run = f"max by (probe, target) (obsctl_probe_last_run_timestamp_seconds{selector(exp)})"
-    interval = f"max by (probe, target) (obsctl_probe_interval_seconds{selector(exp)})"
+    last_run = f"max by (probe, target) ({series(ProbeMetric.LAST_RUN, exp)})"
+    interval = f"max by (probe, target) ({series(ProbeMetric.INTERVAL, exp)})"
     unseen = "Alerts computed from its metrics are silenced meanwhile."
     return [
         Alert(
             AlertName.EXPORTER_DOWN,
-            f"up{selector(exp)} == 0 or absent(up{selector(exp)})",
+            f"{series('up', exp)} == 0 or absent({series('up', exp)})",
             "The obsctl exporter is not scraped",
             "Prometheus cannot scrape the obsctl exporter {{ $labels.job }} {{ $labels.instance }}"
             f" (down, or no target at all). {unseen}",
@@ -402,11 +400,6 @@ def groups(config: MixinConfig) -> list[Group]:
 def alerts(config: MixinConfig) -> list[Alert]:
     """Every alerting rule."""
     return [r for g in groups(config) for r in g.rules if isinstance(r, Alert)]
-
-
-def recordings(config: MixinConfig) -> list[Recording]:
-    """Every recording rule."""
-    return [r for g in groups(config) for r in g.rules if isinstance(r, Recording)]
 
 
 def alert_labels(config: MixinConfig, alert: Alert) -> dict[str, str]:

@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
 )
 
+from obsctl.config_types import Duration
 from obsctl.configfile import (
     ConfigError,
     StrictModel,
@@ -34,7 +35,6 @@ from obsctl.configfile import (
     load_model,
     set_path,
 )
-from obsctl.exporter.config_types import Duration
 from obsctl.httpserve import ServerLimits
 
 __all__ = ["ConfigError", "RelayConfig", "TargetConfig", "load"]

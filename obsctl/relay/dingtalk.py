@@ -15,7 +15,7 @@ import httpx
 
 from obsctl.relay.compose import RobotMessage
 from obsctl.relay.config import TargetConfig
-from obsctl.stack.fakes.dingtalk_signing import signature
+from obsctl.relay.signing import signature
 
 # "send too fast" answers: 410100 in the current API, 130101 in the older one.
 RATE_LIMIT_ERRCODES = frozenset({410100, 130101})

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from obsctl.paths import REPO_ROOT
+
 DEMO_PLATFORM_DIR = Path(__file__).resolve().parent / "demo_platform"
 # npm projects: the demo platform, and fixtures that need another major version of bullmq.
 NPM_PROJECTS = (DEMO_PLATFORM_DIR, REPO_ROOT / "tests" / "fixtures" / "bullmq5")
@@ -32,8 +33,14 @@ APT_PACKAGES: dict[str, str] = {
     # Validates compose.yaml offline (no Docker engine runs on these machines).
     "docker-compose": "docker-compose",
 }
-# Importable module -> pip requirement, for the stand-in servers run from this venv.
-PYTHON_MODULES: dict[str, str] = {"moto": "moto[server]", "aiosmtpd": "aiosmtpd", "flask": "flask"}
+# Importable module -> pip requirement, for the stand-in servers run from this venv (the `stack`
+# extra, for an install without it).
+PYTHON_MODULES: dict[str, str] = {
+    "moto": "moto[server]",
+    "aiosmtpd": "aiosmtpd",
+    "flask": "flask",
+    "boto3": "boto3",
+}
 
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 # Exit code 101 tells invoke-rc.d "action forbidden": packages install without starting services

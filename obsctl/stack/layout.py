@@ -61,6 +61,11 @@ class StackLayout:
         return self.root / "stack.env"
 
     @property
+    def processes_file(self) -> Path:
+        """The record of every process the stack started (pid and start time)."""
+        return self.run_dir / "processes.json"
+
+    @property
     def secrets_file(self) -> Path:
         """Generated passwords and keys, kept across restarts of the same stack."""
         return self.run_dir / "secrets.json"

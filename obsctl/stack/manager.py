@@ -18,9 +18,8 @@ import psutil
 
 from obsctl.stack import envfile, install
 from obsctl.stack.layout import DEFAULT_PORT_BASE, HOST, StackLayout
-from obsctl.stack.process import ProcessRecord, ProcessTable, find_ours, is_running, spawn, stop
-from obsctl.stack.secrets import load_or_create
-from obsctl.stack.services import Service, StackError, build, stack_env, tail
+from obsctl.stack.process import ProcessRecord, ProcessTable, is_running, spawn, stop
+from obsctl.stack.services import Service, StackError, build, load_secrets, stack_env, tail
 
 Say = Callable[[str], None]
 _POLL_INTERVAL = 0.1
@@ -51,7 +50,7 @@ def up(root: Path, port_base: int | None, say: Say, do_install: bool = True) -> 
     root.mkdir(parents=True, exist_ok=True)
     with _locked(root):
         layout = layout_for(root, port_base)
-        table = ProcessTable(layout.run_dir / "processes.json")
+        table = ProcessTable(layout.processes_file)
         running = {name for name, rec in table.load().items() if is_running(rec)}
         recorded_base = _read_stack_json(layout.root).get("port_base")
         if running and recorded_base is not None and recorded_base != layout.port_base:
@@ -61,7 +60,7 @@ def up(root: Path, port_base: int | None, say: Say, do_install: bool = True) -> 
             )
         if do_install:
             install.install_all(say)
-        secrets = load_or_create(layout.secrets_file)
+        secrets = load_secrets(layout)
         services = build(layout, secrets)
         to_start = [s for s in services if s.name not in running]
         if not to_start:
@@ -79,7 +78,7 @@ def up(root: Path, port_base: int | None, say: Say, do_install: bool = True) -> 
 def down(root: Path, say: Say) -> bool:
     """Stop every process the stack started, newest first; True if there was anything to stop."""
     layout = layout_for(root)
-    table = ProcessTable(layout.run_dir / "processes.json")
+    table = ProcessTable(layout.processes_file)
     if not table.path.exists():
         say(f"nothing recorded as running in {layout.root}")
         return False
@@ -114,8 +113,8 @@ def status(root: Path) -> list[ServerStatus]:
     layout = layout_for(root)
     if not layout.secrets_file.exists():
         raise StackError(f"no stack in {layout.root}: run `obsctl stack up --dir {layout.root}`")
-    services = build(layout, load_or_create(layout.secrets_file))
-    records = ProcessTable(layout.run_dir / "processes.json").load()
+    services = build(layout, load_secrets(layout))
+    records = ProcessTable(layout.processes_file).load()
 
     def one(service: Service) -> ServerStatus:
         record = records.get(service.name)
@@ -288,9 +287,3 @@ def _write_stack_json(layout: StackLayout) -> None:
     path = layout.run_dir / "stack.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"port_base": layout.port_base}))
-
-
-def is_up(root: Path) -> bool:
-    """True when every recorded process of the stack is alive."""
-    records = ProcessTable(layout_for(root).run_dir / "processes.json").load()
-    return bool(records) and all(find_ours(r) is not None for r in records.values())

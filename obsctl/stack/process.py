@@ -165,14 +165,3 @@ class ProcessTable:
         records = self.load()
         records.pop(name, None)
         self.save(records)
-
-
-def wait_gone(record: ProcessRecord, timeout: float) -> bool:
-    """Wait until the recorded process has exited."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        reap_children()
-        if not is_running(record):
-            return True
-        time.sleep(0.05)
-    return False

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import httpx
-
+from obsctl.reload import ReloadError, reload
+from obsctl.stack.configs import render_alertmanager_config, render_prometheus_config
 from obsctl.stack.layout import StackLayout
-from obsctl.stack.secrets import load_or_create
-from obsctl.stack.services import render_alertmanager_config, render_prometheus_config
+from obsctl.stack.services import load_secrets
 
 
 def reload_all(layout: StackLayout) -> dict[str, str | None]:
     """Reload both servers; map each name to None on success or the server's refusal."""
     render_prometheus_config(layout)
-    render_alertmanager_config(layout, load_or_create(layout.secrets_file))
+    render_alertmanager_config(layout, load_secrets(layout))
     return {
         "prometheus": _post_reload(layout.url("prometheus")),
         "alertmanager": _post_reload(layout.url("alertmanager")),
@@ -21,10 +20,7 @@ def reload_all(layout: StackLayout) -> dict[str, str | None]:
 
 def _post_reload(base_url: str) -> str | None:
     try:
-        response = httpx.post(f"{base_url}/-/reload", timeout=10)
-    except httpx.HTTPError as exc:
-        return f"{base_url} unreachable: {exc}"
-    if response.status_code != 200:
-        # A refused config leaves the server running with its previous one.
-        return response.text.strip()[:500] or f"HTTP {response.status_code}"
+        reload(f"{base_url}/-/reload")
+    except ReloadError as exc:
+        return f"{base_url} {exc}" if not exc.answered else str(exc)[:500]
     return None

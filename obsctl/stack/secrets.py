@@ -6,8 +6,9 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 def _token(nbytes: int = 18) -> str:
@@ -18,6 +19,18 @@ def _hex(nbytes: int = 16) -> str:
     return secrets.token_hex(nbytes)
 
 
+def robot_env(target: str) -> str:
+    """The stack.env prefix of one robot's token and secret: `oncall` -> `DINGTALK_ONCALL`."""
+    return "DINGTALK_" + target.upper().replace("-", "_")
+
+
+class RobotSecret(BaseModel):
+    """The access token and signing secret of one DingTalk robot of the fake endpoint."""
+
+    token: str = Field(default_factory=lambda: _hex(32))
+    secret: str = Field(default_factory=lambda: "SEC" + _hex(32))
+
+
 class StackSecrets(BaseModel):
     """Everything secret a stack hands out; never printed, only written to 0600 files."""
 
@@ -26,14 +39,34 @@ class StackSecrets(BaseModel):
     cos_access_key: str
     cos_secret_key: str
     demo_admin_token: str
-    dingtalk_oncall_token: str
-    dingtalk_oncall_secret: str
-    dingtalk_team_token: str
-    dingtalk_team_secret: str
-    # Added after the first stacks were created: defaults let an older secrets file load.
-    dingtalk_heartbeat_token: str = Field(default_factory=lambda: _hex(32))
-    dingtalk_heartbeat_secret: str = Field(default_factory=lambda: "SEC" + _hex(32))
+    # One robot per relay target of the routing (mixin config), keyed by the target's name.
+    dingtalk_robots: dict[str, RobotSecret] = Field(default_factory=dict)
     relay_token: str = Field(default_factory=_token)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _robots_of_older_stacks(cls, data: Any) -> Any:
+        """Read the per-robot keys older secrets files hold (dingtalk_<target>_token/_secret)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        robots = dict(data.get("dingtalk_robots") or {})
+        for key in [k for k in data if k.startswith("dingtalk_") and k.endswith("_token")]:
+            target = key.removeprefix("dingtalk_").removesuffix("_token")
+            secret = data.pop(f"dingtalk_{target}_secret", None)
+            token = data.pop(key)
+            robots.setdefault(target, {"token": token, **({"secret": secret} if secret else {})})
+        data["dingtalk_robots"] = robots
+        return data
+
+    def with_robots(self, targets: list[str]) -> StackSecrets:
+        """These secrets with a robot for every target (new ones get fresh values)."""
+        robots = {t: self.dingtalk_robots.get(t) or RobotSecret() for t in targets}
+        return self.model_copy(update={"dingtalk_robots": {**self.dingtalk_robots, **robots}})
+
+    def robot(self, target: str) -> RobotSecret:
+        """The robot of one relay target."""
+        return self.dingtalk_robots[target]
 
     @classmethod
     def generate(cls) -> StackSecrets:
@@ -44,22 +77,22 @@ class StackSecrets(BaseModel):
             cos_access_key="AKID" + _hex(8).upper(),
             cos_secret_key=_token(24),
             demo_admin_token=_token(),
-            dingtalk_oncall_token=_hex(32),
-            dingtalk_oncall_secret="SEC" + _hex(32),
-            dingtalk_team_token=_hex(32),
-            dingtalk_team_secret="SEC" + _hex(32),
         )
 
 
-def load_or_create(path: Path) -> StackSecrets:
-    """The stack's secrets, created on first use so a restarted stack keeps its accounts."""
+def load_or_create(path: Path, robots: list[str]) -> StackSecrets:
+    """The stack's secrets, created on first use so a restarted stack keeps its accounts.
+
+    `robots` are the relay targets that need a DingTalk robot; one missing from an existing
+    file (a target added to the routing) is created and kept.
+    """
     if path.exists():
         text = path.read_text()
-        loaded = StackSecrets.model_validate_json(text)
+        loaded = StackSecrets.model_validate_json(text).with_robots(robots)
         if loaded.model_dump_json(indent=2) != text:
             write_private(path, loaded.model_dump_json(indent=2))  # keep new defaults stable
         return loaded
-    created = StackSecrets.generate()
+    created = StackSecrets.generate().with_robots(robots)
     write_private(path, created.model_dump_json(indent=2))
     return created
 

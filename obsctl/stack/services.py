@@ -11,18 +11,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jinja2
-
-from obsctl.mixin import alertmanager
 from obsctl.mixin import config as mixin_config
+from obsctl.paths import (
+    EXPORTER_CONFIG,
+    RELAY_CONFIG,
+    REPO_ROOT,
+)
+from obsctl.relay.config import target_env_prefix
 from obsctl.stack import mysql_setup, readiness
-from obsctl.stack.install import DEMO_PLATFORM_DIR, REPO_ROOT
-from obsctl.stack.layout import HOST, PORT_OFFSETS, PROVIDERS, StackLayout
-from obsctl.stack.secrets import StackSecrets, dump_json_private, write_private
+from obsctl.stack.configs import render_alertmanager_config, render_prometheus_config
+from obsctl.stack.install import DEMO_PLATFORM_DIR
+from obsctl.stack.layout import HOST, PROVIDERS, StackLayout
+from obsctl.stack.secrets import (
+    StackSecrets,
+    dump_json_private,
+    load_or_create,
+    robot_env,
+)
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-EXPORTER_CONFIG = REPO_ROOT / "exporters" / "obsctl-exporter.yml"
-RELAY_CONFIG = REPO_ROOT / "alertmanager" / "relay.yaml"
 COS_BUCKET = "obsctl-canary-1250000000"
 COS_REGION = "ap-guangzhou"
 DEMO_TASKS_PER_SECOND = "4"
@@ -49,56 +55,14 @@ class Service:
     ports: list[int] = field(default_factory=list)
 
 
-def _render(template: str, dest: Path, **context: object) -> None:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(env.get_template(template).render(**context))
+def relay_targets() -> list[str]:
+    """The relay targets the routing delivers to: the stack has a DingTalk robot for each."""
+    return mixin_config.load().routing.relay_targets()
 
 
-def _ports(layout: StackLayout) -> dict[str, int]:
-    return {name: layout.port(name) for name in PORT_OFFSETS}
-
-
-def render_prometheus_config(layout: StackLayout, drill_id: str | None = None) -> Path:
-    """Write prometheus.yml for this stack (labelled as a drill when drill_id is set)."""
-    dest = layout.state("prometheus") / "prometheus.yml"
-    _render(
-        "prometheus.yml.j2",
-        dest,
-        host=HOST,
-        ports=_ports(layout),
-        rules_glob=str(REPO_ROOT / "alert-rules" / "*.rules.yml"),
-        drill_id=drill_id,
-    )
-    return dest
-
-
-def render_alertmanager_config(layout: StackLayout, secrets: StackSecrets) -> Path:
-    """Write this stack's alertmanager.yml: the generated config, pointed at the stack's relay."""
-    state = layout.state("alertmanager")
-    token_file = state / "relay-token"
-    write_private(token_file, secrets.relay_token)
-    config = mixin_config.load()
-    routing = config.routing.model_copy(
-        update={
-            "relay_url": layout.url("relay"),
-            "relay_token_file": str(token_file),
-            "email": config.routing.email.model_copy(
-                update={
-                    "smarthost": f"{HOST}:{layout.port('smtp')}",
-                    "oncall_to": "oncall@localhost",
-                }
-            ),
-        }
-    )
-    dest = state / "alertmanager.yml"
-    templates = str(REPO_ROOT / "alertmanager" / "templates" / "*.tmpl")
-    dest.write_text(alertmanager.render(config.model_copy(update={"routing": routing}), templates))
-    return dest
+def load_secrets(layout: StackLayout) -> StackSecrets:
+    """The stack's secrets, with a robot for every relay target."""
+    return load_or_create(layout.secrets_file, relay_targets())
 
 
 def provider_urls(layout: StackLayout) -> str:
@@ -251,21 +215,8 @@ def _dingtalk(layout: StackLayout, secrets: StackSecrets) -> Service:
         dump_json_private(
             robots,
             {
-                secrets.dingtalk_oncall_token: {
-                    "secret": secrets.dingtalk_oncall_secret,
-                    "keywords": [],
-                    "rate_limit_per_minute": 20,
-                },
-                secrets.dingtalk_team_token: {
-                    "secret": secrets.dingtalk_team_secret,
-                    "keywords": [],
-                    "rate_limit_per_minute": 20,
-                },
-                secrets.dingtalk_heartbeat_token: {
-                    "secret": secrets.dingtalk_heartbeat_secret,
-                    "keywords": [],
-                    "rate_limit_per_minute": 20,
-                },
+                robot.token: {"secret": robot.secret, "keywords": [], "rate_limit_per_minute": 20}
+                for robot in secrets.dingtalk_robots.values()
             },
         )
 
@@ -294,7 +245,7 @@ def _relay(layout: StackLayout, secrets: StackSecrets) -> Service:
     return Service(
         name="relay",
         address=layout.url("relay"),
-        argv=[sys.executable, "-m", "obsctl", "relay", "--config", str(RELAY_CONFIG)],
+        argv=[sys.executable, "-m", "obsctl", "relay", "--config", str(REPO_ROOT / RELAY_CONFIG)],
         ready=readiness.http(f"{layout.url('relay')}/ready"),
         env={**os.environ, **relay_env(layout, secrets)},
     )
@@ -302,11 +253,6 @@ def _relay(layout: StackLayout, secrets: StackSecrets) -> Service:
 
 def relay_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
     """The relay's variables: robots and their secrets, the webhook token, spool, link prefixes."""
-    robots = {
-        "ONCALL": (secrets.dingtalk_oncall_token, secrets.dingtalk_oncall_secret),
-        "TEAM": (secrets.dingtalk_team_token, secrets.dingtalk_team_secret),
-        "HEARTBEAT": (secrets.dingtalk_heartbeat_token, secrets.dingtalk_heartbeat_secret),
-    }
     env = {
         "OBSCTL_RELAY_LISTEN": f"{HOST}:{layout.port('relay')}",
         "OBSCTL_RELAY_TOKEN": secrets.relay_token,
@@ -314,11 +260,10 @@ def relay_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
         # The stack's Prometheus and Alertmanager, so query and silence links are kept.
         "OBSCTL_RELAY_LINK_PREFIXES": f"{layout.url('prometheus')} {layout.url('alertmanager')}",
     }
-    for target, (token, secret) in robots.items():
-        env[f"OBSCTL_DINGTALK_{target}_URL"] = (
-            f"{layout.url('dingtalk')}/robot/send?access_token={token}"
-        )
-        env[f"OBSCTL_DINGTALK_{target}_SECRET"] = secret
+    for target, robot in secrets.dingtalk_robots.items():
+        prefix = target_env_prefix(target)
+        env[f"{prefix}_URL"] = f"{layout.url('dingtalk')}/robot/send?access_token={robot.token}"
+        env[f"{prefix}_SECRET"] = robot.secret
     return env
 
 
@@ -389,7 +334,14 @@ def _exporter(layout: StackLayout, secrets: StackSecrets) -> Service:
     return Service(
         name="exporter",
         address=layout.url("exporter"),
-        argv=[sys.executable, "-m", "obsctl", "exporter", "--config", str(EXPORTER_CONFIG)],
+        argv=[
+            sys.executable,
+            "-m",
+            "obsctl",
+            "exporter",
+            "--config",
+            str(REPO_ROOT / EXPORTER_CONFIG),
+        ],
         ready=readiness.http(f"{layout.url('exporter')}/metrics"),
         phase=3,
         env=env,
@@ -448,12 +400,11 @@ def stack_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
         "PROVIDER_URLS": provider_urls(layout),
         **{f"PROVIDER_{name.upper()}_URL": layout.url(f"provider-{name}") for name in PROVIDERS},
         "DINGTALK_SINK_URL": layout.url("dingtalk"),
-        "DINGTALK_ONCALL_TOKEN": secrets.dingtalk_oncall_token,
-        "DINGTALK_ONCALL_SECRET": secrets.dingtalk_oncall_secret,
-        "DINGTALK_TEAM_TOKEN": secrets.dingtalk_team_token,
-        "DINGTALK_TEAM_SECRET": secrets.dingtalk_team_secret,
-        "DINGTALK_HEARTBEAT_TOKEN": secrets.dingtalk_heartbeat_token,
-        "DINGTALK_HEARTBEAT_SECRET": secrets.dingtalk_heartbeat_secret,
+        **{
+            f"{robot_env(target)}_{part.upper()}": getattr(robot, part)
+            for target, robot in secrets.dingtalk_robots.items()
+            for part in ("token", "secret")
+        },
         "RELAY_URL": layout.url("relay"),
         **relay_env(layout, secrets),
         "SMTP_SMARTHOST": f"{HOST}:{layout.port('smtp')}",

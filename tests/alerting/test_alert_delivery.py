@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import subprocess
 import time
 import uuid
@@ -18,9 +17,7 @@ from obsctl.stack.fakes.launcher import free_port
 
 from conftest import RunningStack, wait_for
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("prometheus-alertmanager") is None, reason="installed by `obsctl stack install`"
-)
+pytestmark = pytest.mark.needs_tools("prometheus-alertmanager")
 
 
 def _alert(name: str, **labels: str) -> dict[str, Any]:
@@ -95,10 +92,11 @@ def ha_pair(stack: RunningStack, tmp_path: Path) -> Iterator[tuple[str, str]]:
                     status = httpx.get(f"{url}/api/v2/status", timeout=1).json()
                 except httpx.HTTPError:
                     return False
-                return len(status["cluster"].get("peers", [])) == 2
+                # "ready" once settled: the pair must agree before the first notification.
+                cluster = status["cluster"]
+                return len(cluster.get("peers", [])) == 2 and cluster.get("status") == "ready"
 
-            wait_for("the two Alertmanagers to see each other", clustered, timeout=30)
-        time.sleep(6)  # settle: the pair must agree before the first notification
+            wait_for("the two Alertmanagers to see each other and settle", clustered, timeout=30)
         yield urls[0], urls[1]
     finally:
         for proc in procs:

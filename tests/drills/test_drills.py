@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from obsctl.drills.journal import Journal
+from obsctl.drills.local import LOCAL_FAULTS
 from obsctl.drills.scenarios import SCENARIOS
 
 from conftest import (
@@ -41,6 +41,12 @@ def drill_stack() -> Iterator[RunningStack]:
     finally:
         obsctl("stack", "down", "--dir", str(root))
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_local_stack_has_a_fault_for_every_scenario_and_variant() -> None:
+    assert set(LOCAL_FAULTS) == set(SCENARIOS)
+    for name, scenario in SCENARIOS.items():
+        assert set(LOCAL_FAULTS[name].variants) == set(scenario.variants), name
 
 
 def _drill(stack: RunningStack, journal: Path, *args: str) -> subprocess.Popen[str]:
@@ -152,7 +158,6 @@ def test_a_crashed_drill_is_undone_by_the_next_run(
     assert _admin(drill_stack).get("/admin/faults").json()["error_rate"] > 0
     second = tmp_path / "second.json"
     follow_up = _drill(drill_stack, second, "api-errors")
-    time.sleep(1)
     wait_for(
         "the next run to undo the leftover",
         lambda: second.exists() and len(Journal.load(second).steps) >= 2,

@@ -26,9 +26,9 @@ import pytest
 from prometheus_client.metrics_core import Metric
 from pydantic import SecretStr, ValidationError
 
-from obsctl.exporter.business import BusinessConfig, BusinessProbe
-from obsctl.exporter.mysql_pool import MySQLPool
+from obsctl.exporter.probes._mysql_pool import MySQLPool
 from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, run_bounded
+from obsctl.exporter.probes.business import BusinessConfig, BusinessProbe
 
 from conftest import RunningStack
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from typing import Any
 
@@ -36,7 +35,7 @@ def test_health_is_ok_for_every_dependency_of_the_stack(stack: RunningStack) -> 
     assert set(body["deps"]) == {"db", "redis", "cos", "provider:alpha", "provider:beta"}
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is installed by the stack")
+@pytest.mark.needs_tools("promtool")
 def test_metrics_pass_promtool_check_metrics(stack: RunningStack) -> None:
     wait_for(
         "business metrics on /metrics",

@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -20,7 +20,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr, ValidationError
 
-from obsctl.exporter.mysql_pool import MySQLPool, PoolStats, fetch_all
+from obsctl.exporter.probes._mysql_pool import MySQLPool, PoolStats, fetch_all
 from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, run_bounded
 from obsctl.exporter.probes.mysql import MySQLConfig, MySQLProbe
 
@@ -332,6 +332,14 @@ def test_config_errors_name_the_key_and_hide_the_dsn() -> None:
         MySQLConfig.model_validate({"dsn": "mysql://u:p@h/db", "slow_threshold": "3s"})
 
 
+async def _until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Yield to the event loop until condition holds (fail after timeout)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        await asyncio.sleep(0.005)
+
+
 async def test_pool_capacity_freed_by_a_broken_connection_goes_to_a_waiter(
     throwaway: ThrowawayMariaDB,
 ) -> None:
@@ -357,7 +365,7 @@ async def test_pool_capacity_freed_by_a_broken_connection_goes_to_a_waiter(
         failing = asyncio.create_task(borrow_then_fail())
         waited = asyncio.create_task(wait_for_one())
         await holding.wait()
-        await asyncio.sleep(0.05)
+        await _until(lambda: pool.stats().waiting == 1)
         assert pool.stats() == PoolStats(in_use=1, idle=0, waiting=1, max=1)
         await failing
         assert await asyncio.wait_for(waited, 2) < 0.5

@@ -195,6 +195,24 @@ def test_hit_ratio_is_left_out_before_any_lookup() -> None:
     assert {"redis_keyspace_hits", "redis_memory_used_bytes", "redis_memory_max_bytes"} <= names
 
 
+async def _until_blocked(port: int, answer_within: float = 0.05) -> None:
+    """Return once Redis stops answering a PING in time: the DEBUG SLEEP has begun."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"PING\r\n")
+            await writer.drain()
+            try:
+                await asyncio.wait_for(reader.readline(), answer_within)
+            except TimeoutError:
+                return
+        finally:
+            writer.close()
+        await asyncio.sleep(0.005)
+    raise AssertionError("Redis never started its DEBUG SLEEP")
+
+
 async def test_slow_redis_is_degraded_but_still_reports(
     redis_server: Callable[..., RedisServer],
 ) -> None:
@@ -204,7 +222,7 @@ async def test_slow_redis_is_degraded_but_still_reports(
     try:
         assert (await run_bounded(probe)).status is Status.OK
         sleeping = asyncio.create_task(blocker.execute_command("DEBUG", "SLEEP", "0.2"))
-        await asyncio.sleep(0.03)
+        await _until_blocked(server.port)
         outcome = await run_bounded(probe)
         await sleeping
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -117,7 +116,7 @@ async def test_metrics_have_generic_series_and_probe_families(client: TestClient
     assert "process_resident_memory_bytes" in text
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is installed by the stack")
+@pytest.mark.needs_tools("promtool")
 async def test_metrics_pass_promtool_check_metrics(client: TestClient) -> None:  # type: ignore[type-arg]
     text = await (await client.get("/metrics")).text()
     result = subprocess.run(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,9 +13,7 @@ from obsctl.mixin.config import MixinConfig, load
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / CONFIG_PATH
-pytestmark = pytest.mark.skipif(
-    shutil.which("amtool") is None, reason="amtool comes with the stack"
-)
+pytestmark = pytest.mark.needs_tools("amtool")
 
 
 def amtool(*args: str) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from obsctl.mixin.rule_tests import SLO_TESTS_PATH, TESTS_PATH
 from obsctl.mixin.rules import RULES_PATH, alerts, render_rules
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool")
+pytestmark = pytest.mark.needs_tools("promtool")
 
 
 def _promtool(*args: str | Path) -> subprocess.Popen[str]:

@@ -26,7 +26,6 @@ It includes paused queues on purpose: their jobs are waiting too. 0 when nothing
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -35,20 +34,20 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
-import redis.exceptions as rexc
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from pydantic import Field, ValidationInfo, field_validator
 
-from obsctl.configfile import StrictModel
-from obsctl.exporter.config_types import (
+from obsctl.config_types import (
     Duration,
     LabelValue,
     no_repeats,
     timeout_within_interval,
 )
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, outcome, run_budget
-from obsctl.exporter.probes.redis import RedisConnection, RedisUrl, redis_reason
+from obsctl.configfile import StrictModel
+from obsctl.exporter.probes.base import ProbeOutcome, Status
+from obsctl.exporter.probes.redis import RedisBacked, RedisUrl
+from obsctl.metric_names import BullMQMetric
 
 log = logging.getLogger(__name__)
 
@@ -184,58 +183,37 @@ def _ready_ms(fields: Sequence[bytes | None]) -> float | None:
     return ready if started is None else max(ready, started)
 
 
-def _help(text: str, interval: float) -> str:
-    return f"{text} (cached, refreshed every {interval:g} s)"
-
-
-class BullMQProbe:
+class BullMQProbe(RedisBacked):
     """Counts BullMQ jobs per queue and state with plain reads (SCAN, LLEN, ZCARD, HMGET)."""
 
     kind = "bullmq"
 
     def __init__(self, config: BullMQConfig) -> None:
+        target = config.target or ",".join(config.prefixes)
+        super().__init__(target, config.interval, config.timeout, config.url, decode=False)
         self.config = config
-        self.target = config.target or ",".join(config.prefixes)
-        self.interval_seconds = config.interval
-        self.timeout_seconds = config.timeout
-        self._budget = run_budget(config.timeout)
-        self._redis = RedisConnection(config.url, self._budget, decode=False)
         # Every queue ever exported stays exported (zeros once drained) until restart.
         self._known: dict[str, set[str]] = {p: set(config.queues) for p in config.prefixes}
         self._warned_overflow = False
 
-    async def run(self) -> ProbeOutcome:
-        """One probe run; expected failures come back as a DOWN outcome with a reason."""
-        began = time.monotonic()
-        phases: dict[str, float] = {}
-        try:
-            async with asyncio.timeout(self._budget):
-                await self._redis.close_stale()
-                client = self._redis.client()
-                found: dict[str, int] | None = None
-                if not self.config.queues:
-                    started = time.monotonic()
-                    found = await self._discover(client)
-                    phases["scan"] = time.monotonic() - started
-                started = time.monotonic()
-                readings = await self._read(client)
-                phases["read"] = time.monotonic() - started
-        except asyncio.CancelledError:
-            self._redis.discard()
-            raise
-        except (TimeoutError, rexc.RedisError, OSError) as exc:
-            self._redis.discard()
-            detail = (
-                f"no answer within {self._budget:g}s"
-                if isinstance(exc, TimeoutError) and not str(exc)
-                else f"{type(exc).__name__}: {exc}"
-            )
-            return self._outcome(began, phases, Status.DOWN, redis_reason(exc), detail, ())
+    async def check(self, began: float, phases: dict[str, float]) -> ProbeOutcome:
+        """Discover the queues (unless listed), then read every known one."""
+        await self._redis.close_stale()
+        client = self._redis.client()
+        found: dict[str, int] | None = None
+        if not self.config.queues:
+            started = time.monotonic()
+            found = await self._discover(client)
+            phases["scan"] = time.monotonic() - started
+        started = time.monotonic()
+        readings = await self._read(client)
+        phases["read"] = time.monotonic() - started
         if found is None:
             found = {p: 0 for p in self.config.prefixes}
             for reading in readings:
                 found[reading.prefix] += reading.exists
-        return self._outcome(began, phases, Status.OK, None, None, self._families(readings, found))
+        families = self._families(readings, found)
+        return self.outcome(began, Status.OK, phases=phases, families=families)
 
     async def _discover(self, client: aioredis.Redis) -> dict[str, int]:
         """SCAN each prefix for `<prefix>:<queue>:meta` and `:id`; remember new queues."""
@@ -291,33 +269,30 @@ class BullMQProbe:
         ]
 
     def _families(self, readings: list[QueueReading], found: Mapping[str, int]) -> list[Metric]:
-        interval = self.interval_seconds
         jobs = GaugeMetricFamily(
-            "bullmq_queue_jobs",
-            _help(
-                "BullMQ jobs per queue and state; a paused queue's jobs count as paused",
-                interval,
+            BullMQMetric.JOBS,
+            self.cached_help(
+                "BullMQ jobs per queue and state; a paused queue's jobs count as paused"
             ),
             labels=["prefix", "queue", "state"],
         )
         oldest = GaugeMetricFamily(
-            "bullmq_queue_oldest_waiting_seconds",
-            _help(
-                "Seconds the longest-waiting ready job has waited for a worker; 0 if none", interval
+            BullMQMetric.OLDEST_WAITING,
+            self.cached_help(
+                "Seconds the longest-waiting ready job has waited for a worker; 0 if none"
             ),
             labels=["prefix", "queue"],
         )
         paused = GaugeMetricFamily(
-            "bullmq_queue_paused",
-            _help("1 if the BullMQ queue is paused globally, else 0", interval),
+            BullMQMetric.PAUSED,
+            self.cached_help("1 if the BullMQ queue is paused globally, else 0"),
             labels=["prefix", "queue"],
         )
         discovered = GaugeMetricFamily(
-            "bullmq_queues_discovered",
-            _help(
+            BullMQMetric.QUEUES_DISCOVERED,
+            self.cached_help(
                 "BullMQ queues that exist under the prefix (found by SCAN or listed), "
-                "including any beyond max_queues",
-                interval,
+                "including any beyond max_queues"
             ),
             labels=["prefix"],
         )
@@ -329,23 +304,6 @@ class BullMQProbe:
         for prefix in self.config.prefixes:
             discovered.add_metric([prefix], found.get(prefix, 0))
         return [jobs, oldest, paused, discovered]
-
-    def _outcome(
-        self,
-        began: float,
-        phases: Mapping[str, float],
-        status: Status,
-        reason: Reason | None,
-        detail: str | None,
-        families: Sequence[Metric],
-    ) -> ProbeOutcome:
-        return outcome(
-            self, began, status, reason=reason, detail=detail, phases=phases, families=families
-        )
-
-    async def close(self) -> None:
-        """Close the client and its connections."""
-        await self._redis.close()
 
 
 def _parse_counts(prefix: str, queue: str, replies: Sequence[Any]) -> _Raw:

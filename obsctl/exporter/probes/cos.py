@@ -13,9 +13,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from pydantic import Field, HttpUrl, SecretStr
 
+from obsctl.config_types import Duration, LabelValue
 from obsctl.configfile import StrictModel
-from obsctl.exporter.config_types import Duration, LabelValue
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, failed, outcome
+from obsctl.exporter.probes.base import ProbeBase, ProbeOutcome, Reason, Status
 
 
 class COSConfig(StrictModel):
@@ -35,20 +35,19 @@ class COSConfig(StrictModel):
     target: LabelValue = "main"
 
 
-class COSProbe:
+class COSProbe(ProbeBase):
     """Writes a small random object, reads it back, deletes it; each phase timed."""
 
     kind = "cos"
 
     def __init__(self, config: COSConfig) -> None:
+        super().__init__(config.target, config.interval, config.timeout)
         self.config = config
-        self.target = config.target
-        self.interval_seconds = config.interval
-        self.timeout_seconds = config.timeout
         self._credentials = Credentials(
             config.access_key.get_secret_value(), config.secret_key.get_secret_value()
         )
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(config.timeout))
+        # Per request; the three requests together are held to the budget by `run`.
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.budget))
 
     def object_url(self) -> str:
         """URL of the canary object for the configured addressing style."""
@@ -67,11 +66,9 @@ class COSProbe:
         SigV4Auth(self._credentials, "s3", self.config.region).add_auth(aws)
         return self._client.build_request(method, url, content=body, headers=dict(aws.headers))
 
-    async def run(self) -> ProbeOutcome:
+    async def check(self, began: float, phases: dict[str, float]) -> ProbeOutcome:
         """PUT, GET (and compare), DELETE."""
-        began = time.monotonic()
         payload = secrets.token_bytes(32)
-        phases: dict[str, float] = {}
         for phase, method, body in (
             ("put", "PUT", payload),
             ("get", "GET", b""),
@@ -81,26 +78,28 @@ class COSProbe:
             try:
                 response = await self._client.send(self.signed(method, body))
             except httpx.TimeoutException:
-                return failed(self, began, Reason.TIMEOUT, f"{phase}: no answer in time")
+                return self._failed(began, Reason.TIMEOUT, f"{phase}: no answer in time")
             except httpx.ConnectError as exc:
-                return failed(self, began, Reason.REFUSED, f"{phase}: {exc}")
+                return self._failed(began, Reason.REFUSED, f"{phase}: {exc}")
             phases[phase] = time.monotonic() - started
             if response.status_code in (401, 403):
-                return failed(self, began, Reason.AUTH, f"{phase}: HTTP {response.status_code}")
+                return self._failed(began, Reason.AUTH, f"{phase}: HTTP {response.status_code}")
             if not response.is_success:
-                return failed(
-                    self, began, Reason.HTTP_STATUS, f"{phase}: HTTP {response.status_code}"
+                return self._failed(
+                    began, Reason.HTTP_STATUS, f"{phase}: HTTP {response.status_code}"
                 )
             if method == "GET" and response.content != payload:
-                return failed(self, began, Reason.PROTOCOL, "get: body differs from what was put")
+                return self._failed(began, Reason.PROTOCOL, "get: body differs from what was put")
         slow = time.monotonic() - began > self.config.slow_threshold
-        return outcome(
-            self,
+        return self.outcome(
             began,
             Status.DEGRADED if slow else Status.OK,
             reason=Reason.SLOW if slow else None,
             phases=phases,
         )
+
+    def _failed(self, began: float, reason: Reason, detail: str) -> ProbeOutcome:
+        return self.outcome(began, Status.DOWN, reason=reason, detail=detail)
 
     async def close(self) -> None:
         """Close the HTTP client."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -13,13 +12,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from obsctl.exporter.config_types import (
+from obsctl.config_types import (
     Duration,
     LabelValue,
     slow_below_timeout,
     timeout_within_interval,
 )
-from obsctl.exporter.mysql_pool import (
+from obsctl.exporter.probes._mysql_pool import (
     MySQLDsn,
     MySQLPool,
     PoolStats,
@@ -28,7 +27,8 @@ from obsctl.exporter.mysql_pool import (
     retry_if_lost,
     timed_fetch,
 )
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, outcome, run_budget
+from obsctl.exporter.probes.base import ProbeBase, ProbeOutcome, Reason, Status
+from obsctl.metric_names import MySQLMetric
 
 # The exporter's MySQL account is created WITH MAX_USER_CONNECTIONS 10: the pool must fit in it.
 POOL_MAX_LIMIT = 10
@@ -55,23 +55,23 @@ _PROCESSLIST_SQL = (
 
 # (metric, status variable, HELP, is a counter)
 _SERVER_SERIES = (
-    ("mysql_threads_connected", "Threads_connected", "Open client connections", False),
-    ("mysql_threads_running", "Threads_running", "Connections running a statement", False),
+    (MySQLMetric.THREADS_CONNECTED, "Threads_connected", "Open client connections", False),
+    (MySQLMetric.THREADS_RUNNING, "Threads_running", "Connections running a statement", False),
     (
-        "mysql_max_used_connections",
+        MySQLMetric.MAX_USED_CONNECTIONS,
         "Max_used_connections",
         "Most connections open at once since the server started",
         False,
     ),
-    ("mysql_slow_queries_total", "Slow_queries", "Queries slower than long_query_time", True),
+    (MySQLMetric.SLOW_QUERIES, "Slow_queries", "Queries slower than long_query_time", True),
     (
-        "mysql_aborted_connects_total",
+        MySQLMetric.ABORTED_CONNECTS,
         "Aborted_connects",
         "Failed connection attempts (bad credentials, handshake errors)",
         True,
     ),
-    ("mysql_questions_total", "Questions", "Statements sent by clients", True),
-    ("mysql_uptime_seconds", "Uptime", "Seconds since the server started", False),
+    (MySQLMetric.QUESTIONS, "Questions", "Statements sent by clients", True),
+    (MySQLMetric.UPTIME, "Uptime", "Seconds since the server started", False),
 )
 
 UserName = Annotated[str, Field(min_length=1, max_length=80)]
@@ -96,11 +96,6 @@ class MySQLConfig(BaseModel):
     _timeout_fits_interval = field_validator("timeout")(timeout_within_interval)
 
     _slow_below_timeout = field_validator("slow_threshold")(slow_below_timeout)
-
-
-def cached_help(text: str, interval: float) -> str:
-    """HELP text with the freshness note every exporter series carries."""
-    return f"{text} (cached, refreshed every {interval:g} s)"
 
 
 class UserLabels:
@@ -132,18 +127,17 @@ class ServerSnapshot:
     processlist: Mapping[tuple[str, str], int]
 
 
-class MySQLProbe:
+class MySQLProbe(ProbeBase):
     """SELECT 1, global status and processlist of one MySQL server, plus the exporter's pool."""
 
     kind = "mysql"
+    expected_errors = (pymysql.MySQLError, OSError)
 
     def __init__(self, config: MySQLConfig, pool: MySQLPool | None = None) -> None:
+        super().__init__(config.target, config.interval, config.timeout)
         self.config = config
-        self.target = config.target
-        self.interval_seconds = config.interval
-        self.timeout_seconds = config.timeout
         self._pool = pool or MySQLPool(
-            config.dsn, maxsize=config.pool_max, connect_timeout=config.timeout
+            config.dsn, maxsize=config.pool_max, connect_timeout=self.budget
         )
         self._users = UserLabels(config.processlist_users)
         self._pairs: set[tuple[str, str]] = set()
@@ -153,21 +147,11 @@ class MySQLProbe:
         """The pool this probe uses (shared with the business probe when the core wires it so)."""
         return self._pool
 
-    async def run(self) -> ProbeOutcome:
-        """Probe once; expected failures come back as DOWN outcomes with a bounded reason."""
-        began = time.monotonic()
-        phases: dict[str, float] = {}
-        budget = run_budget(self.timeout_seconds)
-        try:
-            async with asyncio.timeout(budget):
-                snapshot = await retry_if_lost(lambda: self._read(phases))
-        except TimeoutError:
-            return self._down(began, phases, Reason.TIMEOUT, f"no answer within {budget:g}s")
-        except (pymysql.MySQLError, OSError) as exc:
-            return self._down(began, phases, mysql_reason(exc), describe_error(exc))
+    async def check(self, began: float, phases: dict[str, float]) -> ProbeOutcome:
+        """SELECT 1, status, variables and processlist on one pooled connection."""
+        snapshot = await retry_if_lost(lambda: self._read(phases))
         slow = phases["select1"] > self.config.slow_threshold
-        return outcome(
-            self,
+        return self.outcome(
             began,
             Status.DEGRADED if slow else Status.OK,
             reason=Reason.SLOW if slow else None,
@@ -175,6 +159,20 @@ class MySQLProbe:
             phases=phases,
             families=[*self._server_families(snapshot), *self._pool_families()],
         )
+
+    def reason(self, exc: BaseException) -> Reason:
+        """aiomysql/PyMySQL errors mapped to a bounded reason."""
+        return mysql_reason(exc)
+
+    def describe(self, exc: BaseException) -> str:
+        """A password-free detail."""
+        if isinstance(exc, TimeoutError):
+            return f"no answer within {self.budget:g}s"
+        return describe_error(exc)
+
+    def down_families(self) -> list[Metric]:
+        """The pool's series: they matter most while MySQL is down."""
+        return self._pool_families()
 
     async def close(self) -> None:
         """Close the pool (idempotent; a shared pool is closed by whichever probe goes first)."""
@@ -202,35 +200,21 @@ class MySQLProbe:
             counts[key] = counts.get(key, 0) + int(count)
         return counts
 
-    def _down(
-        self, began: float, phases: dict[str, float], reason: Reason, detail: str
-    ) -> ProbeOutcome:
-        return outcome(
-            self,
-            began,
-            Status.DOWN,
-            reason=reason,
-            detail=detail,
-            phases=phases,
-            families=self._pool_families(),
-        )
-
-    def _help(self, text: str) -> str:
-        return cached_help(text, self.interval_seconds)
-
     def _server_families(self, snapshot: ServerSnapshot) -> list[Metric]:
         families: list[Metric] = []
         for name, variable, text, is_counter in _SERVER_SERIES:
             value = snapshot.status.get(variable, float("nan"))
             family: GaugeMetricFamily | CounterMetricFamily
             if is_counter:
-                family = CounterMetricFamily(name, self._help(text), labels=["target"])
+                family = CounterMetricFamily(name, self.cached_help(text), labels=["target"])
             else:
-                family = GaugeMetricFamily(name, self._help(text), labels=["target"])
+                family = GaugeMetricFamily(name, self.cached_help(text), labels=["target"])
             family.add_metric([self.target], value)
             families.append(family)
         max_connections = GaugeMetricFamily(
-            "mysql_max_connections", self._help("The server's max_connections"), labels=["target"]
+            MySQLMetric.MAX_CONNECTIONS,
+            self.cached_help("The server's max_connections"),
+            labels=["target"],
         )
         max_connections.add_metric([self.target], snapshot.max_connections)
         families.append(max_connections)
@@ -240,8 +224,8 @@ class MySQLProbe:
     def _processlist_family(self, counts: Mapping[tuple[str, str], int]) -> Metric:
         self._pairs.update(counts)
         family = GaugeMetricFamily(
-            "mysql_processlist_connections",
-            self._help(
+            MySQLMetric.PROCESSLIST_CONNECTIONS,
+            self.cached_help(
                 "Server connections by user and command from the processlist; "
                 f"users beyond the configured or first {PROCESSLIST_USER_LIMIT} are 'other'"
             ),
@@ -254,8 +238,8 @@ class MySQLProbe:
     def _pool_families(self) -> list[Metric]:
         stats: PoolStats = self._pool.stats()
         connections = GaugeMetricFamily(
-            "obsctl_mysql_pool_connections",
-            self._help(
+            MySQLMetric.POOL_CONNECTIONS,
+            self.cached_help(
                 "Connections of the exporter's own MySQL pool: in_use (borrowed or being "
                 "opened) and idle"
             ),
@@ -264,14 +248,14 @@ class MySQLProbe:
         connections.add_metric([self.target, "in_use"], stats.in_use)
         connections.add_metric([self.target, "idle"], stats.idle)
         waiting = GaugeMetricFamily(
-            "obsctl_mysql_pool_waiting",
-            self._help("Callers waiting for a connection of the exporter's MySQL pool"),
+            MySQLMetric.POOL_WAITING,
+            self.cached_help("Callers waiting for a connection of the exporter's MySQL pool"),
             labels=["target"],
         )
         waiting.add_metric([self.target], stats.waiting)
         maximum = GaugeMetricFamily(
-            "obsctl_mysql_pool_max",
-            self._help("Most connections the exporter's MySQL pool may open"),
+            MySQLMetric.POOL_MAX,
+            self.cached_help("Most connections the exporter's MySQL pool may open"),
             labels=["target"],
         )
         maximum.add_metric([self.target], stats.max)

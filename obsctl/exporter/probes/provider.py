@@ -7,9 +7,9 @@ import time
 import httpx
 from pydantic import Field, HttpUrl
 
+from obsctl.config_types import Duration, LabelValue
 from obsctl.configfile import StrictModel
-from obsctl.exporter.config_types import Duration, LabelValue
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, failed, outcome
+from obsctl.exporter.probes.base import ProbeBase, ProbeOutcome, Reason, Status
 
 
 class ProviderConfig(StrictModel):
@@ -25,43 +25,42 @@ class ProviderConfig(StrictModel):
     slow_threshold: Duration = 0.1
 
 
-class ProviderProbe:
+class ProviderProbe(ProbeBase):
     """GET <url><heartbeat_path>; 2xx is up, slow is degraded, anything else is down."""
 
     kind = "provider"
 
     def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config.name, config.interval, config.timeout)
         self.config = config
-        self.target = config.name
-        self.interval_seconds = config.interval
-        self.timeout_seconds = config.timeout
         self._url = str(config.url).rstrip("/") + config.heartbeat_path
         self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(config.timeout),
+            timeout=httpx.Timeout(self.budget),
             limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
             headers={"User-Agent": "obsctl-exporter"},
         )
 
-    async def run(self) -> ProbeOutcome:
+    async def check(self, began: float, phases: dict[str, float]) -> ProbeOutcome:
         """One heartbeat."""
-        began = time.monotonic()
         try:
             response = await self._client.get(self._url)
         except httpx.TimeoutException:
-            return failed(self, began, Reason.TIMEOUT, f"no answer within {self.timeout_seconds}s")
+            return self._failed(began, Reason.TIMEOUT, f"no answer within {self.budget:g}s")
         except httpx.ConnectError as exc:
-            return failed(self, began, _connect_reason(exc), str(exc))
+            return self._failed(began, _connect_reason(exc), str(exc))
         elapsed = time.monotonic() - began
         if not response.is_success:
-            return failed(self, began, Reason.HTTP_STATUS, f"HTTP {response.status_code}")
+            return self._failed(began, Reason.HTTP_STATUS, f"HTTP {response.status_code}")
         slow = elapsed > self.config.slow_threshold
-        return outcome(
-            self,
+        return self.outcome(
             began,
             Status.DEGRADED if slow else Status.OK,
             reason=Reason.SLOW if slow else None,
             phases={"heartbeat": elapsed},
         )
+
+    def _failed(self, began: float, reason: Reason, detail: str) -> ProbeOutcome:
+        return self.outcome(began, Status.DOWN, reason=reason, detail=detail)
 
     async def close(self) -> None:
         """Close the HTTP client."""

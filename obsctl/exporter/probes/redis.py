@@ -7,6 +7,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
@@ -22,14 +23,22 @@ from pydantic import (
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from obsctl.configfile import StrictModel
-from obsctl.exporter.config_types import (
+from obsctl.config_types import (
     Duration,
     LabelValue,
     slow_below_timeout,
     timeout_within_interval,
 )
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, classify, outcome, run_budget
+from obsctl.configfile import StrictModel
+from obsctl.exporter.probes.base import (
+    ProbeBase,
+    ProbeOutcome,
+    Reason,
+    Status,
+    cached_help,
+    classify,
+)
+from obsctl.metric_names import RedisMetric
 
 _SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -138,10 +147,6 @@ class RedisConnection:
         await self.close_stale()
 
 
-def _help(text: str, interval: float) -> str:
-    return f"{text} (cached, refreshed every {interval:g} s)"
-
-
 def _number(info: Mapping[str, Any], key: str) -> float | None:
     value = info.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -153,47 +158,45 @@ def info_families(info: Mapping[str, Any], target: str, interval: float) -> list
     """Metric families for the figures of one INFO reply (missing fields are left out)."""
     families: list[Metric] = []
 
-    def gauge(name: str, doc: str, key: str) -> None:
+    def add(
+        kind: type[GaugeMetricFamily | CounterMetricFamily], name: str, doc: str, key: str
+    ) -> None:
         value = _number(info, key)
         if value is not None:
-            family = GaugeMetricFamily(name, _help(doc, interval), labels=["target"])
+            family = kind(name, cached_help(doc, interval), labels=["target"])
             family.add_metric([target], value)
             families.append(family)
 
-    def counter(name: str, doc: str, key: str) -> None:
-        value = _number(info, key)
-        if value is not None:
-            family = CounterMetricFamily(name, _help(doc, interval), labels=["target"])
-            family.add_metric([target], value)
-            families.append(family)
+    gauge = partial(add, GaugeMetricFamily)
+    counter = partial(add, CounterMetricFamily)
 
-    gauge("redis_memory_used_bytes", "Memory allocated by Redis (INFO used_memory).", "used_memory")
+    gauge(RedisMetric.MEMORY_USED, "Memory allocated by Redis (INFO used_memory).", "used_memory")
     gauge(
-        "redis_memory_max_bytes",
+        RedisMetric.MEMORY_MAX,
         "Redis maxmemory setting; 0 means no limit.",
         "maxmemory",
     )
-    gauge("redis_connected_clients", "Client connections open on Redis.", "connected_clients")
+    gauge(RedisMetric.CONNECTED_CLIENTS, "Client connections open on Redis.", "connected_clients")
     gauge(
-        "redis_blocked_clients",
+        RedisMetric.BLOCKED_CLIENTS,
         "Clients blocked in a blocking call (BRPOP, BZPOPMIN, ...).",
         "blocked_clients",
     )
     counter(
-        "redis_keyspace_hits_total",
+        RedisMetric.KEYSPACE_HITS,
         "Successful key lookups since Redis started, as INFO reports them.",
         "keyspace_hits",
     )
     counter(
-        "redis_keyspace_misses_total",
+        RedisMetric.KEYSPACE_MISSES,
         "Failed key lookups since Redis started, as INFO reports them.",
         "keyspace_misses",
     )
     hits, misses = _number(info, "keyspace_hits"), _number(info, "keyspace_misses")
     if hits is not None and misses is not None and hits + misses > 0:
         ratio = GaugeMetricFamily(
-            "redis_keyspace_hit_ratio",
-            _help(
+            RedisMetric.KEYSPACE_HIT_RATIO,
+            cached_help(
                 "Key lookup hit ratio since Redis started; alert on the rate of the counters",
                 interval,
             ),
@@ -202,45 +205,50 @@ def info_families(info: Mapping[str, Any], target: str, interval: float) -> list
         ratio.add_metric([target], hits / (hits + misses))
         families.append(ratio)
     counter(
-        "redis_evicted_keys_total",
+        RedisMetric.EVICTED_KEYS,
         "Keys evicted because of the maxmemory limit, as INFO reports them.",
         "evicted_keys",
     )
-    gauge("redis_uptime_seconds", "Seconds since Redis started.", "uptime_in_seconds")
+    gauge(RedisMetric.UPTIME, "Seconds since Redis started.", "uptime_in_seconds")
     return families
 
 
-class RedisProbe:
+class RedisBacked(ProbeBase):
+    """A probe that talks to Redis through one kept client (the Redis and BullMQ probes)."""
+
+    expected_errors = (rexc.RedisError, OSError)
+
+    def __init__(
+        self, target: str, interval: float, timeout: float, url: SecretStr, *, decode: bool
+    ) -> None:
+        super().__init__(target, interval, timeout)
+        self._redis = RedisConnection(url, self.budget, decode=decode)
+
+    def reason(self, exc: BaseException) -> Reason:
+        """redis-py's exceptions mapped to a bounded reason."""
+        return redis_reason(exc)
+
+    def discard(self) -> None:
+        """Forget the client: the next run connects afresh."""
+        self._redis.discard()
+
+    async def close(self) -> None:
+        """Close the client and its connections."""
+        await self._redis.close()
+
+
+class RedisProbe(RedisBacked):
     """PING, canary SET/GET with a TTL and INFO against one Redis, with one kept client."""
 
     kind = "redis"
 
     def __init__(self, config: RedisConfig) -> None:
+        super().__init__(config.target, config.interval, config.timeout, config.url, decode=True)
         self.config = config
-        self.target = config.target
-        self.interval_seconds = config.interval
-        self.timeout_seconds = config.timeout
-        self._budget = run_budget(config.timeout)
-        self._redis = RedisConnection(config.url, self._budget, decode=True)
 
-    async def run(self) -> ProbeOutcome:
-        """One probe run; expected failures come back as a DOWN outcome with a reason."""
-        began = time.monotonic()
-        phases: dict[str, float] = {}
-        try:
-            async with asyncio.timeout(self._budget):
-                await self._redis.close_stale()
-                return await self._check(began, phases)
-        except asyncio.CancelledError:
-            self._redis.discard()
-            raise
-        except (TimeoutError, rexc.RedisError, OSError) as exc:
-            self._redis.discard()
-            return self._outcome(
-                began, phases, Status.DOWN, redis_reason(exc), _describe(exc, self._budget)
-            )
-
-    async def _check(self, began: float, phases: dict[str, float]) -> ProbeOutcome:
+    async def check(self, began: float, phases: dict[str, float]) -> ProbeOutcome:
+        """PING, SET, GET and INFO, each timed."""
+        await self._redis.close_stale()
         client = self._redis.client()
         started = time.monotonic()
         await client.ping()
@@ -257,12 +265,12 @@ class RedisProbe:
         read_back = await client.get(self.config.canary_key)
         phases["get"] = time.monotonic() - started
         if read_back != value:
-            return self._outcome(
+            return self.outcome(
                 began,
-                phases,
                 Status.DOWN,
-                Reason.PROTOCOL,
-                "canary key read back a different value than was written",
+                reason=Reason.PROTOCOL,
+                detail="canary key read back a different value than was written",
+                phases=phases,
             )
 
         started = time.monotonic()
@@ -272,48 +280,21 @@ class RedisProbe:
         except rexc.ResponseError as exc:
             # Redis answers, only INFO is refused (renamed or ACL-restricted)
             phases["info"] = time.monotonic() - started
-            return self._outcome(began, phases, Status.DEGRADED, Reason.ERROR, f"INFO: {exc}")
+            return self.outcome(
+                began, Status.DEGRADED, reason=Reason.ERROR, detail=f"INFO: {exc}", phases=phases
+            )
         phases["info"] = time.monotonic() - started
 
         families = info_families(info, self.target, self.interval_seconds)
         slowest = max(phases["ping"], phases["set"], phases["get"])
         if slowest > self.config.slow_threshold:
-            return self._outcome(
+            return self.outcome(
                 began,
-                phases,
                 Status.DEGRADED,
-                Reason.SLOW,
-                f"slowest command took {slowest * 1000:.1f}ms "
+                reason=Reason.SLOW,
+                detail=f"slowest command took {slowest * 1000:.1f}ms "
                 f"(threshold {self.config.slow_threshold * 1000:g}ms)",
-                families,
+                phases=phases,
+                families=families,
             )
-        return self._outcome(began, phases, Status.OK, None, None, families)
-
-    def _outcome(
-        self,
-        began: float,
-        phases: Mapping[str, float],
-        status: Status,
-        reason: Reason | None,
-        detail: str | None,
-        families: list[Metric] | None = None,
-    ) -> ProbeOutcome:
-        return outcome(
-            self,
-            began,
-            status,
-            reason=reason,
-            detail=detail,
-            phases=phases,
-            families=families or (),
-        )
-
-    async def close(self) -> None:
-        """Close the client and its connections."""
-        await self._redis.close()
-
-
-def _describe(exc: BaseException, budget: float) -> str:
-    if isinstance(exc, TimeoutError) and not str(exc):
-        return f"no answer within {budget:g}s"
-    return f"{type(exc).__name__}: {exc}"
+        return self.outcome(began, Status.OK, phases=phases, families=families)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
-from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, query_variable, series
+from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, query_variable
+from obsctl.mixin.promql import series
 
 KEY = "api"
-HTTP = "http_request_duration_seconds"
+HTTP = signals.HTTP
 
 
 ROUTE = 'route=~"$route"'
@@ -14,18 +16,12 @@ ROUTE = 'route=~"$route"'
 
 def error_ratio(api: str, by: str, route: str = ROUTE) -> str:
     """5xx share of requests; 0 (not empty) when nothing failed, so a healthy API draws a line."""
-    grouping = f"sum by ({by}) " if by else "sum "
-    every = series(f"{HTTP}_count", api, route)
-    failed = series(f"{HTTP}_count", api, route, 'status_code=~"5.."')
-    total = f"{grouping}(rate({every}[{RATE}]))"
-    return f"({grouping}(rate({failed}[{RATE}])) or {total} * 0) / {total}"
+    return signals.error_ratio(api, RATE, by, route)
 
 
 def quantile(api: str, q: float, by: str = "", route: str = ROUTE) -> str:
     """The q-quantile of request latency from the histogram buckets."""
-    buckets = series(f"{HTTP}_bucket", api, route)
-    keep = f"{by}, le" if by else "le"
-    return f"histogram_quantile({q}, sum by ({keep}) (rate({buckets}[{RATE}])))"
+    return signals.latency_quantile(api, q, RATE, by, route)
 
 
 def build(config: MixinConfig) -> Board:
@@ -37,10 +33,9 @@ def build(config: MixinConfig) -> Board:
         KEY,
         "obsctl / API",
         "Requests, 5xx ratio and latency of the image API by route (prom-client histogram).",
-        variables=[query_variable("route", "Route", series(f"{HTTP}_count", api), "route")],
+        variables=[query_variable("route", "Route", series(signals.REQUESTS, api), "route")],
     )
     board.link_to("overview", "Overview")
-    requests = series(f"{HTTP}_count", api, ROUTE)
     durations = series(f"{HTTP}_sum", api, ROUTE)
 
     board.row("Traffic and errors")
@@ -48,14 +43,14 @@ def build(config: MixinConfig) -> Board:
         "Requests per second by route",
         "All API requests, by Express route pattern.",
         "reqps",
-        [Target(f"sum by (route) (rate({requests}[{RATE}]))", "{{route}}")],
+        [Target(signals.request_rate(api, RATE, "route", ROUTE), "{{route}}")],
         stacked=True,
     )
     board.timeseries(
         "Requests per second by status code",
         "Responses by HTTP status; 402 (quota exhausted) and 404 are expected in small numbers.",
         "reqps",
-        [Target(f"sum by (status_code) (rate({requests}[{RATE}]))", "{{status_code}}")],
+        [Target(signals.request_rate(api, RATE, "status_code", ROUTE), "{{status_code}}")],
         stacked=True,
     )
     board.timeseries(
@@ -82,7 +77,7 @@ def build(config: MixinConfig) -> Board:
         "Requests per second now",
         "All selected routes.",
         "reqps",
-        [Target(f"sum (rate({requests}[{RATE}]))", "requests/s")],
+        [Target(signals.request_rate(api, RATE, "", ROUTE), "requests/s")],
         width=6,
         height=8,
     )
@@ -122,7 +117,7 @@ def build(config: MixinConfig) -> Board:
         [
             Target(
                 f"sum by (route) (rate({durations}[{RATE}]))"
-                f" / sum by (route) (rate({requests}[{RATE}]))",
+                f" / {signals.request_rate(api, RATE, 'route', ROUTE)}",
                 "{{route}}",
             )
         ],

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from obsctl.metric_names import BusinessMetric
+from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
-from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, query_variable, series
+from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, query_variable
+from obsctl.mixin.promql import series
 
 KEY = "business"
 
@@ -13,18 +16,14 @@ FILTERS = ('feature=~"$feature"', 'provider=~"$provider"')
 
 def pass_rate(exporter: str, by: str, filters: tuple[str, ...] = FILTERS) -> str:
     """Succeeded over finished (succeeded + failed) tasks, per `by` (or overall when empty)."""
-    grouping = f"sum by ({by}) " if by else "sum "
-    matchers = (exporter, *filters)
-    ok = f"{grouping}(rate({series('task_succeeded_total', *matchers)}[{RATE}]))"
-    failed = f"{grouping}(rate({series('task_failed_total', *matchers)}[{RATE}]))"
-    return f"{ok} / ({ok} + {failed})"
+    return signals.task_pass_rate(exporter, RATE, by, *filters)
 
 
 def build(config: MixinConfig) -> Board:
     """The business dashboard."""
     exp = config.selectors.exporter
     limits = config.thresholds
-    created = series("task_created_total", exp)
+    created = series(BusinessMetric.TASK_CREATED, exp)
     board = Board(
         config,
         KEY,
@@ -36,7 +35,7 @@ def build(config: MixinConfig) -> Board:
             query_variable(
                 "provider",
                 "Provider",
-                series("task_created_total", exp, 'feature=~"$feature"'),
+                series(BusinessMetric.TASK_CREATED, exp, 'feature=~"$feature"'),
                 "provider",
             ),
         ],
@@ -73,9 +72,16 @@ def build(config: MixinConfig) -> Board:
         "Tasks per second over the selected features and providers.",
         "ops",
         [
-            Target(f"sum (rate({series('task_created_total', *matchers)}[{RATE}]))", "created"),
-            Target(f"sum (rate({series('task_succeeded_total', *matchers)}[{RATE}]))", "succeeded"),
-            Target(f"sum (rate({series('task_failed_total', *matchers)}[{RATE}]))", "failed"),
+            Target(
+                f"sum (rate({series(BusinessMetric.TASK_CREATED, *matchers)}[{RATE}]))", "created"
+            ),
+            Target(
+                f"sum (rate({series(BusinessMetric.TASK_SUCCEEDED, *matchers)}[{RATE}]))",
+                "succeeded",
+            ),
+            Target(
+                f"sum (rate({series(BusinessMetric.TASK_FAILED, *matchers)}[{RATE}]))", "failed"
+            ),
         ],
         min_value=0,
     )
@@ -85,7 +91,7 @@ def build(config: MixinConfig) -> Board:
         "ops",
         [
             Target(
-                f"sum by (feature, provider) (rate({series('task_created_total', *matchers)}"
+                f"sum by (feature, provider) (rate({series(BusinessMetric.TASK_CREATED, *matchers)}"
                 f"[{RATE}]))",
                 "{{feature}} / {{provider}}",
             )
@@ -98,13 +104,14 @@ def build(config: MixinConfig) -> Board:
         "ops",
         [
             Target(
-                f"sum by (provider) (rate({series('task_failed_total', *matchers)}[{RATE}]))",
+                f"sum by (provider) (rate({series(BusinessMetric.TASK_FAILED, *matchers)}"
+                f"[{RATE}]))",
                 "{{provider}}",
             )
         ],
         min_value=0,
     )
-    buckets = series("task_latency_seconds_bucket", exp, 'feature=~"$feature"')
+    buckets = series(f"{BusinessMetric.TASK_LATENCY}_bucket", exp, 'feature=~"$feature"')
     board.timeseries(
         "Task latency P50 / P95 / P99",
         "From creation to a final status, over the selected features (no provider label).",
@@ -136,7 +143,7 @@ def build(config: MixinConfig) -> Board:
         "Quota consumed per second",
         "Quota units charged to users per second.",
         "short",
-        [Target(f"sum (rate({series('quota_consumed_total', exp)}[{RATE}]))", "consumed")],
+        [Target(f"sum (rate({series(BusinessMetric.QUOTA_CONSUMED, exp)}[{RATE}]))", "consumed")],
         width=8,
         min_value=0,
     )
@@ -144,14 +151,14 @@ def build(config: MixinConfig) -> Board:
         "Quota remaining",
         "Sum of the remaining quota of every user.",
         "short",
-        [Target(f"sum ({series('quota_remaining', exp)})", "remaining")],
+        [Target(f"sum ({series(BusinessMetric.QUOTA_REMAINING, exp)})", "remaining")],
         width=8,
     )
     board.stat(
         "Users with exhausted quota",
         "Users whose remaining quota is 0; their task requests are refused (HTTP 402).",
         "short",
-        [Target(f"sum ({series('quota_exhausted_users', exp)})", "users")],
+        [Target(f"sum ({series(BusinessMetric.QUOTA_EXHAUSTED_USERS, exp)})", "users")],
         width=4,
         height=8,
     )
@@ -159,7 +166,7 @@ def build(config: MixinConfig) -> Board:
         "Business data lag",
         "How far behind MySQL the business metrics are (the exporter's last read).",
         "s",
-        [Target(f"max ({series('obsctl_business_lag_seconds', exp)})", "lag")],
+        [Target(f"max ({series(BusinessMetric.LAG, exp)})", "lag")],
         width=4,
         height=8,
     )

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from obsctl.metric_names import MySQLMetric
+from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
-from obsctl.mixin.dashboards.dependencies import mysql_select1
-from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, series
+from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target
+from obsctl.mixin.promql import series
 
 KEY = "database"
 
 
 def connections_ratio(exporter: str) -> str:
     """Threads connected over max_connections, the number DBPoolSaturated watches."""
-    connected = series("mysql_threads_connected", exporter)
-    limit = series("mysql_max_connections", exporter)
-    return f"max ({connected}) / max ({limit})"
+    return signals.mysql_connections_used(exporter)
 
 
 def build(config: MixinConfig) -> Board:
@@ -37,9 +37,9 @@ def build(config: MixinConfig) -> Board:
         "Threads connected, the high-water mark and the server limit.",
         "short",
         [
-            Target(series("mysql_threads_connected", exp), "connected"),
-            Target(series("mysql_max_used_connections", exp), "max used"),
-            Target(series("mysql_max_connections", exp), "max_connections"),
+            Target(series(MySQLMetric.THREADS_CONNECTED, exp), "connected"),
+            Target(series(MySQLMetric.MAX_USED_CONNECTIONS, exp), "max used"),
+            Target(series(MySQLMetric.MAX_CONNECTIONS, exp), "max_connections"),
         ],
         min_value=0,
     )
@@ -56,7 +56,7 @@ def build(config: MixinConfig) -> Board:
         "Threads running",
         "Threads executing a statement now (not sleeping).",
         "short",
-        [Target(series("mysql_threads_running", exp), "running")],
+        [Target(series(MySQLMetric.THREADS_RUNNING, exp), "running")],
         width=8,
         min_value=0,
     )
@@ -66,7 +66,7 @@ def build(config: MixinConfig) -> Board:
         "short",
         [
             Target(
-                f"sum by (user, command) ({series('mysql_processlist_connections', exp)})",
+                f"sum by (user, command) ({series(MySQLMetric.PROCESSLIST_CONNECTIONS, exp)})",
                 "{{user}} {{command}}",
             )
         ],
@@ -77,7 +77,7 @@ def build(config: MixinConfig) -> Board:
         "Slow queries per second",
         "Statements that took longer than long_query_time.",
         "ops",
-        [Target(f"sum (rate({series('mysql_slow_queries_total', exp)}[{RATE}]))", "slow")],
+        [Target(f"sum (rate({series(MySQLMetric.SLOW_QUERIES, exp)}[{RATE}]))", "slow")],
         width=8,
         min_value=0,
     )
@@ -100,9 +100,9 @@ def build(config: MixinConfig) -> Board:
         "The obsctl exporter's own MySQL pool: connections by state, waiters and its maximum.",
         "short",
         [
-            Target(series("obsctl_mysql_pool_connections", exp), "{{state}}"),
-            Target(series("obsctl_mysql_pool_waiting", exp), "waiting"),
-            Target(series("obsctl_mysql_pool_max", exp), "max"),
+            Target(series(MySQLMetric.POOL_CONNECTIONS, exp), "{{state}}"),
+            Target(series(MySQLMetric.POOL_WAITING, exp), "waiting"),
+            Target(series(MySQLMetric.POOL_MAX, exp), "max"),
         ],
         min_value=0,
     )
@@ -110,7 +110,7 @@ def build(config: MixinConfig) -> Board:
         "MySQL SELECT 1 latency",
         "As seen by the exporter's probe; the dashed line is the MySQLProbeSlow threshold.",
         "s",
-        [Target(mysql_select1(exp), "SELECT 1")],
+        [Target(signals.mysql_select1(exp), "SELECT 1")],
         line=Line(limits.mysql_probe_latency_seconds),
         width=24,
         height=6,

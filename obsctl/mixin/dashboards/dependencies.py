@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from obsctl.metric_names import ProbeMetric, RedisMetric
+from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.dashboards.panels import (
     RATE,
@@ -9,26 +11,17 @@ from obsctl.mixin.dashboards.panels import (
     Fault,
     Line,
     Target,
-    series,
     status_expr,
 )
+from obsctl.mixin.promql import series
 
 KEY = "dependencies"
 PROBE_LEGEND = "{{probe}} {{target}}"
 
 
-def mysql_select1(exporter: str) -> str:
-    """Latency of the MySQL probe's `SELECT 1`, the number MySQLProbeSlow watches."""
-    return series(
-        "obsctl_probe_phase_duration_seconds", exporter, 'probe="mysql"', 'phase="select1"'
-    )
-
-
 def cache_hit_ratio(exporter: str) -> str:
     """Redis keyspace hits over lookups during the rate interval."""
-    hits = f"sum (rate({series('redis_keyspace_hits_total', exporter)}[{RATE}]))"
-    misses = f"sum (rate({series('redis_keyspace_misses_total', exporter)}[{RATE}]))"
-    return f"{hits} / ({hits} + {misses})"
+    return signals.cache_hit_ratio(exporter, RATE)
 
 
 def build(config: MixinConfig) -> Board:
@@ -66,7 +59,7 @@ def build(config: MixinConfig) -> Board:
         "Probe success",
         "1 when the last probe run reached the dependency, 0 when it did not.",
         "none",
-        [Target(series("obsctl_probe_success", exp), PROBE_LEGEND)],
+        [Target(series(ProbeMetric.SUCCESS, exp), PROBE_LEGEND)],
         min_value=0,
         max_value=1,
     )
@@ -76,8 +69,7 @@ def build(config: MixinConfig) -> Board:
         "ops",
         [
             Target(
-                f"sum by (probe, target) "
-                f"(rate({series('obsctl_probe_failures_total', exp)}[{RATE}]))",
+                f"sum by (probe, target) (rate({series(ProbeMetric.FAILURES, exp)}[{RATE}]))",
                 PROBE_LEGEND,
             )
         ],
@@ -88,7 +80,7 @@ def build(config: MixinConfig) -> Board:
         "Why the last run of a probe was not OK (timeout, refused, auth, http_status, slow, "
         "...); empty while every dependency is healthy.",
         "none",
-        [Target(f"{series('obsctl_probe_failure_reason', exp)} == 1")],
+        [Target(f"{series(ProbeMetric.FAILURE_REASON, exp)} == 1")],
         quiet=Fault.PROVIDER_TIMEOUT,
     )
     board.timeseries(
@@ -97,7 +89,7 @@ def build(config: MixinConfig) -> Board:
         "s",
         [
             Target(
-                f"time() - {series('obsctl_probe_last_success_timestamp_seconds', exp)}",
+                f"time() - {series(ProbeMetric.LAST_SUCCESS, exp)}",
                 PROBE_LEGEND,
             )
         ],
@@ -111,8 +103,8 @@ def build(config: MixinConfig) -> Board:
         "dashed line is the MySQLProbeSlow threshold.",
         "s",
         [
-            Target(mysql_select1(exp), "SELECT 1"),
-            Target(series("obsctl_probe_duration_seconds", exp, 'probe="mysql"'), "whole probe"),
+            Target(signals.mysql_select1(exp), "SELECT 1"),
+            Target(series(ProbeMetric.DURATION, exp, 'probe="mysql"'), "whole probe"),
         ],
         line=Line(limits.mysql_probe_latency_seconds),
         min_value=0,
@@ -121,14 +113,14 @@ def build(config: MixinConfig) -> Board:
         "Probe latency",
         "Duration of the last run of each probe.",
         "s",
-        [Target(series("obsctl_probe_duration_seconds", exp), PROBE_LEGEND)],
+        [Target(series(ProbeMetric.DURATION, exp), PROBE_LEGEND)],
         min_value=0,
     )
     board.timeseries(
         "AI provider heartbeat latency",
         "Heartbeat round trip per provider.",
         "s",
-        [Target(series("obsctl_probe_duration_seconds", exp, 'probe="provider"'), "{{target}}")],
+        [Target(series(ProbeMetric.DURATION, exp, 'probe="provider"'), "{{target}}")],
         min_value=0,
     )
     board.timeseries(
@@ -137,7 +129,7 @@ def build(config: MixinConfig) -> Board:
         "s",
         [
             Target(
-                series("obsctl_probe_phase_duration_seconds", exp),
+                series(ProbeMetric.PHASE_DURATION, exp),
                 "{{probe}} {{target}} {{phase}}",
             )
         ],
@@ -152,7 +144,7 @@ def build(config: MixinConfig) -> Board:
         "percentunit",
         [
             Target(cache_hit_ratio(exp), "recent"),
-            Target(f"max ({series('redis_keyspace_hit_ratio', exp)})", "since start"),
+            Target(f"max ({series(RedisMetric.KEYSPACE_HIT_RATIO, exp)})", "since start"),
         ],
         line=Line(limits.cache_hit_ratio, above=False),
         min_value=0,
@@ -163,8 +155,8 @@ def build(config: MixinConfig) -> Board:
         "Used memory and the maxmemory limit (0 means no limit).",
         "bytes",
         [
-            Target(series("redis_memory_used_bytes", exp), "used {{target}}"),
-            Target(series("redis_memory_max_bytes", exp), "max {{target}}"),
+            Target(series(RedisMetric.MEMORY_USED, exp), "used {{target}}"),
+            Target(series(RedisMetric.MEMORY_MAX, exp), "max {{target}}"),
         ],
         width=6,
         min_value=0,
@@ -173,7 +165,7 @@ def build(config: MixinConfig) -> Board:
         "Redis clients",
         "Connected clients.",
         "short",
-        [Target(series("redis_connected_clients", exp), "{{target}}")],
+        [Target(series(RedisMetric.CONNECTED_CLIENTS, exp), "{{target}}")],
         width=6,
         min_value=0,
     )

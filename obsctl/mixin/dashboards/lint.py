@@ -19,6 +19,7 @@ import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dash_m
 
+from obsctl.metric_names import exposed
 from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.dashboards import SCHEMA_VERSION, Dashboard
 from obsctl.mixin.dashboards.overview import KEY as OVERVIEW
@@ -59,46 +60,8 @@ API_METRICS = frozenset(
         "nodejs_gc_duration_seconds_sum",
     }
 )
-# What the obsctl exporter exposes and dashboards may show.
-EXPORTER_METRICS = frozenset(
-    {
-        "obsctl_probe_success",
-        "obsctl_probe_duration_seconds",
-        "obsctl_probe_phase_duration_seconds",
-        "obsctl_probe_status",
-        "obsctl_probe_failure_reason",
-        "obsctl_probe_last_success_timestamp_seconds",
-        "obsctl_probe_runs_total",
-        "obsctl_probe_failures_total",
-        "bullmq_queue_jobs",
-        "bullmq_queue_oldest_waiting_seconds",
-        "bullmq_queue_paused",
-        "bullmq_queues_discovered",
-        "mysql_threads_connected",
-        "mysql_threads_running",
-        "mysql_max_connections",
-        "mysql_max_used_connections",
-        "mysql_slow_queries_total",
-        "mysql_processlist_connections",
-        "obsctl_mysql_pool_connections",
-        "obsctl_mysql_pool_waiting",
-        "obsctl_mysql_pool_max",
-        "redis_memory_used_bytes",
-        "redis_memory_max_bytes",
-        "redis_connected_clients",
-        "redis_keyspace_hits_total",
-        "redis_keyspace_misses_total",
-        "redis_keyspace_hit_ratio",
-        "task_created_total",
-        "task_succeeded_total",
-        "task_failed_total",
-        "task_latency_seconds_bucket",
-        "quota_consumed_total",
-        "quota_remaining",
-        "quota_exhausted_users",
-        "obsctl_business_lag_seconds",
-    }
-)
+# What the obsctl exporter exposes and dashboards may show: declared in obsctl.metric_names.
+EXPORTER_METRICS = exposed()
 # Series Prometheus itself makes from the alert rules.
 PROMETHEUS_METRICS = frozenset({"ALERTS"})
 KNOWN_METRICS = API_METRICS | EXPORTER_METRICS | PROMETHEUS_METRICS

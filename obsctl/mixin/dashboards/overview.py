@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from obsctl.metric_names import BullMQMetric, BusinessMetric, ProbeMetric
+from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.dashboards import api, business, database, dependencies, queues
 from obsctl.mixin.dashboards.panels import (
@@ -10,9 +12,9 @@ from obsctl.mixin.dashboards.panels import (
     Board,
     Line,
     Target,
-    series,
     status_expr,
 )
+from obsctl.mixin.promql import series
 
 KEY = "overview"
 # The other dashboards, in the order their links appear.
@@ -39,7 +41,6 @@ def build(config: MixinConfig) -> Board:
     )
     for key, title in LINKS:
         board.link_to(key, title)
-    requests = series("http_request_duration_seconds_count", app)
     api_errors = api.error_ratio(app, "", route="")
     p95 = api.quantile(app, 0.95, route="")
     tasks_ok = business.pass_rate(exp, "", filters=())
@@ -49,7 +50,7 @@ def build(config: MixinConfig) -> Board:
         "API requests/s",
         "All API requests.",
         "reqps",
-        [Target(f"sum (rate({requests}[{RATE}]))", "requests/s")],
+        [Target(signals.request_rate(app, RATE), "requests/s")],
         link=api.KEY,
     )
     board.stat(
@@ -88,7 +89,7 @@ def build(config: MixinConfig) -> Board:
         "Oldest waiting job",
         "Age of the job that has waited longest in any queue (QueueStalled).",
         "s",
-        [Target(f"max ({series('bullmq_queue_oldest_waiting_seconds', exp)})", "age")],
+        [Target(f"max ({series(BullMQMetric.OLDEST_WAITING, exp)})", "age")],
         line=Line(limits.queue_stalled_seconds),
         link=queues.KEY,
     )
@@ -96,7 +97,7 @@ def build(config: MixinConfig) -> Board:
         "Dependencies down",
         "Probes whose last run could not reach their dependency (DependencyDown, ProviderDown).",
         "short",
-        [Target(f"count ({series('obsctl_probe_success', exp)} == 0) or vector(0)", "down")],
+        [Target(f"count ({series(ProbeMetric.SUCCESS, exp)} == 0) or vector(0)", "down")],
         count_ok=("none", "down"),
         link=dependencies.KEY,
     )
@@ -104,7 +105,7 @@ def build(config: MixinConfig) -> Board:
         "MySQL SELECT 1",
         "Latency of the exporter's MySQL probe query (MySQLProbeSlow).",
         "s",
-        [Target(dependencies.mysql_select1(exp), "SELECT 1")],
+        [Target(signals.mysql_select1(exp), "SELECT 1")],
         line=Line(limits.mysql_probe_latency_seconds),
         link=dependencies.KEY,
     )
@@ -128,7 +129,7 @@ def build(config: MixinConfig) -> Board:
         "Paused queues",
         "BullMQ queues paused globally.",
         "short",
-        [Target(f"count ({series('bullmq_queue_paused', exp)} == 1) or vector(0)", "paused")],
+        [Target(f"count ({series(BullMQMetric.PAUSED, exp)} == 1) or vector(0)", "paused")],
         count_ok=("none", "paused"),
         link=queues.KEY,
     )
@@ -136,7 +137,7 @@ def build(config: MixinConfig) -> Board:
         "Users out of quota",
         "Users whose remaining quota is 0.",
         "short",
-        [Target(f"sum ({series('quota_exhausted_users', exp)})", "users")],
+        [Target(f"sum ({series(BusinessMetric.QUOTA_EXHAUSTED_USERS, exp)})", "users")],
         link=business.KEY,
     )
     board.status(

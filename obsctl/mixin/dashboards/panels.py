@@ -23,7 +23,9 @@ from grafana_foundation_sdk.models import common as common_m
 from grafana_foundation_sdk.models import dashboard as dash_m
 from grafana_foundation_sdk.models import prometheus as prom_m
 
+from obsctl.metric_names import ProbeMetric
 from obsctl.mixin.config import MixinConfig
+from obsctl.mixin.promql import series
 
 DATASOURCE_VARIABLE = "datasource"
 DATASOURCE = dash_m.DataSourceRef(type_val="prometheus", uid="${" + DATASOURCE_VARIABLE + "}")
@@ -96,17 +98,11 @@ STATUS_MAPPINGS = (
 )
 
 
-def series(metric: str, *matchers: str) -> str:
-    """A series selector: `metric{m1, m2}` with the empty matchers left out."""
-    kept = [m for m in matchers if m]
-    return f"{metric}{{{', '.join(kept)}}}" if kept else metric
-
-
 def status_expr(selector: str) -> str:
     """Each probe's status as one number (see STATUS_MAPPINGS) from obsctl_probe_status."""
 
     def of(status: str) -> str:
-        metric = series("obsctl_probe_status", selector, f'status="{status}"')
+        metric = series(ProbeMetric.STATUS, selector, f'status="{status}"')
         return f"sum without (status) ({metric})"
 
     return f"{of('degraded')} + 2 * {of('down')} + 3 * {of('unknown')}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from obsctl.metric_names import BullMQMetric, BusinessMetric
+from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.dashboards.panels import (
     RATE,
@@ -10,19 +12,18 @@ from obsctl.mixin.dashboards.panels import (
     Line,
     Target,
     query_variable,
-    series,
 )
+from obsctl.mixin.promql import series
 
 KEY = "queues"
-# The jobs QueueBacklogHigh counts: ready for a worker now. A paused queue's jobs are `paused`
-# (held back on purpose) and stay visible in "Jobs per state per queue".
-BACKLOG_STATE = 'state="waiting"'
 
 
 def backlog(exporter: str, queue: str = 'queue=~"$queue"') -> str:
-    """Waiting jobs per queue, the number the QueueBacklogHigh threshold applies to."""
-    jobs = series("bullmq_queue_jobs", exporter, queue, BACKLOG_STATE)
-    return f"sum by (queue) ({jobs})"
+    """Waiting jobs per queue, the number the QueueBacklogHigh threshold applies to.
+
+    A paused queue's jobs are `paused`, not waiting: they stay visible in "Jobs per state".
+    """
+    return signals.waiting_jobs(exporter, "queue", queue)
 
 
 def build(config: MixinConfig) -> Board:
@@ -35,7 +36,7 @@ def build(config: MixinConfig) -> Board:
         "obsctl / Queues",
         "BullMQ queues (one per feature), read from Redis by the obsctl exporter.",
         variables=[
-            query_variable("queue", "Queue", series("bullmq_queue_jobs", exp), "queue"),
+            query_variable("queue", "Queue", series(BullMQMetric.JOBS, exp), "queue"),
         ],
     )
     board.link_to("overview", "Overview")
@@ -59,7 +60,7 @@ def build(config: MixinConfig) -> Board:
         "s",
         [
             Target(
-                f"max by (queue) ({series('bullmq_queue_oldest_waiting_seconds', exp, queue)})",
+                f"max by (queue) ({series(BullMQMetric.OLDEST_WAITING, exp, queue)})",
                 "{{queue}}",
             )
         ],
@@ -72,13 +73,13 @@ def build(config: MixinConfig) -> Board:
         "short",
         [
             Target(
-                f"sum by (queue, state) ({series('bullmq_queue_jobs', exp, queue)})",
+                f"sum by (queue, state) ({series(BullMQMetric.JOBS, exp, queue)})",
                 "{{queue}} {{state}}",
             )
         ],
         min_value=0,
     )
-    active = series("bullmq_queue_jobs", exp, queue, 'state="active"')
+    active = series(BullMQMetric.JOBS, exp, queue, 'state="active"')
     board.timeseries(
         "Active jobs by queue",
         "Jobs a worker is processing now.",
@@ -93,10 +94,10 @@ def build(config: MixinConfig) -> Board:
     )
 
     board.row("Throughput")
-    created = series("task_created_total", exp, 'feature=~"$queue"')
+    created = series(BusinessMetric.TASK_CREATED, exp, 'feature=~"$queue"')
     finished = [
         series(name, exp, 'feature=~"$queue"')
-        for name in ("task_succeeded_total", "task_failed_total")
+        for name in (BusinessMetric.TASK_SUCCEEDED, BusinessMetric.TASK_FAILED)
     ]
     board.timeseries(
         "Enqueued vs finished per second",
@@ -117,7 +118,7 @@ def build(config: MixinConfig) -> Board:
         "Paused queues",
         "Queues paused globally (Queue.pause()); empty while every queue runs.",
         "none",
-        [Target(f"max by (prefix, queue) ({series('bullmq_queue_paused', exp, queue)}) == 1")],
+        [Target(f"max by (prefix, queue) ({series(BullMQMetric.PAUSED, exp, queue)}) == 1")],
         width=6,
         quiet=Fault.QUEUE_PAUSED,
     )
@@ -125,7 +126,7 @@ def build(config: MixinConfig) -> Board:
         "Queues discovered",
         "BullMQ queues the exporter found in Redis.",
         "short",
-        [Target(f"max ({series('bullmq_queues_discovered', exp)})", "queues")],
+        [Target(f"max ({series(BullMQMetric.QUEUES_DISCOVERED, exp)})", "queues")],
         width=6,
         height=8,
     )

@@ -19,7 +19,7 @@ from obsctl.stack.fakes.dingtalk.messages import mentions, validate, visible_tex
 from obsctl.stack.fakes.dingtalk.ratelimit import RollingLimiter
 from obsctl.stack.fakes.dingtalk.robots import DEFAULT_RATE_LIMIT_PER_MINUTE, Robot
 from obsctl.stack.fakes.dingtalk.store import MessageStore
-from obsctl.stack.fakes.dingtalk_signing import SignCheck, verify
+from obsctl.stack.fakes.dingtalk_verify import SignCheck, verify
 
 # How long a request hangs under the "timeout" fault: far past any sane client timeout.
 HANG_SECONDS = 60.0

@@ -1,4 +1,4 @@
-"""Reusable constrained types for exporter config: durations like "15s", ports, label values."""
+"""Reusable constrained config types: durations like "15s", ports, label values."""
 
 from __future__ import annotations
 

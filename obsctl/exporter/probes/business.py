@@ -53,26 +53,28 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.metrics_core import Metric
 from pydantic import Field, field_validator
 
-from obsctl.configfile import StrictModel
-from obsctl.exporter.config_types import (
+from obsctl.config_types import (
     Duration,
     LabelValue,
     no_repeats,
     timeout_within_interval,
 )
-from obsctl.exporter.mysql_pool import (
+from obsctl.configfile import StrictModel
+from obsctl.exporter.probes._mysql_pool import (
     MySQLPool,
     describe_error,
     mysql_reason,
     retry_if_lost,
     timed_fetch,
 )
-from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, outcome, run_budget
-from obsctl.exporter.probes.mysql import OTHER, cached_help
+from obsctl.exporter.probes.base import ProbeBase, ProbeOutcome, Reason, Status, cached_help
+from obsctl.exporter.probes.mysql import OTHER
+from obsctl.metric_names import BusinessMetric
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 TERMINAL_STATUSES = (SUCCEEDED, FAILED)
+_FINISHED_METRICS = {SUCCEEDED: BusinessMetric.TASK_SUCCEEDED, FAILED: BusinessMetric.TASK_FAILED}
 DEFAULT_FEATURES = ("matting", "outfit", "faceswap", "outpaint")
 # AI image tasks take seconds to minutes: matting ~1-5 s, faceswap/outpaint 10-60 s, and a
 # provider backlog can push them past 5 min; 600 s is the platform's give-up point.
@@ -269,18 +271,17 @@ def _ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-class BusinessProbe:
+class BusinessProbe(ProbeBase):
     """The incremental reader of task and quota metrics (kind "business")."""
 
     kind = "business"
+    expected_errors = (pymysql.MySQLError, OSError)
 
     def __init__(self, config: BusinessConfig, pool: MySQLPool) -> None:
         if not pool.database:
             raise ValueError("the MySQL DSN must name the platform database for business metrics")
+        super().__init__(config.target, config.interval, config.timeout)
         self.config = config
-        self.target = config.target
-        self.interval_seconds = config.interval
-        self.timeout_seconds = config.timeout
         self._pool = pool
         self._sql = _Statements(pool.database)
         self._lock = asyncio.Lock()
@@ -290,6 +291,7 @@ class BusinessProbe:
         self._newest: datetime | None = None
         self._lag = 0.0
         self._rows_read = 0
+        self._rows_before_run = 0
         self._quotas = QuotaLedger()
         self._quota_pass: QuotaTotals | None = None
         self._quota_done_at: float | None = None
@@ -309,25 +311,29 @@ class BusinessProbe:
         """The counters (None before the first successful start)."""
         return self._ledger
 
-    async def run(self) -> ProbeOutcome:
-        """Read what changed since the last run; expected failures come back as DOWN."""
-        began = time.monotonic()
-        phases: dict[str, float] = {}
-        rows_before = self._rows_read
-        budget = run_budget(self.timeout_seconds)
-        try:
-            async with asyncio.timeout(budget), self._lock:
-                await retry_if_lost(lambda: self._cycle(phases))
-        except TimeoutError:
-            if self._rows_read > rows_before:
-                detail = f"catching up: read {self._rows_read - rows_before} rows, more pending"
-                return self._outcome(began, phases, Status.DEGRADED, Reason.SLOW, detail)
-            detail = f"no answer within {budget:g}s"
-            return self._outcome(began, phases, Status.DOWN, Reason.TIMEOUT, detail)
-        except (pymysql.MySQLError, OSError) as exc:
-            reason = mysql_reason(exc)
-            return self._outcome(began, phases, Status.DOWN, reason, describe_error(exc))
-        return self._outcome(began, phases, Status.OK)
+    async def check(self, began: float, phases: dict[str, float]) -> ProbeOutcome:
+        """Read what changed since the last run (and the quotas when they are due)."""
+        self._rows_before_run = self._rows_read
+        async with self._lock:
+            await retry_if_lost(lambda: self._cycle(phases))
+        return self.outcome(began, Status.OK, phases=phases, families=self.families())
+
+    def failure(self, exc: BaseException, began: float, phases: dict[str, float]) -> ProbeOutcome:
+        """DOWN, except a run that read rows before its budget ran out: it is catching up."""
+        status, reason = Status.DOWN, mysql_reason(exc)
+        if isinstance(exc, TimeoutError):
+            detail = f"no answer within {self.budget:g}s"
+            read = self._rows_read - self._rows_before_run
+            if read > 0:
+                status, reason = Status.DEGRADED, Reason.SLOW
+                detail = f"catching up: read {read} rows, more pending"
+            else:
+                reason = Reason.TIMEOUT
+        else:
+            detail = describe_error(exc)
+        return self.outcome(
+            began, status, reason=reason, detail=detail, phases=phases, families=self.families()
+        )
 
     async def close(self) -> None:
         """Close the shared pool (idempotent)."""
@@ -404,24 +410,6 @@ class BusinessProbe:
         self._quotas.complete(totals)
         self._quota_pass, self._quota_done_at = None, time.monotonic()
 
-    def _outcome(
-        self,
-        began: float,
-        phases: dict[str, float],
-        status: Status,
-        reason: Reason | None = None,
-        detail: str | None = None,
-    ) -> ProbeOutcome:
-        return outcome(
-            self,
-            began,
-            status,
-            reason=reason,
-            detail=detail,
-            phases=phases,
-            families=self.families(),
-        )
-
     def families(self) -> list[Metric]:
         """Every business series from the state in memory (empty before the first start)."""
         if self._ledger is None:
@@ -441,42 +429,40 @@ class BusinessProbe:
             math.ceil(self.config.quota_interval / self.interval_seconds) * self.interval_seconds
         )
         consumed = CounterMetricFamily(
-            "quota_consumed_total",
-            cached_help(
+            BusinessMetric.QUOTA_CONSUMED,
+            self.cached_help(
                 "Quota units consumed since the exporter started (growth of SUM(quotas.used))",
                 every,
             ),
         )
         consumed.add_metric([], self._quotas.consumed)
         remaining = GaugeMetricFamily(
-            "quota_remaining", cached_help("Sum of remaining quota over all users", every)
+            BusinessMetric.QUOTA_REMAINING,
+            self.cached_help("Sum of remaining quota over all users", every),
         )
         remaining.add_metric([], latest.remaining)
         exhausted = GaugeMetricFamily(
-            "quota_exhausted_users",
-            cached_help("Users whose remaining quota is zero or less", every),
+            BusinessMetric.QUOTA_EXHAUSTED_USERS,
+            self.cached_help("Users whose remaining quota is zero or less", every),
         )
         exhausted.add_metric([], latest.exhausted)
         return [consumed, remaining, exhausted]
 
     def _self_families(self) -> list[Metric]:
-        interval = self.interval_seconds
         assert self._ledger is not None
         rows = CounterMetricFamily(
-            "obsctl_business_rows_read",
-            cached_help("Rows of tasks read by the business reader (re-reads included)", interval),
+            BusinessMetric.ROWS_READ,
+            self.cached_help("Rows of tasks read by the business reader (re-reads included)"),
         )
         rows.add_metric([], self._rows_read)
         lag = GaugeMetricFamily(
-            "obsctl_business_lag_seconds",
-            cached_help(
-                "Server time minus the newest tasks.updated_at the reader has seen", interval
-            ),
+            BusinessMetric.LAG,
+            self.cached_help("Server time minus the newest tasks.updated_at the reader has seen"),
         )
         lag.add_metric([], self._lag)
         tracked = GaugeMetricFamily(
-            "obsctl_business_tracked_tasks",
-            cached_help("Task ids remembered to dedupe the overlap re-read", interval),
+            BusinessMetric.TRACKED_TASKS,
+            self.cached_help("Task ids remembered to dedupe the overlap re-read"),
         )
         tracked.add_metric([], self._ledger.tracked)
         return [rows, lag, tracked]
@@ -485,7 +471,7 @@ class BusinessProbe:
 def _task_families(ledger: TaskLedger, interval: float) -> list[Metric]:
     since = "since the exporter started; earlier history is not counted"
     created = CounterMetricFamily(
-        "task_created_total",
+        BusinessMetric.TASK_CREATED,
         cached_help(f"Tasks created, {since}", interval),
         labels=["feature", "provider"],
     )
@@ -494,7 +480,7 @@ def _task_families(ledger: TaskLedger, interval: float) -> list[Metric]:
     families: list[Metric] = [created]
     for status in TERMINAL_STATUSES:
         family = CounterMetricFamily(
-            f"task_{status}_total",
+            _FINISHED_METRICS[status],
             cached_help(f"Tasks that reached {status}, {since}", interval),
             labels=["feature", "provider"],
         )
@@ -502,7 +488,7 @@ def _task_families(ledger: TaskLedger, interval: float) -> list[Metric]:
             family.add_metric([feature, provider], count)
         families.append(family)
     latency = HistogramMetricFamily(
-        "task_latency_seconds",
+        BusinessMetric.TASK_LATENCY,
         cached_help(f"Task created_at to finished_at, tasks finished {since}", interval),
         labels=["feature"],
     )

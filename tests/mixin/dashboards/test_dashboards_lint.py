@@ -32,15 +32,10 @@ from obsctl.mixin.dashboards.lint import (
     schema_problems,
 )
 from obsctl.mixin.dashboards.provisioning import DASHBOARDS_PATH, DATASOURCE_UID
-from obsctl.mixin.dashboards.render_png import (
-    RenderError,
-    expand,
-    format_value,
-    parse_time,
-    time_range,
-)
+from obsctl.snapshot.prometheus import RenderError, expand, parse_time, time_range
+from obsctl.snapshot.render_png import format_value
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CONFIG = load()
 
 

@@ -1,12 +1,12 @@
-"""Turn the config into probe instances: one per configured dependency and target."""
+"""Wire the config to probe instances: one per configured dependency and target."""
 
 from __future__ import annotations
 
-from obsctl.exporter.business import BusinessProbe
 from obsctl.exporter.config import ExporterConfig
-from obsctl.exporter.mysql_pool import MySQLPool
-from obsctl.exporter.probes.base import Probe
+from obsctl.exporter.probes._mysql_pool import MySQLPool
+from obsctl.exporter.probes.base import Probe, run_budget
 from obsctl.exporter.probes.bullmq import BullMQProbe
+from obsctl.exporter.probes.business import BusinessProbe
 from obsctl.exporter.probes.cos import COSProbe
 from obsctl.exporter.probes.mysql import MySQLProbe
 from obsctl.exporter.probes.provider import ProviderProbe
@@ -17,8 +17,11 @@ def build_probes(config: ExporterConfig) -> list[Probe]:
     """Every probe the config asks for; MySQL probes share one pool."""
     probes: list[Probe] = []
     if config.mysql is not None:
+        # The pool's connects keep to the MySQL probe's budget, as every client timeout does.
         pool = MySQLPool(
-            config.mysql.dsn, maxsize=config.mysql.pool_max, connect_timeout=config.mysql.timeout
+            config.mysql.dsn,
+            maxsize=config.mysql.pool_max,
+            connect_timeout=run_budget(config.mysql.timeout),
         )
         probes.append(MySQLProbe(config.mysql, pool))
         if config.business is not None:

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from obsctl.stack.fakes.dingtalk_signing import SignCheck, sign, signature, verify
+from obsctl.relay.signing import sign, signature
+from obsctl.stack.fakes.dingtalk_verify import SignCheck, verify
 from obsctl.stack.fakes.launcher import RunningFake, start_fake
 
 MODULE = "obsctl.stack.fakes.dingtalk"
@@ -89,6 +90,10 @@ def test_signature_is_base64_hmac_sha256_of_timestamp_newline_secret() -> None:
     # Worked example, computed independently with `openssl dgst -sha256 -hmac ... -binary | base64`.
     assert signature("SECabc", 1_700_000_000_000) == "jcUpW0QmtKduN03n4JqQ0PBosVjqnM8gU7fIIvsDmCM="
     assert sign("SECabc", 1_700_000_000_000) == "jcUpW0QmtKduN03n4JqQ0PBosVjqnM8gU7fIIvsDmCM%3D"
+    # The fake's own verifier accepts the same worked example (it shares no code with the signer).
+    known = "jcUpW0QmtKduN03n4JqQ0PBosVjqnM8gU7fIIvsDmCM="
+    now = 1_700_000_000_000
+    assert verify("SECabc", str(now), known, now) is SignCheck.OK
 
 
 def test_verify_checks_presence_clock_window_and_digest() -> None:

@@ -23,6 +23,7 @@ from conftest import (
     obsctl,
     processes_mentioning,
     start_stack,
+    wait_for,
 )
 
 SERVERS = [
@@ -116,7 +117,7 @@ def test_server_failing_to_start_shows_its_log_and_stops_the_rest(tmp_path: Path
     assert "mariadb.log" in result.stderr and "ERROR" in result.stderr, result.stderr
     assert "stopped again what this run had started" in result.stderr
     assert _records(tmp_path) == {}
-    time.sleep(0.5)
+    wait_for("the stopped servers' ports to close", lambda: not listeners_in_range(base), 10)
     assert not listeners_in_range(base), listeners_in_range(base)
     assert not processes_mentioning(str(tmp_path))
 
@@ -147,7 +148,7 @@ def test_down_after_a_crash_stops_only_the_stacks_own_processes(tmp_path: Path) 
         assert result.returncode == 0, result.stderr
         assert time.monotonic() - began < 15
         assert bystander.poll() is None, "down killed a process the stack did not start"
-        time.sleep(0.5)
+        wait_for("the stopped servers' ports to close", lambda: not listeners_in_range(base), 10)
         assert not listeners_in_range(base), listeners_in_range(base)
         assert not processes_mentioning(str(second.root))
     finally:

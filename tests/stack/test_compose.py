@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,11 @@ import yaml
 from obsctl.exporter.config import load as load_exporter_config
 from obsctl.mixin.alertmanager import COMPOSE_CONFIG_PATH, for_compose, render
 from obsctl.mixin.config import load as load_mixin
-from obsctl.stack.services import EXPORTER_CONFIG
+from obsctl.paths import EXPORTER_CONFIG, REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import installed, require
+
+REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose.yaml"
 EXAMPLE_ENV = REPO / "exporters" / "compose" / "example.env"
 
@@ -23,8 +24,7 @@ EXAMPLE_ENV = REPO / "exporters" / "compose" / "example.env"
 @pytest.fixture(scope="module")
 def resolved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """compose.yaml as docker-compose resolves it (variables from the example .env)."""
-    if shutil.which("docker-compose") is None:
-        pytest.skip("docker-compose is installed by `obsctl stack install`")
+    require("docker-compose")
     result = subprocess.run(
         ["docker-compose", "-f", str(COMPOSE), "--env-file", str(EXAMPLE_ENV), "config"],
         capture_output=True,
@@ -68,7 +68,9 @@ def test_every_bind_mount_exists_in_the_repo(resolved: dict[str, Any]) -> None:
 def test_services_use_the_same_files_as_the_local_stack(resolved: dict[str, Any]) -> None:
     services = resolved["services"]
     exporter_mounts = _mounts(services["exporter"])
-    assert exporter_mounts["/opt/obsctl/exporters/obsctl-exporter.yml"] == EXPORTER_CONFIG
+    assert (
+        exporter_mounts["/opt/obsctl/exporters/obsctl-exporter.yml"] == REPO_ROOT / EXPORTER_CONFIG
+    )
     assert _mounts(services["relay"])["/opt/obsctl/alertmanager/relay.yaml"] == (
         REPO / "alertmanager" / "relay.yaml"
     )
@@ -83,7 +85,7 @@ def test_services_use_the_same_files_as_the_local_stack(resolved: dict[str, Any]
 def test_compose_alertmanager_config_is_the_generated_variant() -> None:
     expected = render(for_compose(load_mixin()))
     assert (REPO / COMPOSE_CONFIG_PATH).read_text() == expected
-    if shutil.which("amtool"):
+    if installed("amtool"):
         result = subprocess.run(
             ["amtool", "check-config", str(REPO / COMPOSE_CONFIG_PATH)],
             capture_output=True,
@@ -96,14 +98,13 @@ def test_the_exporter_config_is_valid_with_the_compose_environment(
     resolved: dict[str, Any],
 ) -> None:
     env = {k: str(v) for k, v in resolved["services"]["exporter"]["environment"].items()}
-    config = load_exporter_config(EXPORTER_CONFIG, env)
+    config = load_exporter_config(REPO_ROOT / EXPORTER_CONFIG, env)
     assert config.listen == "0.0.0.0:18310"
     assert config.cos is not None and str(config.cos.endpoint).startswith("http://minio:9000")
 
 
 def test_compose_prometheus_config_is_valid() -> None:
-    if shutil.which("promtool") is None:
-        pytest.skip("promtool is installed by `obsctl stack install`")
+    require("promtool")
     result = subprocess.run(
         ["promtool", "check", "config", str(REPO / "exporters" / "compose" / "prometheus.yml")],
         capture_output=True,

@@ -1,9 +1,10 @@
 """The exporter's own MySQL pool: one small aiomysql pool shared by every MySQL-backed probe.
 
-Wiring: the core builds one `MySQLPool(config.mysql.dsn, maxsize=config.mysql.pool_max,
-connect_timeout=config.mysql.timeout)` and hands the same object to `MySQLProbe` and
-`BusinessProbe`. Nothing connects until the first probe run; `close()` may be called by every
-probe that shares the pool (it is idempotent, and a later use would simply reopen it).
+Wiring (``obsctl.exporter.wiring``): one `MySQLPool(config.mysql.dsn,
+maxsize=config.mysql.pool_max, connect_timeout=<the MySQL probe's budget>)` is handed to both
+`MySQLProbe` and `BusinessProbe`. Nothing connects until the first probe run; `close()` may be
+called by every probe that shares the pool (it is idempotent, and a later use would simply
+reopen it).
 
 Why it cannot wedge: a semaphore of `maxsize` slots sits in front of aiomysql's own acquire, so
 aiomysql never has to wait for a connection to come back (its waiters are woken only by the

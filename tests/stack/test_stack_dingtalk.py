@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from obsctl.stack.fakes.dingtalk_signing import signature
+from obsctl.relay.signing import signature
 
 from conftest import RunningStack
 

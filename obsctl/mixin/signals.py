@@ -1,0 +1,95 @@
+"""The PromQL of each signal that both alerts and dashboards watch, written once.
+
+Rules record or alert on these over fixed windows and with their own grouping; panels draw
+the same expressions over Grafana's `$__rate_interval`, filtered by the dashboard's variables.
+`by` is the grouping ("" sums everything), `filters` are extra label matchers.
+"""
+
+from __future__ import annotations
+
+from obsctl.metric_names import BullMQMetric, BusinessMetric, MySQLMetric, ProbeMetric, RedisMetric
+from obsctl.mixin.promql import series
+
+# The demo API's prom-client histogram.
+HTTP = "http_request_duration_seconds"
+REQUESTS = f"{HTTP}_count"
+BUCKETS = f"{HTTP}_bucket"
+SERVER_ERRORS = 'status_code=~"5.."'
+# The jobs QueueBacklogHigh counts: ready for a worker now. A paused queue's jobs are `paused`
+# (held back on purpose), not `waiting`.
+WAITING = 'state="waiting"'
+MYSQL_SELECT1 = ('probe="mysql"', 'phase="select1"')
+
+
+def _sum(by: str) -> str:
+    return f"sum by ({by}) " if by else "sum "
+
+
+def _rate(metric: str, window: str, by: str, *matchers: str) -> str:
+    return f"{_sum(by)}(rate({series(metric, *matchers)}[{window}]))"
+
+
+def request_rate(api: str, window: str, by: str = "", *filters: str) -> str:
+    """API requests per second."""
+    return _rate(REQUESTS, window, by, api, *filters)
+
+
+def error_ratio(api: str, window: str, by: str = "", *filters: str) -> str:
+    """5xx share of API requests; 0 (not empty) when nothing failed.
+
+    `or ... * 0`: a histogram has no 5xx series until the first 5xx; the ratio is 0 then.
+    """
+    total = request_rate(api, window, by, *filters)
+    errors = _rate(REQUESTS, window, by, api, *filters, SERVER_ERRORS)
+    return f"({errors} or {total} * 0) / {total}"
+
+
+def latency_quantile(api: str, q: float, window: str, by: str = "", *filters: str) -> str:
+    """The q-quantile of API request latency from the histogram buckets."""
+    keep = f"{by}, le" if by else "le"
+    buckets = series(BUCKETS, api, *filters)
+    return f"histogram_quantile({q}, sum by ({keep}) (rate({buckets}[{window}])))"
+
+
+def tasks_finished_rate(exporter: str, window: str, by: str = "", *filters: str) -> str:
+    """Tasks reaching a final status (succeeded or failed) per second."""
+    ok = _rate(BusinessMetric.TASK_SUCCEEDED, window, by, exporter, *filters)
+    failed = _rate(BusinessMetric.TASK_FAILED, window, by, exporter, *filters)
+    return f"{ok} + {failed}"
+
+
+def task_pass_rate(exporter: str, window: str, by: str = "", *filters: str) -> str:
+    """Succeeded over finished (succeeded + failed) tasks."""
+    ok = _rate(BusinessMetric.TASK_SUCCEEDED, window, by, exporter, *filters)
+    return f"{ok} / ({tasks_finished_rate(exporter, window, by, *filters)})"
+
+
+def cache_lookup_rate(exporter: str, window: str, by: str = "") -> str:
+    """Redis keyspace lookups (hits + misses) per second."""
+    hits = _rate(RedisMetric.KEYSPACE_HITS, window, by, exporter)
+    misses = _rate(RedisMetric.KEYSPACE_MISSES, window, by, exporter)
+    return f"{hits} + {misses}"
+
+
+def cache_hit_ratio(exporter: str, window: str, by: str = "") -> str:
+    """Redis keyspace hits over lookups during the window."""
+    hits = _rate(RedisMetric.KEYSPACE_HITS, window, by, exporter)
+    return f"{hits} / ({cache_lookup_rate(exporter, window, by)})"
+
+
+def waiting_jobs(exporter: str, by: str, *filters: str) -> str:
+    """BullMQ jobs ready and waiting for a worker."""
+    return f"sum by ({by}) ({series(BullMQMetric.JOBS, exporter, *filters, WAITING)})"
+
+
+def mysql_select1(exporter: str) -> str:
+    """Latency of the MySQL probe's `SELECT 1`, the number MySQLProbeSlow watches."""
+    return series(ProbeMetric.PHASE_DURATION, exporter, *MYSQL_SELECT1)
+
+
+def mysql_connections_used(exporter: str, by: str = "") -> str:
+    """Threads connected over max_connections of each server, the highest of them."""
+    connected = series(MySQLMetric.THREADS_CONNECTED, exporter)
+    limit = series(MySQLMetric.MAX_CONNECTIONS, exporter)
+    grouping = f"max by ({by}) " if by else "max "
+    return f"{grouping}({connected} / {limit})"

@@ -1,0 +1,1 @@
+"""Dashboards as pictures: the generated dashboards drawn from a real Prometheus."""

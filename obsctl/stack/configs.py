@@ -1,0 +1,67 @@
+"""The configs the local stack renders for its Prometheus and Alertmanager."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from obsctl.mixin import alertmanager
+from obsctl.mixin import config as mixin_config
+from obsctl.paths import ALERTMANAGER_TEMPLATES_GLOB, REPO_ROOT, RULES_GLOB
+from obsctl.stack.layout import HOST, PORT_OFFSETS, StackLayout
+from obsctl.stack.secrets import StackSecrets, write_private
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _render(template: str, dest: Path, **context: object) -> None:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(env.get_template(template).render(**context))
+
+
+def _ports(layout: StackLayout) -> dict[str, int]:
+    return {name: layout.port(name) for name in PORT_OFFSETS}
+
+
+def render_prometheus_config(layout: StackLayout, drill_id: str | None = None) -> Path:
+    """Write prometheus.yml for this stack (labelled as a drill when drill_id is set)."""
+    dest = layout.state("prometheus") / "prometheus.yml"
+    _render(
+        "prometheus.yml.j2",
+        dest,
+        host=HOST,
+        ports=_ports(layout),
+        rules_glob=str(REPO_ROOT / RULES_GLOB),
+        drill_id=drill_id,
+    )
+    return dest
+
+
+def render_alertmanager_config(layout: StackLayout, secrets: StackSecrets) -> Path:
+    """Write this stack's alertmanager.yml: the generated config, pointed at the stack's relay."""
+    state = layout.state("alertmanager")
+    token_file = state / "relay-token"
+    write_private(token_file, secrets.relay_token)
+    config = mixin_config.load()
+    routing = config.routing.model_copy(
+        update={
+            "relay_url": layout.url("relay"),
+            "relay_token_file": str(token_file),
+            "email": config.routing.email.model_copy(
+                update={
+                    "smarthost": f"{HOST}:{layout.port('smtp')}",
+                    "oncall_to": "oncall@localhost",
+                }
+            ),
+        }
+    )
+    dest = state / "alertmanager.yml"
+    templates = str(REPO_ROOT / ALERTMANAGER_TEMPLATES_GLOB)
+    dest.write_text(alertmanager.render(config.model_copy(update={"routing": routing}), templates))
+    return dest
