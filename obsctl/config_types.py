@@ -9,6 +9,8 @@ from pydantic import BeforeValidator, Field, ValidationInfo
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Longer than any interval, timeout or backoff a config needs; schedulers overflow far beyond.
+MAX_DURATION_SECONDS = 30 * 86_400
 
 
 def parse_duration(value: object) -> float:
@@ -26,6 +28,8 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"expected a duration such as '15s' or '250ms', found {value!r}")
     if seconds <= 0:
         raise ValueError(f"a duration must be positive, found {value!r}")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"a duration must be at most 30 days, found {str(value)[:40]!r}")
     return seconds
 
 

@@ -285,7 +285,7 @@ def describe_validation_error(error: Any, raw: dict[str, Any]) -> str:
         return f"{key}: unknown key"
     if error.get("type") == "missing":
         return f"{key}: required key is missing"
-    if "found" in message:  # the validator already said what it found
+    if "found" in message or not loc:  # said already, or the whole file (nothing to quote)
         return f"{key}: {message}"
     found = _short(_redacted(_lookup(raw, loc), str(loc[-1]) if loc else ""))
     return f"{key}: {message} (found {found})"

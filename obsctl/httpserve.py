@@ -19,14 +19,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import Field
 
 from obsctl.config_types import Duration
 from obsctl.configfile import StrictModel
+from obsctl.metric_names import HttpMetric
 
 log = logging.getLogger(__name__)
 _READ_CHUNK = 64 * 1024
@@ -40,6 +43,30 @@ class ServerLimits(StrictModel):
     idle_timeout: Duration = Field(default=15.0, le=3_600)
     body_timeout: Duration = Field(default=10.0, le=600)
     max_connections: int = Field(default=256, ge=1, le=65_536)
+
+
+@dataclass(frozen=True)
+class HttpCounters:
+    """The guard's counters, in the registry of the server they guard."""
+
+    bad_requests: Counter
+    refused: Counter
+
+    @staticmethod
+    def register(registry: CollectorRegistry) -> HttpCounters:
+        """Create both counters in `registry`."""
+        return HttpCounters(
+            Counter(
+                HttpMetric.BAD_REQUESTS.removesuffix("_total"),
+                "Malformed HTTP requests (logged as one line each).",
+                registry=registry,
+            ),
+            Counter(
+                HttpMetric.REFUSED_CONNECTIONS.removesuffix("_total"),
+                "Connections closed at once because server.max_connections were open.",
+                registry=registry,
+            ),
+        )
 
 
 class BodyTooLarge(Exception):
@@ -85,15 +112,20 @@ class _QuietLogger(logging.LoggerAdapter[logging.Logger]):
                               str(msg) % args if args else msg, type(error).__name__)  # fmt: skip
 
 
+def _nothing() -> None:
+    return None
+
+
 async def serve_app(
     app: web.Application,
     host: str,
     port: int,
     limits: ServerLimits,
-    on_bad_request: Callable[[], None] = lambda: None,
-    on_refused: Callable[[], None] = lambda: None,
+    counters: HttpCounters | None = None,
 ) -> web.AppRunner:
     """Start `app` on host:port with `limits`; the caller cleans the runner up."""
+    on_bad_request: Callable[[], None] = counters.bad_requests.inc if counters else _nothing
+    on_refused: Callable[[], None] = counters.refused.inc if counters else _nothing
     runner = web.AppRunner(
         app,
         access_log=None,

@@ -31,6 +31,13 @@ class ExporterMetric(StrEnum):
     BUILD = "obsctl_exporter_build"
 
 
+class HttpMetric(StrEnum):
+    """Every obsctl server's own HTTP guard (obsctl.httpserve): the exporter's and the relay's."""
+
+    BAD_REQUESTS = "obsctl_http_bad_requests_total"
+    REFUSED_CONNECTIONS = "obsctl_http_connections_refused_total"
+
+
 class MySQLMetric(StrEnum):
     """The MySQL probe: the server's figures and the exporter's own pool."""
 
@@ -69,6 +76,7 @@ class BullMQMetric(StrEnum):
     OLDEST_WAITING = "bullmq_queue_oldest_waiting_seconds"
     PAUSED = "bullmq_queue_paused"
     QUEUES_DISCOVERED = "bullmq_queues_discovered"
+    QUEUES_IGNORED = "bullmq_queues_ignored"
 
 
 class BusinessMetric(StrEnum):
@@ -89,6 +97,7 @@ class BusinessMetric(StrEnum):
 FAMILIES: tuple[type[StrEnum], ...] = (
     ProbeMetric,
     ExporterMetric,
+    HttpMetric,
     MySQLMetric,
     RedisMetric,
     BullMQMetric,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from obsctl.cli.options import log_level_option, setup_logging
 def deadman(config_path: Path, check: bool, log_level: str) -> None:
     """Serve POST /heartbeat/<name> for Alertmanager's Watchdog; page on-call when it stops."""
     setup_logging(log_level)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # robot URLs hold access tokens
     from obsctl.deadman.config import ConfigError, load
 
     try:

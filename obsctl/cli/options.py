@@ -51,13 +51,20 @@ log_level_option = click.option(
 )
 
 
+# Libraries that log every request or job run at INFO: a line a second of noise, and httpx's
+# request lines carry whole URLs (a robot's access token, an API key in a query string).
+QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "aiohttp.access")
+
+
 def setup_logging(level: str) -> None:
-    """One log line format for every obsctl server, on stderr."""
+    """One log line format for every obsctl server, on stderr; chatty libraries kept quiet."""
     logging.basicConfig(
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def render_extra_missing(exc: ImportError) -> click.ClickException:

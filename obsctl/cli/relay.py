@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from pathlib import Path
 
@@ -21,8 +20,6 @@ from obsctl.cli.options import config_error, config_option, log_level_option, se
 def relay(config_path: Path, check: bool, log_level: str) -> None:
     """Serve POST /dingtalk/<target> for Alertmanager, plus /health and /metrics."""
     setup_logging(log_level)
-    # httpx logs every request line at INFO, and a robot URL carries its access token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     import jinja2
 
     from obsctl.relay.config import ConfigError, load

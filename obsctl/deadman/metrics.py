@@ -9,6 +9,7 @@ from functools import partial
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from obsctl.deadman.watch import Kind, Phase, Watcher
+from obsctl.httpserve import HttpCounters
 
 REJECTIONS = ("unauthorized", "unknown_heartbeat", "too_large", "read_timeout", "bad_payload")
 
@@ -57,6 +58,7 @@ class DeadmanMetrics:
             "obsctl_deadman_notices_unsent",
             "Notices a channel has yet to take.", ["channel"], registry=r,
         )  # fmt: skip
+        self.http = HttpCounters.register(r)
         self._heartbeats = list(heartbeats)
         for name in self._heartbeats:
             self.received.labels(name)

@@ -96,7 +96,7 @@ async def running(config: DeadmanConfig) -> AsyncIterator[DeadmanState]:
             host, port = config.host_port
             server = None
             try:
-                server = await serve_app(build_app(state), host, port, config.server)
+                server = await serve_app(build_app(state), host, port, config.server, metrics.http)
                 log.info("deadman listening on http://%s:%d, watching %s", host, port,
                          ", ".join(h.name for h in config.heartbeats))  # fmt: skip
                 yield state

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from obsctl.configfile import StrictModel, host_port, load_model, set_path
 from obsctl.exporter.probes.bullmq import BullMQConfig
@@ -16,6 +16,7 @@ from obsctl.exporter.probes.cos import COSConfig
 from obsctl.exporter.probes.mysql import MySQLConfig
 from obsctl.exporter.probes.provider import ProviderConfig
 from obsctl.exporter.probes.redis import RedisConfig
+from obsctl.httpserve import ServerLimits
 
 # Environment variables that override (or supply) a key of the file: VAR -> key path.
 ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -58,6 +59,7 @@ class ExporterConfig(StrictModel):
     """Everything the exporter does; each dependency section is optional."""
 
     listen: str = "127.0.0.1:18310"
+    server: ServerLimits = Field(default_factory=ServerLimits)
     mysql: MySQLConfig | None = None
     business: BusinessConfig | None = None
     redis: RedisConfig | None = None
@@ -78,6 +80,18 @@ class ExporterConfig(StrictModel):
         if duplicates:
             raise ValueError(f"provider names must be unique, repeated: {', '.join(duplicates)}")
         return value
+
+    @model_validator(mode="after")
+    def _probes_are_configured(self) -> ExporterConfig:
+        if self.business is not None and self.mysql is None:
+            raise ValueError("business reads through the mysql probe's pool: add a mysql section")
+        sections = ("mysql", "business", "redis", "bullmq", "cos")
+        if not self.providers and all(getattr(self, name) is None for name in sections):
+            raise ValueError(
+                "no probe is configured: add at least one of mysql, business, redis, bullmq, "
+                "cos or providers (an exporter that probes nothing reports nothing)"
+            )
+        return self
 
     @property
     def host_port(self) -> tuple[str, int]:

@@ -8,7 +8,6 @@ import logging
 import signal
 from collections.abc import Iterable
 
-from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from opentelemetry import trace
 from opentelemetry.trace import Status as SpanStatus
@@ -21,6 +20,7 @@ from obsctl.exporter.probes.base import Probe, run_bounded
 from obsctl.exporter.results import ResultStore
 from obsctl.exporter.server import build_app
 from obsctl.exporter.wiring import build_probes
+from obsctl.httpserve import HttpCounters, serve_app
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,11 @@ async def serve(config: ExporterConfig, stop: asyncio.Event | None = None) -> No
     probes = build_probes(config)
     scheduler = AsyncIOScheduler()
     schedule(scheduler, probes, store, telemetry.tracer(provider))
-    app = build_app(store, build_registry(store), config.health)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+    registry = build_registry(store)
+    app = build_app(store, registry, config.health)
     host, port = config.host_port
-    await web.TCPSite(runner, host, port).start()
+    counters = HttpCounters.register(registry)
+    runner = await serve_app(app, host, port, config.server, counters)
     scheduler.start()
     log.info("exporter listening on http://%s:%d with %d probes", host, port, len(probes))
     try:

@@ -54,7 +54,7 @@ def build(config: MixinConfig, templates_glob: str = "templates/*.tmpl") -> dict
         return {
             "url": f"{relay}/dingtalk/{receiver.relay_target}",
             "send_resolved": receiver.send_resolved,
-            "max_alerts": 0,
+            "max_alerts": routing.max_alerts_per_message,
             "http_config": {
                 "authorization": {"type": "Bearer", "credentials_file": routing.relay_token_file}
             },

@@ -235,6 +235,10 @@ class Routing(_Strict):
     repeat_interval_critical: Duration = 3600.0
     repeat_interval_warning: Duration = 4 * 3600.0
     watchdog_repeat_interval: Duration = 60.0
+    # Alerts per notification to the relay; Alertmanager counts the rest in truncatedAlerts,
+    # which the message states. A DingTalk group gains nothing from a thousand items, and
+    # Alertmanager drops a notification the relay refuses for its size.
+    max_alerts_per_message: int = Field(default=100, ge=1, le=10_000)
     email: Email = Field(default_factory=Email)
     # Severity -> delivery; a severity without a receiver (info) is delivered nowhere.
     receivers: dict[Severity, Receiver] = Field(default_factory=_default_receivers)

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from obsctl.httpserve import HttpCounters
 from obsctl.relay.dingtalk import Failure
 
 # Bounded label values for the webhook answers that are the caller's fault.
@@ -96,16 +97,7 @@ class RelayMetrics:
             ["target", "state"],
             registry=r,
         )
-        self.bad_requests = Counter(
-            "obsctl_http_bad_requests_total",
-            "Malformed HTTP requests (logged as one line each).",
-            registry=r,
-        )
-        self.refused_connections = Counter(
-            "obsctl_http_connections_refused_total",
-            "Connections closed at once because server.max_connections were open.",
-            registry=r,
-        )
+        self.http = HttpCounters.register(r)
         self.spool_open = Gauge(
             "obsctl_relay_spool_open_alerts",
             "Accepted alerts on disk not yet delivered.",

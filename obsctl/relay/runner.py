@@ -95,12 +95,7 @@ async def running(config: RelayConfig) -> AsyncIterator[RelayState]:
         server = None
         try:
             server = await serve_app(
-                build_app(state),
-                host,
-                port,
-                config.server,
-                on_bad_request=state.metrics.bad_requests.inc,
-                on_refused=state.metrics.refused_connections.inc,
+                build_app(state), host, port, config.server, state.metrics.http
             )
             log.info(
                 "relay listening on http://%s:%d for targets %s",

@@ -147,3 +147,25 @@ def test_the_relay_retries_through_a_dingtalk_outage_and_delivers_once(
     )
     time.sleep(10)
     assert len(_messages_about(stack, marker, "DINGTALK_ONCALL_TOKEN")) == 1
+
+
+def test_a_group_of_1500_alerts_reaches_dingtalk_with_what_alertmanager_left_out(
+    stack: RunningStack,
+) -> None:
+    name = f"DiskAlmostFull{uuid.uuid4().hex[:6]}"
+    alerts = [
+        _alert(name, severity="warning", team="sre", instance=f"10.1.{i // 250}.{i % 250}:9100")
+        for i in range(1_500)
+    ]
+    for start in range(0, len(alerts), 500):  # Alertmanager's API takes them in any batches
+        _post(stack.env["ALERTMANAGER_URL"], *alerts[start : start + 500])
+
+    first = wait_for(
+        "the group's first DingTalk message",
+        lambda: _messages_about(stack, name, "DINGTALK_TEAM_TOKEN"),
+        timeout=60,
+    )[0]
+
+    text = first["body"]["markdown"]["text"]
+    assert "Alertmanager 未随通知发送本组另外 1400 条告警" in text
+    assert text.count(f"#### 🔴 {name} ·") >= 1

@@ -143,3 +143,29 @@ def test_a_section_level_error_never_echoes_secrets_inside_it(tmp_path: Path) ->
     (problem,) = _problems(path)
     assert problem.startswith("providers: ") and "repeated: alpha" in problem
     assert "topsecret" not in problem
+
+
+def test_what_startup_would_reject_is_refused_by_the_check(tmp_path: Path) -> None:
+    empty = _write(tmp_path, "listen: 127.0.0.1:1\n")
+    lonely = tmp_path / "lonely.yml"
+    lonely.write_text("business: {interval: 15s}\n")
+    slow = tmp_path / "slow.yml"
+    slow.write_text(
+        "redis: {url: 'redis://127.0.0.1:6379/0', interval: 99999999999999h}\n"
+        "providers: [{name: alpha, url: 'http://p', interval: 1s, timeout: 5s}]\n"
+    )
+
+    assert _problems(empty) == [
+        "(top level): Value error, no probe is configured: add at least one of mysql, business, "
+        "redis, bullmq, cos or providers (an exporter that probes nothing reports nothing)"
+    ]
+    assert _problems(lonely) == [
+        "(top level): Value error, business reads through the mysql probe's pool: add a mysql "
+        "section"
+    ]
+    problems = _problems(slow)
+    assert "redis.interval: Value error, a duration must be at most 30 days" in problems[0]
+    assert problems[1] == (
+        "providers[0].timeout: Value error, timeout (5s) must not be longer than interval (1s) "
+        "(found '5s')"
+    )

@@ -177,11 +177,40 @@ async def test_discovery_is_bounded_and_warns_once(
         assert outcome.status is Status.OK, outcome.detail
         assert sorted(jobs_of(outcome, prefix)) == ["q000", "q001", "q002"]
         assert discovered(outcome, prefix) == 5
+        assert ignored(outcome, prefix) == {"bad_name": 0, "over_max_queues": 2}
         for counts in jobs_of(outcome, prefix).values():
             assert counts["waiting"] == 1
     warnings = [r for r in caplog.records if "max_queues" in r.getMessage()]
     assert len(warnings) == 1
     assert "q003" in warnings[0].getMessage()
+
+
+def ignored(outcome: ProbeOutcome, prefix: str) -> dict[str, float]:
+    family = next(f for f in outcome.families if f.name == "bullmq_queues_ignored")
+    return {s.labels["reason"]: s.value for s in family.samples if s.labels["prefix"] == prefix}
+
+
+async def test_a_queue_name_unfit_for_a_label_is_ignored_and_counted(
+    stack: RunningStack, new_prefix: Callable[[bool], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    url = stack.env["OBSCTL_REDIS_URL"]
+    prefix = new_prefix(False)
+    hostile = "RT[click](//evil.example/x) @all @13900000000"
+    bullmq(6, url, prefix, "named", hostile, "抠图-matting", "plain.queue")
+    probe = BullMQProbe(BullMQConfig(url=url, prefixes=[prefix]))
+    with caplog.at_level(logging.WARNING, logger="obsctl.exporter.probes.bullmq"):
+        try:
+            outcome = await run_bounded(probe)
+        finally:
+            await probe.close()
+
+    assert outcome.status is Status.OK, outcome.detail
+    assert sorted(jobs_of(outcome, prefix)) == ["plain.queue", "抠图-matting"]
+    assert ignored(outcome, prefix) == {"bad_name": 1, "over_max_queues": 0}
+    [warning] = [
+        r.getMessage() for r in caplog.records if "cannot be label values" in r.getMessage()
+    ]
+    assert "ignoring 1 queues" in warning
 
 
 async def test_listed_queues_are_read_without_scan_and_exported_before_they_exist(

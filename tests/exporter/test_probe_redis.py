@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 from pydantic import ValidationError
 
 from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, run_bounded
+from obsctl.exporter.probes.bullmq import BullMQConfig, BullMQProbe
 from obsctl.exporter.probes.redis import RedisConfig, RedisProbe, info_families
 from obsctl.stack.fakes.launcher import free_port
 
@@ -76,6 +77,12 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGCONT)
             self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def shut_down(self) -> None:
+        """SIGTERM: Redis closes its clients' connections and exits, as a service stop does."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
             self.proc.wait(timeout=10)
 
     def hang(self) -> None:
@@ -308,6 +315,29 @@ async def test_stopped_redis_is_refused_and_recovers_by_itself(
         assert outcome.duration_seconds < 0.5
     assert back.status is Status.OK, back.detail
     assert "redis_uptime_seconds" in by_name(back)
+
+
+@pytest.mark.parametrize("kind", ["redis", "bullmq"])
+async def test_a_shut_down_redis_reads_refused_from_the_first_failed_run(
+    redis_server: Callable[..., RedisServer], kind: str
+) -> None:
+    server = redis_server()
+    probe: RedisProbe | BullMQProbe = (
+        RedisProbe(RedisConfig(url=server.url(), timeout="1s"))
+        if kind == "redis"
+        else BullMQProbe(BullMQConfig(url=server.url(), timeout="1s"))
+    )
+    try:
+        assert (await run_bounded(probe)).status is Status.OK
+        server.shut_down()
+        await asyncio.sleep(0.2)  # the kept connection's socket has seen the server close
+        runs = [await run_bounded(probe) for _ in range(3)]
+    finally:
+        await probe.close()
+
+    assert [(o.status, o.reason) for o in runs] == [(Status.DOWN, Reason.REFUSED)] * 3, [
+        o.detail for o in runs
+    ]
 
 
 async def test_hung_redis_times_out_within_the_timeout_and_recovers(

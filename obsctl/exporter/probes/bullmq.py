@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ _SORTED_SETS = ("delayed", "prioritized", "failed", "completed", "waiting-childr
 _PRIORITY_STEP = 0x100000000
 _LEGACY_MARKER = b"0:"
 _JOB_FIELDS = ("timestamp", "processedOn", "opts")
+IGNORE_REASONS = ("bad_name", "over_max_queues")
 
 # A key prefix or queue name as it appears in a key and on a label: no ':' inside a queue name
 # (BullMQ refuses one), no glob characters (the prefix goes into a SCAN pattern).
@@ -133,18 +135,28 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
-def _queue_from_key(key: bytes, head: str) -> str | None:
+# A discovered queue name becomes a label value, and label values reach alert messages:
+# letters and digits of any script, '_', '.', '-', braces (hash tags), at most 64 of them.
+# A key named `bull:RT[click](//evil) @all:meta` is not a queue anyone should be paged about.
+_LABEL_SAFE_NAME = re.compile(r"^[\w.{}-]{1,64}$")
+BAD_NAME = object()
+
+
+def _queue_from_key(key: bytes, head: str) -> str | object | None:
+    """The queue a meta/id key belongs to, BAD_NAME if unfit for a label, None if no queue's."""
     try:
         text = key.decode("utf-8")
     except UnicodeDecodeError:
-        return None
+        return BAD_NAME if key.startswith(head.encode()) else None
     if not text.startswith(head):
         return None
     rest = text[len(head) :]
     for suffix in (":meta", ":id"):
         if rest.endswith(suffix):
             name = rest[: -len(suffix)]
-            return name if name and ":" not in name else None
+            if not name or ":" in name:
+                return None
+            return name if _LABEL_SAFE_NAME.match(name) else BAD_NAME
     return None
 
 
@@ -194,6 +206,8 @@ class BullMQProbe(RedisBacked):
         self.config = config
         # Every queue ever exported stays exported (zeros once drained) until restart.
         self._known: dict[str, set[str]] = {p: set(config.queues) for p in config.prefixes}
+        self._ignored = {p: dict.fromkeys(IGNORE_REASONS, 0) for p in config.prefixes}
+        self._warned_bad_name = False
         self._warned_overflow = False
 
     async def check(self, began: float, phases: dict[str, float]) -> ProbeOutcome:
@@ -223,13 +237,30 @@ class BullMQProbe(RedisBacked):
             # One pass for both suffixes; the exact suffix is checked on our side.
             pattern = f"{_glob_escape(prefix)}:*:[mi][ed]*"
             names: set[str] = set()
+            unfit: set[bytes] = set()
             async for key in client.scan_iter(match=pattern, count=1000):
                 name = _queue_from_key(key, head)
-                if name is not None:
+                if name is BAD_NAME:
+                    unfit.add(key)
+                elif isinstance(name, str):
                     names.add(name)
             counts[prefix] = len(names)
             self._remember(prefix, names)
+            self._ignore_unfit(prefix, unfit)
         return counts
+
+    def _ignore_unfit(self, prefix: str, keys: set[bytes]) -> None:
+        # :meta and :id of one queue are two keys; count queues, not keys.
+        queues = {key.rsplit(b":", 1)[0] for key in keys}
+        self._ignored[prefix]["bad_name"] = len(queues)
+        if queues and not self._warned_bad_name:
+            self._warned_bad_name = True
+            sample = sorted(queues)[0][:80]
+            log.warning(
+                "bullmq prefix %s: ignoring %d queues whose names cannot be label values "
+                "(e.g. %r): names may hold letters, digits, '_', '.', '-' and braces",
+                prefix, len(queues), sample,
+            )  # fmt: skip
 
     def _remember(self, prefix: str, names: set[str]) -> None:
         known = self._known[prefix]
@@ -237,6 +268,7 @@ class BullMQProbe(RedisBacked):
         room = max(self.config.max_queues - len(known), 0)
         known.update(new[:room])
         ignored = new[room:]
+        self._ignored[prefix]["over_max_queues"] = len(names - known)
         if ignored and not self._warned_overflow:
             self._warned_overflow = True
             log.warning(
@@ -301,9 +333,19 @@ class BullMQProbe(RedisBacked):
                 jobs.add_metric([reading.prefix, reading.queue, state], reading.jobs[state])
             oldest.add_metric([reading.prefix, reading.queue], reading.oldest_waiting_seconds)
             paused.add_metric([reading.prefix, reading.queue], 1.0 if reading.paused else 0.0)
+        ignored = GaugeMetricFamily(
+            BullMQMetric.QUEUES_IGNORED,
+            self.cached_help(
+                "BullMQ queues found but not watched: a name unfit for a label, or beyond "
+                "max_queues"
+            ),
+            labels=["prefix", "reason"],
+        )
         for prefix in self.config.prefixes:
             discovered.add_metric([prefix], found.get(prefix, 0))
-        return [jobs, oldest, paused, discovered]
+            for reason, count in self._ignored[prefix].items():
+                ignored.add_metric([prefix, reason], count)
+        return [jobs, oldest, paused, discovered, ignored]
 
 
 def _parse_counts(prefix: str, queue: str, replies: Sequence[Any]) -> _Raw:

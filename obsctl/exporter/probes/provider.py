@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import httpx
-from pydantic import Field, HttpUrl
+from pydantic import Field, HttpUrl, field_validator
 
-from obsctl.config_types import Duration, LabelValue
+from obsctl.config_types import Duration, LabelValue, slow_below_timeout, timeout_within_interval
 from obsctl.configfile import StrictModel
 from obsctl.exporter.probes.base import ProbeBase, ProbeOutcome, Reason, Status
 
@@ -23,6 +23,9 @@ class ProviderConfig(StrictModel):
     timeout: Duration = 0.2
     # Answering, but slower than this: degraded.
     slow_threshold: Duration = 0.1
+
+    _timeout_fits = field_validator("timeout")(timeout_within_interval)
+    _slow_fits = field_validator("slow_threshold")(slow_below_timeout)
 
 
 class ProviderProbe(ProbeBase):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -79,6 +81,11 @@ class RedisConfig(StrictModel):
     _slow_below_timeout = field_validator("slow_threshold")(slow_below_timeout)
 
 
+_REFUSED_TEXT = re.compile(
+    rf"Error {errno.ECONNREFUSED} connecting|Connection refused|Connect call failed"
+)
+
+
 def redis_reason(exc: BaseException) -> Reason:
     """Map a redis-py (or socket) exception to a bounded reason."""
     if isinstance(exc, TimeoutError | rexc.TimeoutError):
@@ -95,6 +102,10 @@ def redis_reason(exc: BaseException) -> Reason:
         if isinstance(cause, ConnectionRefusedError):
             return Reason.REFUSED
         cause = cause.__cause__ or cause.__context__
+    # A pipeline's retry re-raises redis-py's ConnectionError without the OSError behind it;
+    # its message still says "Error 111 connecting": the same outage must give the same reason.
+    if isinstance(exc, rexc.ConnectionError) and _REFUSED_TEXT.search(str(exc)):
+        return Reason.REFUSED
     return classify(exc)
 
 
