@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 COPIED = [
     "alert-rules", "alertmanager", "dashboards", "docs/runbooks", "drills", "exporters",
-    "compose.yaml", "obsctl/mixin/mixin.yaml", "obsctl/stack/demo_platform/package.json",
+    "compose.yaml", "obsctl.yaml", "obsctl/stack/demo_platform/package.json",
 ]  # fmt: skip
 
 pytestmark = pytest.mark.needs_tools("promtool", "amtool")
@@ -33,7 +33,7 @@ def checkout(tmp_path: Path) -> Path:
 
 def validate(repo: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "obsctl", "validate", "--repo", str(repo)],
+        [sys.executable, "-m", "obsctl", "validate", "--project", str(repo)],
         capture_output=True,
         text=True,
         timeout=300,
