@@ -22,8 +22,10 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+# ${VAR}, ${VAR:-default} (the default when VAR is unset) or ${file:/path}.
 _REFERENCE = re.compile(
-    r"^\$\{(?:(?P<file>file:)(?P<path>[^}]+)|(?P<var>[A-Za-z_][A-Za-z0-9_]*))\}$"
+    r"^\$\{(?:(?P<file>file:)(?P<path>[^}]+)"
+    r"|(?P<var>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?)\}$"
 )
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _LISTEN = re.compile(r"^(?P<host>[^:\s]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
@@ -236,6 +238,8 @@ def resolve_references(
         # answers every name through __missing__.
         if name in environ:
             value = environ[name]
+        elif match.group("default") is not None:
+            return match.group("default")
         else:
             value = None
             problems.append(f"{key}: environment variable {name} is not set")

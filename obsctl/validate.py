@@ -44,6 +44,8 @@ RUNTIME_PLACEHOLDERS = {
     "OBSCTL_RELAY_LINK_PREFIXES": "http://127.0.0.1:9090 http://127.0.0.1:9093",
     # The shipped spool path is the deployment's; here only its shape is checked.
     "OBSCTL_RELAY_SPOOL_DIR": tempfile.gettempdir(),
+    "OBSCTL_DEADMAN_TOKEN": "placeholder",
+    "OBSCTL_DEADMAN_STATE_DIR": tempfile.gettempdir(),
 }
 ROBOT_PLACEHOLDERS = {"URL": "https://oapi.dingtalk.com/robot/send?access_token=x",
                       "SECRET": "SECplaceholder"}  # fmt: skip
@@ -111,7 +113,7 @@ def _environ(v: Validation) -> dict[str, str]:
     from obsctl.relay.config import target_env_prefix
 
     try:
-        targets = _mixin(v).routing.relay_targets()
+        targets = _mixin(v).relay_targets()
     except ConfigError:
         targets = []
     robots = {
@@ -183,6 +185,19 @@ def check_relay_config(v: Validation) -> list[str]:
 
     try:
         load(v.project.relay_config, _environ(v))
+    except ConfigError as exc:
+        return _config_errors(exc)
+    return []
+
+
+def check_deadman_config(v: Validation) -> list[str]:
+    """The dead man's switch's config validates, when the project has one."""
+    from obsctl.deadman.config import load
+
+    if not v.project.deadman_config.exists():
+        return []
+    try:
+        load(v.project.deadman_config, _environ(v))
     except ConfigError as exc:
         return _config_errors(exc)
     return []
@@ -343,6 +358,7 @@ CHECKS = [
     Check("project config", check_project_config),
     Check("exporter config", check_exporter_config),
     Check("relay config", check_relay_config),
+    Check("deadman config", check_deadman_config),
     Check("drill targets", check_drill_targets),
     Check("generated files", check_generated),
     Check("rule lint and runbooks", check_rule_lint),

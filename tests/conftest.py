@@ -17,7 +17,11 @@ from typing import TypeVar
 
 import pytest
 
+from obsctl.mixin.config import MixinConfig
 from obsctl.stack import envfile
+
+# The demo platform's ops project: this checkout's root.
+DEMO_PROJECT = Path(__file__).resolve().parents[1]
 
 # Port bases: the shared stack and the short-lived stacks some tests start side by side with it.
 SESSION_PORT_BASE = int(os.environ.get("OBSCTL_TEST_PORT_BASE", "19300"))
@@ -58,6 +62,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """`@pytest.mark.needs_tools("promtool", ...)`: skip without them, fail in CI."""
     for mark in item.iter_markers("needs_tools"):
         require(*mark.args)
+
+
+def demo_config() -> MixinConfig:
+    """The demo project's obsctl.yaml, loaded."""
+    from obsctl.mixin.config import load
+
+    return load(DEMO_PROJECT / "obsctl.yaml")
 
 
 def obsctl(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

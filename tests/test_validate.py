@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 COPIED = [
-    "alert-rules", "alertmanager", "dashboards", "docs/runbooks", "drills", "exporters",
+    "alert-rules", "alertmanager", "dashboards", "runbooks", "drills", "exporters",
     "compose.yaml", "obsctl.yaml", "obsctl/stack/demo_platform/package.json",
 ]  # fmt: skip
 
@@ -75,7 +75,7 @@ def test_a_stale_generated_file_is_reported(checkout: Path) -> None:
 
 
 def test_a_missing_runbook_is_reported(checkout: Path) -> None:
-    (checkout / "docs" / "runbooks" / "QueueStalled.md").unlink()
+    (checkout / "runbooks" / "QueueStalled.md").unlink()
     result = validate(checkout)
     assert result.returncode == 1
     problem = next(line for line in result.stdout.splitlines() if "QueueStalled" in line)
@@ -84,10 +84,13 @@ def test_a_missing_runbook_is_reported(checkout: Path) -> None:
 
 def test_a_bad_alertmanager_route_is_reported(checkout: Path) -> None:
     config = checkout / "alertmanager" / "alertmanager.yml"
-    config.write_text(config.read_text().replace("receiver: oncall", "receiver: on-call", 1))
+    config.write_text(
+        config.read_text().replace("receiver: critical-ai", "receiver: critical-a1", 1)
+    )
     result = validate(checkout)
     assert result.returncode == 1
-    assert "receiver 'on-call' is not defined" in result.stdout
+    assert "receiver 'critical-a1' is not defined" in result.stdout
+    assert "QueueStalled (critical, team ai) routes to" in result.stdout
     assert "alertmanager/alertmanager.yml: stale" in result.stdout
 
 

@@ -79,7 +79,7 @@ class StackTarget(ObservedSystem):
         """Messages the DingTalk endpoint accepted since a unix time, on every robot."""
         robots = {
             self.env.get(f"{robot_env(target)}_TOKEN", ""): target
-            for target in mixin_config.load(demo_project().config_file).routing.relay_targets()
+            for target in mixin_config.load(demo_project().config_file).relay_targets()
         }
         response = httpx.get(
             f"{self.env['DINGTALK_SINK_URL']}/_messages", params={"accepted": "true"}, timeout=5

@@ -7,11 +7,19 @@ threshold there, regenerate, commit.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from obsctl.config_types import Duration
 from obsctl.configfile import ConfigError, describe_validation_error, read_mapping
@@ -23,6 +31,29 @@ TeamName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
 RelayTarget = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 # The Alertmanager receiver that delivers nowhere (alerts stay visible in Alertmanager).
 BLACKHOLE = "blackhole"
+# The relay targets that are not a team's robot.
+ONCALL = "oncall"
+HEARTBEAT = "heartbeat"
+# The heartbeat the dead man's switch watches: Alertmanager posts the Watchdog to it.
+DEADMAN_HEARTBEAT = "alert-path"
+_REFERENCE = re.compile(r"^\$\{(file:[^}]+|[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?)\}$")
+
+
+def _reference(value: str) -> str:
+    if not _REFERENCE.match(value):
+        raise ValueError(
+            "must be a ${ENV_VAR} or ${file:/path} reference, not the value itself: generated "
+            "files are committed, and robot URLs hold access tokens"
+        )
+    return value
+
+
+# How obsctl.yaml names a secret; it is resolved only by the process that uses it.
+SecretReference = Annotated[str, AfterValidator(_reference)]
+HttpBase = Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
+Mobile = Annotated[str, Field(pattern=r"^\+?[0-9][0-9-]{4,19}$")]
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+Party = Literal["oncall", "team"]
 
 
 class Severity(StrEnum):
@@ -175,13 +206,16 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
 
 
 class Links(_Strict):
-    """Where alerts point people: Grafana dashboards by UID, and runbooks."""
+    """Where alerts point people. A link that is not configured is left out, never invented."""
 
-    grafana_url: str = Field(default="http://127.0.0.1:3000", pattern=r"^https?://")
-    runbook_url_pattern: str = Field(
-        default="https://github.com/obsctl/obsctl/blob/main/docs/runbooks/{alert}.md",
-        pattern=r"\{alert\}",
-    )
+    # Grafana's external URL: dashboard links are /d/<uid> under it.
+    grafana_url: HttpBase | None = None
+    # Where the project's runbooks/ are published: a base URL (each runbook is <base>/<Alert>.md)
+    # or a pattern holding {alert}. Unset, alerts name the runbook's path in the project.
+    runbook_url: str | None = Field(default=None, pattern=r"^https?://")
+    # The external URLs people reach Prometheus and Alertmanager at (query and silence links).
+    prometheus_url: HttpBase | None = None
+    alertmanager_url: HttpBase | None = None
     dashboard_uids: dict[str, str] = Field(
         default_factory=lambda: {
             "overview": "obsctl-overview",
@@ -193,39 +227,77 @@ class Links(_Strict):
         }
     )
 
+    def prefixes(self) -> list[str]:
+        """Every configured link base: the relay keeps links under these only."""
+        bases = [self.grafana_url, self.prometheus_url, self.alertmanager_url]
+        if self.runbook_url:
+            bases.append(self.runbook_url.split("{alert}", 1)[0])
+        return [base for base in bases if base]
+
+
+class Robot(_Strict):
+    """A DingTalk custom robot; both values are ${ENV} or ${file:} references, never literals.
+
+    Generated files are committed, and the URL holds the robot's access token.
+    """
+
+    url: SecretReference
+    secret: SecretReference | None = None
+    keyword: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+
+
+class Contact(_Strict):
+    """How to reach people: their DingTalk robot, the phones it @-mentions, their email."""
+
+    dingtalk: Robot | None = None
+    mobiles: list[Mobile] = Field(default_factory=list)
+    email: list[EmailAddress] = Field(default_factory=list)
+
 
 class Email(_Strict):
-    """Alertmanager's SMTP settings and addresses."""
+    """Alertmanager's SMTP settings."""
 
-    smarthost: str = Field(default="127.0.0.1:18303", pattern=r"^[^:\s]+:\d{1,5}$")
-    sender: str = Field(default="obsctl-alertmanager@example.com", alias="from")
-    oncall_to: str = "oncall@example.com"
-    require_tls: bool = False
+    smarthost: str = Field(pattern=r"^[^:\s]+:\d{1,5}$")
+    sender: EmailAddress = Field(alias="from")
+    require_tls: bool = True
 
 
 class Receiver(_Strict):
-    """Where alerts of one kind are delivered: a relay target, and email or not."""
+    """Who gets the alerts of one severity: `oncall` (the rota) and/or `team` (the owner)."""
 
-    relay_target: RelayTarget
-    email: bool = False
-    # One Alertmanager receiver per team, `<relay_target>-<team>`, chosen by the team label.
-    per_team: bool = False
+    dingtalk: list[Party] = Field(default_factory=list)
+    email: list[Party] = Field(default_factory=list)
+    # Whose mobiles the DingTalk message @-mentions while the alert fires.
+    mention: list[Party] = Field(default_factory=list)
     send_resolved: bool = True
 
 
 def _default_receivers() -> dict[Severity, Receiver]:
     return {
-        Severity.CRITICAL: Receiver(relay_target="oncall", email=True),
-        Severity.WARNING: Receiver(relay_target="team", per_team=True),
+        Severity.CRITICAL: Receiver(
+            dingtalk=["oncall"], email=["oncall", "team"], mention=["oncall"]
+        ),
+        Severity.WARNING: Receiver(dingtalk=["team"]),
     }
+
+
+class Endpoint(_Strict):
+    """A server Alertmanager posts to, and the file holding the bearer token it sends."""
+
+    url: HttpBase
+    token_file: str
 
 
 class Routing(_Strict):
     """How Alertmanager groups, repeats and delivers."""
 
-    relay_url: str = Field(default="http://127.0.0.1:18311", pattern=r"^https?://")
-    # Alertmanager reads the relay's bearer token from this file (never inline in the config).
-    relay_token_file: str = "/etc/alertmanager/secrets/relay-token"
+    relay: Endpoint = Field(
+        default_factory=lambda: Endpoint(
+            url="http://127.0.0.1:18311", token_file="/etc/alertmanager/secrets/relay-token"
+        )
+    )
+    # The dead man's switch (obsctl deadman) also receives the Watchdog, when configured.
+    deadman: Endpoint | None = None
     group_by: list[str] = Field(
         default_factory=lambda: ["alertname", "severity", "team", "dependency", "provider"]
     )
@@ -238,30 +310,55 @@ class Routing(_Strict):
     # which the message states. A DingTalk group gains nothing from a thousand items, and
     # Alertmanager drops a notification the relay refuses for its size.
     max_alerts_per_message: int = Field(default=100, ge=1, le=10_000)
-    email: Email = Field(default_factory=Email)
+    email: Email | None = None
     # Severity -> delivery; a severity without a receiver (info) is delivered nowhere.
     receivers: dict[Severity, Receiver] = Field(default_factory=_default_receivers)
-    # The Watchdog's delivery: the dead man's switch, repeated every watchdog_repeat_interval.
-    heartbeat: Receiver = Field(
-        default_factory=lambda: Receiver(relay_target="heartbeat", send_resolved=False)
-    )
 
-    def relay_targets(self) -> list[str]:
-        """Every relay target the routing delivers to, each once."""
-        targets = [r.relay_target for r in self.receivers.values()]
-        return list(dict.fromkeys([*targets, self.heartbeat.relay_target]))
+
+class RelaySettings(_Strict):
+    """How the relay runs (written into alertmanager/relay.yaml)."""
+
+    listen: str = "127.0.0.1:18311"
+    token: SecretReference = "${OBSCTL_RELAY_TOKEN}"
+    spool_dir: str = "/var/lib/obsctl/relay"
+    language: Literal["zh-CN", "en-US"] = "zh-CN"
+    timezone: str = "Asia/Shanghai"
+
+
+class DeadmanSettings(_Strict):
+    """How the dead man's switch runs (written into alertmanager/deadman.yaml)."""
+
+    listen: str = "127.0.0.1:18312"
+    token: SecretReference = "${OBSCTL_DEADMAN_TOKEN}"
+    state_dir: str = "/var/lib/obsctl/deadman"
+    # Three missed Watchdogs: one late repeat is not an outage.
+    missed_heartbeats: Annotated[int, Field(ge=2, le=30)] = 3
+    reminder: Duration = 1_800.0
+
+
+class Retention(_Strict):
+    """How long Prometheus keeps samples: at least the SLO period, which the budget spans."""
+
+    local_days: Annotated[int, Field(ge=1, le=3_650)] = 35
 
 
 class MixinConfig(_Strict):
-    """The whole mixin config."""
+    """The whole obsctl.yaml."""
 
     selectors: Selectors = Field(default_factory=Selectors)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     slo: Slo = Field(default_factory=Slo)
-    teams: list[TeamName] = Field(default_factory=lambda: ["platform", "ai", "sre"])
+    teams: dict[TeamName, Contact] = Field(min_length=1)
+    # The on-call rota: paged for what the receivers send to `oncall`.
+    oncall: Contact = Field(default_factory=Contact)
+    # Where the Watchdog goes through the relay: a robot's group nobody needs to read.
+    heartbeat: Contact = Field(default_factory=Contact)
     alerts: dict[AlertName, AlertPolicy] = Field(default_factory=_default_alerts)
     links: Links = Field(default_factory=Links)
     routing: Routing = Field(default_factory=Routing)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
+    deadman: DeadmanSettings = Field(default_factory=DeadmanSettings)
+    retention: Retention = Field(default_factory=Retention)
 
     @model_validator(mode="after")
     def _every_alert_known_and_owned(self) -> MixinConfig:
@@ -272,7 +369,7 @@ class MixinConfig(_Strict):
             if name not in self.alerts
         ]
         problems += [
-            f"alerts.{name}.team: {policy.team!r} is not listed in teams ({', '.join(self.teams)})"
+            f"alerts.{name}.team: {policy.team!r} is not a team in teams ({', '.join(self.teams)})"
             for name, policy in self.alerts.items()
             if policy.team not in self.teams
         ]
@@ -286,42 +383,110 @@ class MixinConfig(_Strict):
             problems.append(
                 "alerts.ApiErrorBudgetBurn.for: set `for` per window in slo.api_burn_windows"
             )
+        problems += self._reachable()
+        if self.retention.local_days < self.slo.period_days:
+            problems.append(
+                f"retention.local_days: {self.retention.local_days} is shorter than the SLO period "
+                f"(slo.period_days {self.slo.period_days}): the error budget needs that history"
+            )
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _reachable(self) -> list[str]:
+        """Everyone a receiver sends to has the robot or the addresses it needs."""
+        problems = []
+        for severity, receiver in self.routing.receivers.items():
+            where = f"routing.receivers.{severity.value}"
+            for party in receiver.dingtalk:
+                for name, contact in self._contacts(party):
+                    if contact.dingtalk is None:
+                        problems.append(f"{where}.dingtalk: {name} has no dingtalk robot")
+            for party in receiver.email:
+                if party == "oncall" and not self.oncall.email:
+                    problems.append(f"{where}.email: oncall has no email addresses")
+            if receiver.email and self.routing.email is None:
+                problems.append(f"{where}.email: routing.email (the SMTP server) is not set")
+        if self.heartbeat.dingtalk is None:
+            problems.append("heartbeat.dingtalk: the Watchdog needs a robot (its repeats prove "
+                            "the alert path works)")  # fmt: skip
+        return problems
+
+    def _contacts(self, party: str) -> list[tuple[str, Contact]]:
+        if party == "oncall":
+            return [("oncall", self.oncall)]
+        return [(f"teams.{name}", contact) for name, contact in self.teams.items()]
 
     def policy(self, alert: AlertName) -> AlertPolicy:
         """The policy of one alert."""
         return self.alerts[alert]
 
     def delivery(self, alert: AlertName) -> Receiver | None:
-        """Where an alert is delivered (None: nowhere); the Watchdog goes to the heartbeat."""
-        if alert is AlertName.WATCHDOG:
-            return self.routing.heartbeat
+        """Where an alert's severity is delivered (None: nowhere; the Watchdog has its own)."""
         return self.routing.receivers.get(self.policy(alert).severity)
 
     def receiver_name(self, alert: AlertName) -> str:
         """The Alertmanager receiver an alert reaches."""
-        receiver = self.delivery(alert)
-        if receiver is None:
+        if alert is AlertName.WATCHDOG:
+            return HEARTBEAT
+        if self.delivery(alert) is None:
             return BLACKHOLE
-        if receiver.per_team:
-            return f"{receiver.relay_target}-{self.policy(alert).team}"
-        return receiver.relay_target
+        policy = self.policy(alert)
+        return f"{policy.severity.value}-{policy.team}"
+
+    def relay_target(self, party: str, team: str) -> str:
+        """The relay target (DingTalk robot) of `oncall` or of a team."""
+        return ONCALL if party == "oncall" else f"team-{team}"
+
+    def relay_targets(self) -> list[str]:
+        """Every relay target the routing can deliver to, each once: on-call, teams, heartbeat."""
+        targets = [ONCALL] if self.oncall.dingtalk else []
+        targets += [f"team-{name}" for name, team in self.teams.items() if team.dingtalk]
+        return [*targets, HEARTBEAT]
+
+    def robot(self, target: str) -> Robot | None:
+        """The robot behind a relay target."""
+        if target == ONCALL:
+            return self.oncall.dingtalk
+        if target == HEARTBEAT:
+            return self.heartbeat.dingtalk
+        return self.teams[target.removeprefix("team-")].dingtalk
 
     def channels(self, alert: AlertName) -> list[str]:
-        """Where people see an alert: `dingtalk:<relay target>`, and `email` if it is mailed."""
+        """Where people see an alert: `dingtalk:<relay target>` each, and `email` if mailed."""
+        if alert is AlertName.WATCHDOG:
+            return [f"dingtalk:{HEARTBEAT}"]
         receiver = self.delivery(alert)
         if receiver is None:
             return []
-        return [f"dingtalk:{receiver.relay_target}", *(["email"] if receiver.email else [])]
+        team = self.policy(alert).team
+        robots = [f"dingtalk:{self.relay_target(party, team)}" for party in receiver.dingtalk]
+        return [*robots, *(["email"] if self.email_to(receiver, team) else [])]
 
-    def runbook_url(self, alert: AlertName) -> str:
-        """The runbook link of one alert."""
-        return self.links.runbook_url_pattern.format(alert=alert.value)
+    def email_to(self, receiver: Receiver, team: str) -> list[str]:
+        """The addresses a receiver mails an alert of `team` to."""
+        addresses: list[str] = []
+        for party in receiver.email:
+            addresses += self.oncall.email if party == "oncall" else self.teams[team].email
+        return list(dict.fromkeys(addresses))
 
-    def dashboard_url(self, board: str) -> str:
-        """The Grafana link of one dashboard by its key in links.dashboard_uids."""
+    def runbook_path(self, alert: AlertName) -> str:
+        """Where an alert's runbook lives in the project."""
+        return f"runbooks/{alert.value}.md"
+
+    def runbook_url(self, alert: AlertName) -> str | None:
+        """The runbook link of one alert, when the project says where runbooks are published."""
+        base = self.links.runbook_url
+        if base is None:
+            return None
+        if "{alert}" in base:
+            return base.format(alert=alert.value)
+        return f"{base.rstrip('/')}/{alert.value}.md"
+
+    def dashboard_url(self, board: str) -> str | None:
+        """The Grafana link of one dashboard by its key in links.dashboard_uids, if Grafana is."""
+        if self.links.grafana_url is None:
+            return None
         return f"{self.links.grafana_url.rstrip('/')}/d/{self.links.dashboard_uids[board]}"
 
 

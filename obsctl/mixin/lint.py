@@ -10,13 +10,12 @@ from obsctl.mixin.config import AlertName, MixinConfig, Severity
 
 CAMEL_CASE = re.compile(r"^[A-Z][a-zA-Z0-9]*$")
 RECORDING_NAME = re.compile(r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z0-9_]+$")  # level:metric:ops
-REQUIRED_ANNOTATIONS = ("summary", "description", "runbook_url", "dashboard_url")
-RUNBOOKS = "docs/runbooks"
+REQUIRED_ANNOTATIONS = ("summary", "description", "runbook")
 
 
 def runbook_path(alert: str) -> str:
-    """Where the runbook of one alert lives in the repo."""
-    return f"{RUNBOOKS}/{alert}.md"
+    """Where the runbook of one alert lives in the project."""
+    return f"runbooks/{alert}.md"
 
 
 def lint(rules: dict[str, Any], config: MixinConfig, repo_root: Path) -> list[str]:
@@ -24,6 +23,11 @@ def lint(rules: dict[str, Any], config: MixinConfig, repo_root: Path) -> list[st
     problems: list[str] = []
     severities = {s.value for s in Severity}
     boards = {config.dashboard_url(board) for board in config.links.dashboard_uids}
+    # Link annotations each rule must carry once the project configures where they point.
+    links = {
+        "runbook_url": ("links.runbook_url", config.links.runbook_url),
+        "dashboard_url": ("links.grafana_url", config.links.grafana_url),
+    }
     for group in rules.get("groups", []):
         for rule in group.get("rules", []):
             if "record" in rule:
@@ -52,6 +56,11 @@ def lint(rules: dict[str, Any], config: MixinConfig, repo_root: Path) -> list[st
                 f"{where}: annotation {key} is missing"
                 for key in REQUIRED_ANNOTATIONS
                 if not str(notes.get(key, "")).strip()
+            ]
+            problems += [
+                f"{where}: annotation {key} is missing ({setting} is set)"
+                for key, (setting, configured) in links.items()
+                if configured and not notes.get(key)
             ]
             if name in AlertName.__members__.values():
                 expected = config.runbook_url(AlertName(name))

@@ -414,13 +414,18 @@ def alert_for(config: MixinConfig, alert: Alert) -> float | None:
 
 
 def alert_annotations(config: MixinConfig, alert: Alert) -> dict[str, str]:
-    """The annotations of one alerting rule."""
-    return {
+    """The annotations of one alerting rule; links only where the project configures them."""
+    notes = {
         "summary": alert.summary,
         "description": alert.description,
-        "runbook_url": config.runbook_url(alert.name),
-        "dashboard_url": config.dashboard_url(alert.board),
+        "runbook": config.runbook_path(alert.name),
     }
+    runbook_url, dashboard_url = config.runbook_url(alert.name), config.dashboard_url(alert.board)
+    if runbook_url:
+        notes["runbook_url"] = runbook_url
+    if dashboard_url:
+        notes["dashboard_url"] = dashboard_url
+    return notes
 
 
 def _rule(config: MixinConfig, rule: Recording | Alert) -> dict[str, Any]:

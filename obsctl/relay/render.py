@@ -47,6 +47,8 @@ class AlertView:
     duration: str
     dashboard_url: str | None
     runbook_url: str | None
+    # The runbook's path in the ops project, shown when no runbook URL is published.
+    runbook: str | None
     silence_url: str | None
     generator_url: str | None
     truncated: bool
@@ -190,6 +192,9 @@ class Renderer:
             duration=_duration(alert.startsAt, end, language),
             dashboard_url=self._link(alert.annotations.get("dashboard_url")),
             runbook_url=self._link(alert.annotations.get("runbook_url")),
+            runbook=markdown.text(alert.annotations["runbook"], 200)[0]
+            if alert.annotations.get("runbook")
+            else None,
             silence_url=self._silence_link(external_url, alert),
             generator_url=self._link(alert.generatorURL),
             truncated=cut_summary or cut_description,

@@ -53,7 +53,7 @@ class Service:
 
 def relay_targets() -> list[str]:
     """The relay targets the routing delivers to: the stack has a DingTalk robot for each."""
-    return mixin_config.load(demo_project().config_file).routing.relay_targets()
+    return mixin_config.load(demo_project().config_file).relay_targets()
 
 
 def load_secrets(layout: StackLayout) -> StackSecrets:

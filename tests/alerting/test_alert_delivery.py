@@ -162,7 +162,7 @@ def test_a_group_of_1500_alerts_reaches_dingtalk_with_what_alertmanager_left_out
 
     first = wait_for(
         "the group's first DingTalk message",
-        lambda: _messages_about(stack, name, "DINGTALK_TEAM_TOKEN"),
+        lambda: _messages_about(stack, name, "DINGTALK_TEAM_SRE_TOKEN"),
         timeout=60,
     )[0]
 

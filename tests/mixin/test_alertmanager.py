@@ -9,7 +9,9 @@ import pytest
 import yaml
 
 from obsctl.mixin.alertmanager import CONFIG_PATH, build, render
-from obsctl.mixin.config import MixinConfig, load
+from obsctl.mixin.config import load
+
+from conftest import demo_config
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = REPO / "obsctl.yaml"
@@ -36,19 +38,20 @@ def test_amtool_check_config_passes() -> None:
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
-        (["alertname=ApiHighErrorRate", "severity=critical", "team=platform"], "oncall"),
-        (
-            ["alertname=DependencyDown", "severity=critical", "team=sre", "dependency=mysql"],
-            "oncall",
-        ),
-        (["alertname=QueueBacklogHigh", "severity=warning", "team=ai"], "team-ai"),
-        (["alertname=ApiHighLatencyP95", "severity=warning", "team=platform"], "team-platform"),
-        (["alertname=MySQLProbeSlow", "severity=warning", "team=sre"], "team-sre"),
+        (["alertname=ApiHighErrorRate", "severity=critical", "team=platform"],
+         "critical-platform"),
+        (["alertname=DependencyDown", "severity=critical", "team=sre", "dependency=mysql"],
+         "critical-sre"),
+        (["alertname=QueueBacklogHigh", "severity=warning", "team=ai"], "warning-ai"),
+        (["alertname=ApiHighLatencyP95", "severity=warning", "team=platform"],
+         "warning-platform"),
+        (["alertname=MySQLProbeSlow", "severity=warning", "team=sre"], "warning-sre"),
         (["alertname=Watchdog", "severity=info", "team=sre"], "heartbeat"),
         (["alertname=Something", "severity=info", "team=sre"], "blackhole"),
-        (["alertname=Something", "severity=warning", "team=unknown"], "blackhole"),
+        (["alertname=Something", "severity=warning", "team=unknown"], "warning-unowned"),
+        (["alertname=Something", "severity=critical", "team=unknown"], "critical-unowned"),
     ],
-)
+)  # fmt: skip
 def test_routes(labels: list[str], receiver: str) -> None:
     result = amtool(
         "config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={receiver}",
@@ -59,14 +62,33 @@ def test_routes(labels: list[str], receiver: str) -> None:
 
 def test_a_wrong_route_expectation_fails() -> None:
     result = amtool(
-        "config", "routes", "test", f"--config.file={CONFIG}", "--verify.receivers=oncall",
-        "alertname=QueueBacklogHigh", "severity=warning", "team=ai",
+        "config", "routes", "test", f"--config.file={CONFIG}",
+        "--verify.receivers=critical-ai", "alertname=QueueBacklogHigh", "severity=warning",
+        "team=ai",
     )  # fmt: skip
     assert result.returncode != 0
 
 
+def test_each_team_has_its_robot_its_mobiles_and_its_mail() -> None:
+    receivers = {r["name"]: r for r in build(demo_config())["receivers"]}
+
+    def robots(name: str) -> list[str]:
+        return [h["url"].rsplit("/", 1)[1] for h in receivers[name].get("webhook_configs", [])]
+
+    def mail(name: str) -> list[str]:
+        return [e["to"] for e in receivers[name].get("email_configs", [])]
+
+    assert robots("warning-ai") == ["team-ai"] and mail("warning-ai") == []
+    assert robots("warning-platform") == ["team-platform"]
+    assert robots("critical-ai") == ["oncall"]
+    assert mail("critical-ai") == ["oncall@example.com, ai@example.com"]
+    assert mail("critical-unowned") == ["oncall@example.com"]
+    assert robots("warning-unowned") == [], "an unowned warning goes to no team's robot"
+    assert robots("heartbeat") == ["heartbeat", "alert-path"], "relay robot and deadman"
+
+
 def test_inhibition_rules_as_specified() -> None:
-    rules = build(MixinConfig())["inhibit_rules"]
+    rules = build(demo_config())["inhibit_rules"]
     by_source = {r["source_matchers"][0]: r for r in rules}
     mysql_down = by_source['alertname="DependencyDown"']
     assert "MySQLProbeSlow" in mysql_down["target_matchers"][0]

@@ -22,7 +22,6 @@ DEMO_CONFIG = Path(__file__).resolve().parents[2] / "obsctl.yaml"
 
 RULES = yaml.safe_load(render_rules(load(DEMO_CONFIG))[RULES_PATH])
 CASES = build_tests(load(DEMO_CONFIG))[TESTS_PATH]["tests"]
-RUNBOOKS = "https://github.com/obsctl/obsctl/blob/main/docs/runbooks"
 
 
 def _rule(key: str, name: str) -> dict[str, Any]:
@@ -48,7 +47,7 @@ def test_api_high_error_rate_pages_above_one_percent_of_busy_traffic() -> None:
         "summary": "The API answers too many 5xx",
         "description": "{{ $value | humanizePercentage }} of {{ $labels.job }} requests answered"
         " 5xx over the last 1m (threshold 1%, at more than 0.5 requests/s).",
-        "runbook_url": f"{RUNBOOKS}/ApiHighErrorRate.md",
+        "runbook": "runbooks/ApiHighErrorRate.md",
         "dashboard_url": "http://127.0.0.1:3000/d/obsctl-api",
     }
     assert _rule("record", "job:http_request_errors:ratio_rate1m")["expr"] == (

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from obsctl.mixin.config import AlertName, MixinConfig
+from obsctl.mixin.config import AlertName
 from obsctl.mixin.generate import generate
 from obsctl.mixin.lint import lint
 from obsctl.mixin.rule_tests import SLO_TESTS_PATH, TESTS_PATH
 from obsctl.mixin.rules import RULES_PATH, alerts, render_rules
+
+from conftest import demo_config
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.needs_tools("promtool")
@@ -31,7 +33,7 @@ def _promtool(*args: str | Path) -> subprocess.Popen[str]:
 
 def _mutated_suite(tmp: Path) -> Path:
     """A copy of the Watchdog test whose expected labels are wrong."""
-    generate(MixinConfig(), tmp)
+    generate(demo_config(), tmp)
     suite = yaml.safe_load((tmp / TESTS_PATH).read_text())
     group = next(g for g in suite["tests"] if g["name"] == "Watchdog always fires")
     group["alert_rule_test"][0]["exp_alerts"][0]["exp_labels"]["team"] = "nobody"
@@ -43,7 +45,7 @@ def _mutated_suite(tmp: Path) -> Path:
 
 def _moved_threshold(tmp: Path) -> Path:
     """Rules and tests generated with other thresholds, to show the tests follow the config."""
-    config = MixinConfig()
+    config = demo_config()
     thresholds = config.thresholds.model_copy(
         update={"api_error_ratio": 0.05, "queue_backlog_jobs": 40, "cache_hit_ratio": 0.5}
     )
@@ -108,7 +110,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
 
 
 def test_every_alert_name_is_generated() -> None:
-    assert {a.name for a in alerts(MixinConfig())} == set(AlertName)
+    assert {a.name for a in alerts(demo_config())} == set(AlertName)
 
 
 def test_exporter_alerts_carry_source_and_exporter_down_does_not() -> None:
@@ -128,7 +130,7 @@ def test_exporter_alerts_carry_source_and_exporter_down_does_not() -> None:
 
 
 def test_lint_is_clean_on_the_generated_rules() -> None:
-    assert lint(_rules(), MixinConfig(), REPO) == []
+    assert lint(_rules(), demo_config(), REPO) == []
 
 
 def test_lint_catches_seeded_violations(tmp_path: Path) -> None:
@@ -138,22 +140,27 @@ def test_lint_catches_seeded_violations(tmp_path: Path) -> None:
     alert = next(r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "ApiDown")
     alert["alert"] = "api_down"
     alert["labels"].update(severity="page", team="nobody")
-    del alert["annotations"]["runbook_url"]
-    alert["annotations"]["dashboard_url"] = "http://example.com/d/nope"
-    problems = "\n".join(lint(rules, MixinConfig(), REPO))
+    del alert["annotations"]["runbook"]
+    del alert["annotations"]["dashboard_url"]
+    other = next(
+        r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "ApiHighErrorRate"
+    )
+    other["annotations"]["dashboard_url"] = "http://example.com/d/nope"
+    problems = "\n".join(lint(rules, demo_config(), REPO))
     for expected in (
         "http_requests_rate: recording rule names are level:metric:operations",
         "api_down: alert names are CamelCase",
         "severity 'page' is not one of",
         "team 'nobody' is not in teams",
-        "annotation runbook_url is missing",
+        "api_down: annotation runbook is missing",
+        "api_down: annotation dashboard_url is missing (links.grafana_url is set)",
         "dashboard_url http://example.com/d/nope is no dashboard",
-        "runbook docs/runbooks/api_down.md does not exist",
+        "runbook runbooks/api_down.md does not exist",
     ):
         assert expected in problems
-    assert "docs/runbooks/ApiHighErrorRate.md" in "\n".join(lint(_rules(), MixinConfig(), tmp_path))
+    assert "runbooks/ApiHighErrorRate.md" in "\n".join(lint(_rules(), demo_config(), tmp_path))
 
 
 def _rules() -> dict[str, object]:
-    rules: dict[str, object] = yaml.safe_load(render_rules(MixinConfig())[RULES_PATH])
+    rules: dict[str, object] = yaml.safe_load(render_rules(demo_config())[RULES_PATH])
     return rules

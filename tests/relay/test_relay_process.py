@@ -62,7 +62,9 @@ def shipped_env(dingtalk: RunningFake, port: int, spool: Path) -> dict[str, str]
         "OBSCTL_RELAY_SPOOL_DIR": str(spool),
         "OBSCTL_RELAY_LINK_PREFIXES": "http://alertmanager.example:9093",
     }
-    for target, token in (("ONCALL", "tok-oncall"), ("TEAM", "tok-team"), ("HEARTBEAT", "tok-x")):
+    robots = [("ONCALL", "tok-oncall"), ("HEARTBEAT", "tok-x")]
+    robots += [(f"TEAM_{team}", "tok-team") for team in ("PLATFORM", "AI", "SRE")]
+    for target, token in robots:
         env[f"OBSCTL_DINGTALK_{target}_URL"] = (
             f"{dingtalk.base_url}/robot/send?access_token={token}"
         )
@@ -154,7 +156,7 @@ def test_check_accepts_the_shipped_config_and_names_what_is_missing(
         [sys.executable, "-m", "obsctl", "relay", "--config", str(SHIPPED), "--check"],
         env=env, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    env.pop("OBSCTL_DINGTALK_TEAM_URL")
+    env.pop("OBSCTL_DINGTALK_TEAM_AI_URL")
     bad = subprocess.run(
         [sys.executable, "-m", "obsctl", "relay", "--config", str(SHIPPED), "--check"],
         env=env, capture_output=True, text=True, timeout=30,
@@ -164,10 +166,11 @@ def test_check_accepts_the_shipped_config_and_names_what_is_missing(
     assert "valid; listen 127.0.0.1:18311" in ok.stdout
     assert "oncall: signed, zh-CN, @1 mobiles for critical" in ok.stdout
     assert f"spool: {tmp_path / 'spool'}" in ok.stdout
-    assert "links under: http://127.0.0.1:3000/, " in ok.stdout
+    assert "links under: http://127.0.0.1:3000, http://alertmanager.example:9093" in ok.stdout
     assert bad.returncode == 2
     assert (
-        "targets.team.url: environment variable OBSCTL_DINGTALK_TEAM_URL is not set" in bad.stderr
+        "targets.team-ai.url: environment variable OBSCTL_DINGTALK_TEAM_AI_URL is not set"
+        in bad.stderr
     )
     assert SECRET not in ok.stdout + bad.stdout + bad.stderr
 

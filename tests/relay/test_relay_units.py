@@ -26,8 +26,14 @@ ENV = {
     "OBSCTL_RELAY_TOKEN": "tok-3e1d",
     "OBSCTL_DINGTALK_ONCALL_URL": "https://oapi.dingtalk.com/robot/send?access_token=AT-oncall",
     "OBSCTL_DINGTALK_ONCALL_SECRET": "SEC-oncall-secret",
-    "OBSCTL_DINGTALK_TEAM_URL": "https://oapi.dingtalk.com/robot/send?access_token=AT-team",
-    "OBSCTL_DINGTALK_TEAM_SECRET": "SEC-team-secret",
+    **{
+        f"OBSCTL_DINGTALK_TEAM_{team}_{key}": value
+        for team in ("PLATFORM", "AI", "SRE")
+        for key, value in (
+            ("URL", f"https://oapi.dingtalk.com/robot/send?access_token=AT-{team.lower()}"),
+            ("SECRET", f"SEC-{team.lower()}-secret"),
+        )
+    },
     "OBSCTL_DINGTALK_HEARTBEAT_URL": "https://oapi.dingtalk.com/robot/send?access_token=AT-hb",
     "OBSCTL_DINGTALK_HEARTBEAT_SECRET": "",
     "OBSCTL_RELAY_LINK_PREFIXES": "http://prometheus.example:9090 http://alertmanager.example:9093",
@@ -90,7 +96,9 @@ def composer(language: str = "en-US", max_bytes: int = 20_000, **target: Any) ->
 def test_shipped_config_loads_from_the_documented_environment() -> None:
     config = load(SHIPPED, ENV)
 
-    assert sorted(config.targets) == ["heartbeat", "oncall", "team"]
+    assert sorted(config.targets) == [
+        "heartbeat", "oncall", "team-ai", "team-platform", "team-sre",
+    ]  # fmt: skip
     assert config.listen == "127.0.0.1:18311"
     assert config.render.timezone == "Asia/Shanghai" and config.render.language == "zh-CN"
     assert config.render.templates_dir == TEMPLATES
@@ -104,11 +112,11 @@ def test_shipped_config_loads_from_the_documented_environment() -> None:
     assert config.delivery.spool_dir == Path("/tmp/obsctl-relay-units-spool")
     assert config.delivery.rate_limited_backoff == 600, "DingTalk's 10-minute throttle"
     assert config.render.link_prefixes == [
-        "http://127.0.0.1:3000/",
-        "https://github.com/obsctl/obsctl/blob/main/docs/runbooks/",
+        "http://127.0.0.1:3000",
         "http://prometheus.example:9090",
         "http://alertmanager.example:9093",
     ]
+    assert config.targets["team-ai"].mentions.mobiles == [], "warnings page nobody"
     renderer_ = Renderer(config.render)
     renderer_.check(["zh-CN", "en-US"])
 
@@ -120,14 +128,14 @@ def test_listen_comes_from_obsctl_relay_listen() -> None:
 
 
 def test_missing_environment_is_named_per_key_without_values() -> None:
-    env = {k: v for k, v in ENV.items() if "TEAM" not in k}
+    env = {k: v for k, v in ENV.items() if "TEAM_AI" not in k}
 
     with pytest.raises(ConfigError) as caught:
         load(SHIPPED, env)
 
     assert caught.value.problems == [
-        "targets.team.url: environment variable OBSCTL_DINGTALK_TEAM_URL is not set",
-        "targets.team.secret: environment variable OBSCTL_DINGTALK_TEAM_SECRET is not set",
+        "targets.team-ai.url: environment variable OBSCTL_DINGTALK_TEAM_AI_URL is not set",
+        "targets.team-ai.secret: environment variable OBSCTL_DINGTALK_TEAM_AI_SECRET is not set",
     ]
 
 

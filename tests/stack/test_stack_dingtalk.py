@@ -46,7 +46,7 @@ def test_signed_with_the_stack_secret_is_accepted_and_kept(stack: RunningStack) 
 def test_wrong_secret_and_stale_timestamp_are_refused(stack: RunningStack) -> None:
     before = _accepted(stack)
     now = int(time.time() * 1000)
-    wrong = _send(stack, stack.env["DINGTALK_TEAM_SECRET"], now)
+    wrong = _send(stack, stack.env["DINGTALK_TEAM_SRE_SECRET"], now)
     assert wrong["errcode"] == 310000 and "sign" in str(wrong["errmsg"])
     stale_ms = now - 3_601_000
     stale = _send(stack, stack.env["DINGTALK_ONCALL_SECRET"], stale_ms)
