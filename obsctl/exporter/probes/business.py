@@ -43,7 +43,7 @@ import bisect
 import itertools
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -68,12 +68,12 @@ from obsctl.exporter.probes._mysql_pool import (
     timed_fetch,
 )
 from obsctl.exporter.probes.base import ProbeBase, ProbeOutcome, Reason, Status, cached_help
+from obsctl.exporter.probes.business_sql import FAILED, SUCCEEDED, BusinessTables, Statements
 from obsctl.exporter.probes.mysql import OTHER
 from obsctl.metric_names import BusinessMetric
 
-SUCCEEDED = "succeeded"
-FAILED = "failed"
 TERMINAL_STATUSES = (SUCCEEDED, FAILED)
+_DEFAULT_TERMINAL = {status: status for status in TERMINAL_STATUSES}
 _FINISHED_METRICS = {SUCCEEDED: BusinessMetric.TASK_SUCCEEDED, FAILED: BusinessMetric.TASK_FAILED}
 DEFAULT_FEATURES = ("matting", "outfit", "faceswap", "outpaint")
 # AI image tasks take seconds to minutes: matting ~1-5 s, faceswap/outpaint 10-60 s, and a
@@ -99,6 +99,7 @@ class BusinessConfig(StrictModel):
         default_factory=lambda: list(DEFAULT_LATENCY_BUCKETS), min_length=1
     )
     target: LabelValue = "platform"
+    tables: BusinessTables = Field(default_factory=BusinessTables)
 
     _timeout_fits_interval = field_validator("timeout")(timeout_within_interval)
 
@@ -166,8 +167,11 @@ class TaskLedger:
         features: Iterable[str],
         providers: Iterable[str],
         buckets: Sequence[float],
+        terminal: Mapping[str, str] | None = None,
     ) -> None:
         self.counts_from = counts_from
+        # Platform status value -> SUCCEEDED or FAILED; any other value is not terminal.
+        self._terminal_of = dict(terminal) if terminal is not None else _DEFAULT_TERMINAL
         self.horizon = counts_from
         self._features = list(features)
         self._providers = list(providers)
@@ -195,7 +199,7 @@ class TaskLedger:
         known = self._tracked.get(row.id)
         if known is None and row.created_at >= max(self.horizon, self.counts_from):
             self._count_created(row)
-        terminal = _terminal(row)
+        terminal = self._terminal(row)
         if terminal is not None and self._terminal_is_new(known, terminal):
             self._count_finished(row, terminal)
         updated_at = row.updated_at if known is None else max(known.updated_at, row.updated_at)
@@ -206,6 +210,13 @@ class TaskLedger:
         feature = row.feature if row.feature in self._feature_set else OTHER
         provider = row.provider if row.provider in self._provider_set else OTHER
         return feature, provider
+
+    def _terminal(self, row: TaskRow) -> tuple[str, datetime] | None:
+        status = self._terminal_of.get(row.status)
+        if status is None:
+            return None
+        # The platform always sets finished_at with a terminal status; updated_at is a fallback.
+        return status, row.finished_at or row.updated_at
 
     def _terminal_is_new(self, known: _Tracked | None, terminal: tuple[str, datetime]) -> bool:
         if terminal[1] < self.counts_from:
@@ -225,13 +236,6 @@ class TaskLedger:
         counts[key] = counts.get(key, 0) + 1
         histogram = self.latency.setdefault(key[0], LatencyHistogram(self._buckets))
         histogram.observe(max(0.0, (terminal[1] - row.created_at).total_seconds()))
-
-
-def _terminal(row: TaskRow) -> tuple[str, datetime] | None:
-    if row.status not in TERMINAL_STATUSES:
-        return None
-    # The platform always sets finished_at with a terminal status; updated_at is a fallback.
-    return row.status, row.finished_at or row.updated_at
 
 
 @dataclass
@@ -267,10 +271,6 @@ class _Chain:
     cursor: tuple[datetime, int]
 
 
-def _ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 class BusinessProbe(ProbeBase):
     """The incremental reader of task and quota metrics (kind "business")."""
 
@@ -283,7 +283,7 @@ class BusinessProbe(ProbeBase):
         super().__init__(config.target, config.interval, config.timeout)
         self.config = config
         self._pool = pool
-        self._sql = _Statements(pool.database)
+        self._sql = Statements(pool.database, config.tables)
         self._lock = asyncio.Lock()
         self._ledger: TaskLedger | None = None
         self._watermark: datetime | None = None
@@ -354,7 +354,13 @@ class BusinessProbe(ProbeBase):
         newest = await timed_fetch(conn, phases, "start", self._sql.newest)
         self._newest = newest[0][0] if newest and newest[0][0] else now
         self._watermark = now
-        self._ledger = TaskLedger(now, self.config.features, providers, self.config.latency_buckets)
+        self._ledger = TaskLedger(
+            now,
+            self.config.features,
+            providers,
+            self.config.latency_buckets,
+            self.config.tables.tasks.statuses.terminal(),
+        )
 
     async def _learn_providers(self, conn: Any, phases: dict[str, float]) -> list[str]:
         rows = await timed_fetch(
@@ -371,8 +377,7 @@ class BusinessProbe(ProbeBase):
             self._chain = _Chain(next_watermark=now, cursor=(horizon, 0))
         chain, batch = self._chain, self.config.batch_size
         while True:
-            after_at, after_id = chain.cursor
-            args = (after_at, after_id, after_at, batch)
+            args = Statements.batch_args(chain.cursor, batch)
             fetched = await timed_fetch(conn, phases, "tasks", self._sql.batch, args)
             rows = [TaskRow._make(r) for r in fetched]
             for row in rows:
@@ -496,30 +501,3 @@ def _task_families(ledger: TaskLedger, interval: float) -> list[Metric]:
         latency.add_metric([feature], histogram.cumulative(), histogram.total)
     families.append(latency)
     return families
-
-
-class _Statements:
-    """The SQL of one cycle, qualified with the platform database."""
-
-    def __init__(self, database: str) -> None:
-        tasks = f"{_ident(database)}.`tasks`"
-        quotas = f"{_ident(database)}.`quotas`"
-        # FORCE INDEX: the keyset walk must never turn into a table scan, whatever the stats say.
-        self.batch = (
-            "SELECT id, feature, provider, status, created_at, updated_at, finished_at"
-            f" FROM {tasks} FORCE INDEX (idx_tasks_updated_id)"
-            " WHERE (updated_at = %s AND id > %s) OR updated_at > %s"
-            " ORDER BY updated_at, id LIMIT %s"
-        )
-        self.quotas = (
-            "SELECT COUNT(*), MAX(user_id), COALESCE(SUM(remaining), 0),"
-            " COALESCE(SUM(used), 0), COALESCE(SUM(remaining <= 0), 0)"
-            " FROM (SELECT user_id, remaining, used"
-            f" FROM {quotas} FORCE INDEX (PRIMARY)"
-            " WHERE user_id > %s ORDER BY user_id LIMIT %s) AS chunk"
-        )
-        self.newest = f"SELECT MAX(updated_at) FROM {tasks}"
-        self.providers = (
-            f"SELECT DISTINCT provider FROM {_ident(database)}.`provider_configs`"
-            " ORDER BY provider LIMIT %s"
-        )
