@@ -32,6 +32,14 @@ increases `used` (charged in the task-creating transaction; top-ups change `rema
 the sum of growths telescopes to exactly SUM(used)now - SUM(used)first-pass. A drop (a user
 deleted, a manual reset) is re-based, never subtracted.
 
+Names: the tables, columns, index and terminal status values above are the demo platform's;
+`business.tables` maps them to a schema that names them differently (`business_sql`).
+
+Before its first read the probe checks the schema (`business_inspect.inspect`): each column and
+index the reader needs, and an EXPLAIN of each statement it sends. On any problem it reads
+nothing: the outcome is DOWN with reason `schema`, logged once, and the check is repeated each
+run until the schema serves the reader, so a migration applied later starts it without a restart.
+
 Wiring: BusinessProbe(config, pool) takes the exporter's shared `MySQLPool`; the tables are
 read from the database named in that pool's DSN.
 """
@@ -41,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+import logging
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -68,9 +77,19 @@ from obsctl.exporter.probes._mysql_pool import (
     timed_fetch,
 )
 from obsctl.exporter.probes.base import ProbeBase, ProbeOutcome, Reason, Status, cached_help
-from obsctl.exporter.probes.business_sql import FAILED, SUCCEEDED, BusinessTables, Statements
+from obsctl.exporter.probes.business_inspect import inspect
+from obsctl.exporter.probes.business_report import SchemaRefused
+from obsctl.exporter.probes.business_sql import (
+    FAILED,
+    LEARNED_PROVIDER_LIMIT,
+    SUCCEEDED,
+    BusinessTables,
+    Statements,
+)
 from obsctl.exporter.probes.mysql import OTHER
 from obsctl.metric_names import BusinessMetric
+
+log = logging.getLogger(__name__)
 
 TERMINAL_STATUSES = (SUCCEEDED, FAILED)
 _DEFAULT_TERMINAL = {status: status for status in TERMINAL_STATUSES}
@@ -79,8 +98,6 @@ DEFAULT_FEATURES = ("matting", "outfit", "faceswap", "outpaint")
 # AI image tasks take seconds to minutes: matting ~1-5 s, faceswap/outpaint 10-60 s, and a
 # provider backlog can push them past 5 min; 600 s is the platform's give-up point.
 DEFAULT_LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-# Providers learned from provider_configs beyond this many are labelled "other".
-LEARNED_PROVIDER_LIMIT = 20
 
 
 class BusinessConfig(StrictModel):
@@ -275,7 +292,7 @@ class BusinessProbe(ProbeBase):
     """The incremental reader of task and quota metrics (kind "business")."""
 
     kind = "business"
-    expected_errors = (pymysql.MySQLError, OSError)
+    expected_errors = (pymysql.MySQLError, OSError, SchemaRefused)
 
     def __init__(self, config: BusinessConfig, pool: MySQLPool) -> None:
         if not pool.database:
@@ -295,6 +312,7 @@ class BusinessProbe(ProbeBase):
         self._quotas = QuotaLedger()
         self._quota_pass: QuotaTotals | None = None
         self._quota_done_at: float | None = None
+        self._refused: str | None = None
 
     @property
     def counts_from(self) -> datetime | None:
@@ -321,7 +339,10 @@ class BusinessProbe(ProbeBase):
     def failure(self, exc: BaseException, began: float, phases: dict[str, float]) -> ProbeOutcome:
         """DOWN, except a run that read rows before its budget ran out: it is catching up."""
         status, reason = Status.DOWN, mysql_reason(exc)
-        if isinstance(exc, TimeoutError):
+        if isinstance(exc, SchemaRefused):
+            self._log_refusal(exc)
+            reason, detail = Reason.SCHEMA, str(exc)
+        elif isinstance(exc, TimeoutError):
             detail = f"no answer within {self.budget:g}s"
             read = self._rows_read - self._rows_before_run
             if read > 0:
@@ -335,6 +356,19 @@ class BusinessProbe(ProbeBase):
             began, status, reason=reason, detail=detail, phases=phases, families=self.families()
         )
 
+    def _log_refusal(self, exc: SchemaRefused) -> None:
+        summary = str(exc)
+        if summary == self._refused:
+            return  # said once; the outcome keeps saying it on every run
+        self._refused = summary
+        problems = "; ".join(p.message for p in exc.report.problems)
+        log.error(
+            "business/%s does not read %s: %s. Run `obsctl check db` for the DDL and a migration",
+            self.target,
+            exc.report.database,
+            problems,
+        )
+
     async def close(self) -> None:
         """Close the shared pool (idempotent)."""
         await self._pool.close()
@@ -344,10 +378,25 @@ class BusinessProbe(ProbeBase):
             rows = await timed_fetch(conn, phases, "now", "SELECT NOW(3)")
             now: datetime = rows[0][0]
             if self._ledger is None:
+                await self._check_schema(conn, phases)
                 await self._start(conn, now, phases)
             await self._read_changes(conn, now, phases)
             if self._quota_due():
                 await self._read_quotas(conn, phases)
+
+    async def _check_schema(self, conn: Any, phases: dict[str, float]) -> None:
+        """Refuse to read until the schema serves every statement through an index."""
+        assert self._pool.database is not None
+        began = time.monotonic()
+        try:
+            report = await inspect(conn, self._pool.database, self.config)
+        finally:
+            phases["schema"] = time.monotonic() - began
+        if not report.ok:
+            raise SchemaRefused(report)
+        if self._refused is not None:
+            log.info("business/%s: the schema now serves the reader, starting", self.target)
+            self._refused = None
 
     async def _start(self, conn: Any, now: datetime, phases: dict[str, float]) -> None:
         providers = self.config.providers or await self._learn_providers(conn, phases)

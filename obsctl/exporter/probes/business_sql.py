@@ -20,6 +20,9 @@ FAILED = "failed"
 # The columns of a change-feed row, in the order TaskRow (business.py) holds them.
 TASK_ROW_ROLES = ("id", "feature", "provider", "status", "created_at", "updated_at", "finished_at")
 
+# Providers learned from provider_configs beyond this many are labelled "other".
+LEARNED_PROVIDER_LIMIT = 20
+
 # MySQL identifiers as a schema names them (no quoting tricks, no database prefix).
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_$]{1,64}$")]
 StatusValue = Annotated[str, Field(min_length=1, max_length=64)]
