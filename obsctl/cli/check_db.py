@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,7 +86,9 @@ def _inputs(
 
     business, secret = BusinessConfig(), SecretStr(dsn) if dsn else None
     if read_config:
-        config = load_config(load, config_path)
+        # --dsn stands in for the config's DSN, as OBSCTL_MYSQL_DSN does for the exporter.
+        environ = {**os.environ, "OBSCTL_MYSQL_DSN": dsn} if dsn else os.environ
+        config = load_config(lambda path: load(path, environ), config_path)
         business = config.business or business
         if secret is None and config.mysql is not None:
             secret = config.mysql.dsn
