@@ -31,6 +31,9 @@ class Reason(StrEnum):
     HTTP_STATUS = "http_status"
     PROTOCOL = "protocol"
     SLOW = "slow"
+    # The dependency answers but cannot serve the probe without harm (business: a missing
+    # column or index, or a statement that would scan tasks in full): it is not read.
+    SCHEMA = "schema"
     ERROR = "error"
 
 

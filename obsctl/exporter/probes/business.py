@@ -32,6 +32,14 @@ increases `used` (charged in the task-creating transaction; top-ups change `rema
 the sum of growths telescopes to exactly SUM(used)now - SUM(used)first-pass. A drop (a user
 deleted, a manual reset) is re-based, never subtracted.
 
+Names: the tables, columns, index and terminal status values above are the demo platform's;
+`business.tables` maps them to a schema that names them differently (`business_sql`).
+
+Before its first read the probe checks the schema (`business_inspect.inspect`): each column and
+index the reader needs, and an EXPLAIN of each statement it sends. On any problem it reads
+nothing: the outcome is DOWN with reason `schema`, logged once, and the check is repeated each
+run until the schema serves the reader, so a migration applied later starts it without a restart.
+
 Wiring: BusinessProbe(config, pool) takes the exporter's shared `MySQLPool`; the tables are
 read from the database named in that pool's DSN.
 """
@@ -41,9 +49,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -68,19 +77,27 @@ from obsctl.exporter.probes._mysql_pool import (
     timed_fetch,
 )
 from obsctl.exporter.probes.base import ProbeBase, ProbeOutcome, Reason, Status, cached_help
+from obsctl.exporter.probes.business_inspect import inspect
+from obsctl.exporter.probes.business_report import SchemaRefused
+from obsctl.exporter.probes.business_sql import (
+    FAILED,
+    LEARNED_PROVIDER_LIMIT,
+    SUCCEEDED,
+    BusinessTables,
+    Statements,
+)
 from obsctl.exporter.probes.mysql import OTHER
 from obsctl.metric_names import BusinessMetric
 
-SUCCEEDED = "succeeded"
-FAILED = "failed"
+log = logging.getLogger(__name__)
+
 TERMINAL_STATUSES = (SUCCEEDED, FAILED)
+_DEFAULT_TERMINAL = {status: status for status in TERMINAL_STATUSES}
 _FINISHED_METRICS = {SUCCEEDED: BusinessMetric.TASK_SUCCEEDED, FAILED: BusinessMetric.TASK_FAILED}
 DEFAULT_FEATURES = ("matting", "outfit", "faceswap", "outpaint")
 # AI image tasks take seconds to minutes: matting ~1-5 s, faceswap/outpaint 10-60 s, and a
 # provider backlog can push them past 5 min; 600 s is the platform's give-up point.
 DEFAULT_LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-# Providers learned from provider_configs beyond this many are labelled "other".
-LEARNED_PROVIDER_LIMIT = 20
 
 
 class BusinessConfig(StrictModel):
@@ -99,6 +116,7 @@ class BusinessConfig(StrictModel):
         default_factory=lambda: list(DEFAULT_LATENCY_BUCKETS), min_length=1
     )
     target: LabelValue = "platform"
+    tables: BusinessTables = Field(default_factory=BusinessTables)
 
     _timeout_fits_interval = field_validator("timeout")(timeout_within_interval)
 
@@ -166,8 +184,11 @@ class TaskLedger:
         features: Iterable[str],
         providers: Iterable[str],
         buckets: Sequence[float],
+        terminal: Mapping[str, str] | None = None,
     ) -> None:
         self.counts_from = counts_from
+        # Platform status value -> SUCCEEDED or FAILED; any other value is not terminal.
+        self._terminal_of = dict(terminal) if terminal is not None else _DEFAULT_TERMINAL
         self.horizon = counts_from
         self._features = list(features)
         self._providers = list(providers)
@@ -195,7 +216,7 @@ class TaskLedger:
         known = self._tracked.get(row.id)
         if known is None and row.created_at >= max(self.horizon, self.counts_from):
             self._count_created(row)
-        terminal = _terminal(row)
+        terminal = self._terminal(row)
         if terminal is not None and self._terminal_is_new(known, terminal):
             self._count_finished(row, terminal)
         updated_at = row.updated_at if known is None else max(known.updated_at, row.updated_at)
@@ -206,6 +227,13 @@ class TaskLedger:
         feature = row.feature if row.feature in self._feature_set else OTHER
         provider = row.provider if row.provider in self._provider_set else OTHER
         return feature, provider
+
+    def _terminal(self, row: TaskRow) -> tuple[str, datetime] | None:
+        status = self._terminal_of.get(row.status)
+        if status is None:
+            return None
+        # The platform always sets finished_at with a terminal status; updated_at is a fallback.
+        return status, row.finished_at or row.updated_at
 
     def _terminal_is_new(self, known: _Tracked | None, terminal: tuple[str, datetime]) -> bool:
         if terminal[1] < self.counts_from:
@@ -225,13 +253,6 @@ class TaskLedger:
         counts[key] = counts.get(key, 0) + 1
         histogram = self.latency.setdefault(key[0], LatencyHistogram(self._buckets))
         histogram.observe(max(0.0, (terminal[1] - row.created_at).total_seconds()))
-
-
-def _terminal(row: TaskRow) -> tuple[str, datetime] | None:
-    if row.status not in TERMINAL_STATUSES:
-        return None
-    # The platform always sets finished_at with a terminal status; updated_at is a fallback.
-    return row.status, row.finished_at or row.updated_at
 
 
 @dataclass
@@ -267,15 +288,11 @@ class _Chain:
     cursor: tuple[datetime, int]
 
 
-def _ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 class BusinessProbe(ProbeBase):
     """The incremental reader of task and quota metrics (kind "business")."""
 
     kind = "business"
-    expected_errors = (pymysql.MySQLError, OSError)
+    expected_errors = (pymysql.MySQLError, OSError, SchemaRefused)
 
     def __init__(self, config: BusinessConfig, pool: MySQLPool) -> None:
         if not pool.database:
@@ -283,7 +300,7 @@ class BusinessProbe(ProbeBase):
         super().__init__(config.target, config.interval, config.timeout)
         self.config = config
         self._pool = pool
-        self._sql = _Statements(pool.database)
+        self._sql = Statements(pool.database, config.tables)
         self._lock = asyncio.Lock()
         self._ledger: TaskLedger | None = None
         self._watermark: datetime | None = None
@@ -295,6 +312,7 @@ class BusinessProbe(ProbeBase):
         self._quotas = QuotaLedger()
         self._quota_pass: QuotaTotals | None = None
         self._quota_done_at: float | None = None
+        self._refused: str | None = None
 
     @property
     def counts_from(self) -> datetime | None:
@@ -321,7 +339,10 @@ class BusinessProbe(ProbeBase):
     def failure(self, exc: BaseException, began: float, phases: dict[str, float]) -> ProbeOutcome:
         """DOWN, except a run that read rows before its budget ran out: it is catching up."""
         status, reason = Status.DOWN, mysql_reason(exc)
-        if isinstance(exc, TimeoutError):
+        if isinstance(exc, SchemaRefused):
+            self._log_refusal(exc)
+            reason, detail = Reason.SCHEMA, str(exc)
+        elif isinstance(exc, TimeoutError):
             detail = f"no answer within {self.budget:g}s"
             read = self._rows_read - self._rows_before_run
             if read > 0:
@@ -335,6 +356,19 @@ class BusinessProbe(ProbeBase):
             began, status, reason=reason, detail=detail, phases=phases, families=self.families()
         )
 
+    def _log_refusal(self, exc: SchemaRefused) -> None:
+        summary = str(exc)
+        if summary == self._refused:
+            return  # said once; the outcome keeps saying it on every run
+        self._refused = summary
+        problems = "; ".join(p.message for p in exc.report.problems)
+        log.error(
+            "business/%s does not read %s: %s. Run `obsctl check db` for the DDL and a migration",
+            self.target,
+            exc.report.database,
+            problems,
+        )
+
     async def close(self) -> None:
         """Close the shared pool (idempotent)."""
         await self._pool.close()
@@ -344,17 +378,38 @@ class BusinessProbe(ProbeBase):
             rows = await timed_fetch(conn, phases, "now", "SELECT NOW(3)")
             now: datetime = rows[0][0]
             if self._ledger is None:
+                await self._check_schema(conn, phases)
                 await self._start(conn, now, phases)
             await self._read_changes(conn, now, phases)
             if self._quota_due():
                 await self._read_quotas(conn, phases)
+
+    async def _check_schema(self, conn: Any, phases: dict[str, float]) -> None:
+        """Refuse to read until the schema serves every statement through an index."""
+        assert self._pool.database is not None
+        began = time.monotonic()
+        try:
+            report = await inspect(conn, self._pool.database, self.config)
+        finally:
+            phases["schema"] = time.monotonic() - began
+        if not report.ok:
+            raise SchemaRefused(report)
+        if self._refused is not None:
+            log.info("business/%s: the schema now serves the reader, starting", self.target)
+            self._refused = None
 
     async def _start(self, conn: Any, now: datetime, phases: dict[str, float]) -> None:
         providers = self.config.providers or await self._learn_providers(conn, phases)
         newest = await timed_fetch(conn, phases, "start", self._sql.newest)
         self._newest = newest[0][0] if newest and newest[0][0] else now
         self._watermark = now
-        self._ledger = TaskLedger(now, self.config.features, providers, self.config.latency_buckets)
+        self._ledger = TaskLedger(
+            now,
+            self.config.features,
+            providers,
+            self.config.latency_buckets,
+            self.config.tables.tasks.statuses.terminal(),
+        )
 
     async def _learn_providers(self, conn: Any, phases: dict[str, float]) -> list[str]:
         rows = await timed_fetch(
@@ -371,8 +426,7 @@ class BusinessProbe(ProbeBase):
             self._chain = _Chain(next_watermark=now, cursor=(horizon, 0))
         chain, batch = self._chain, self.config.batch_size
         while True:
-            after_at, after_id = chain.cursor
-            args = (after_at, after_id, after_at, batch)
+            args = Statements.batch_args(chain.cursor, batch)
             fetched = await timed_fetch(conn, phases, "tasks", self._sql.batch, args)
             rows = [TaskRow._make(r) for r in fetched]
             for row in rows:
@@ -496,30 +550,3 @@ def _task_families(ledger: TaskLedger, interval: float) -> list[Metric]:
         latency.add_metric([feature], histogram.cumulative(), histogram.total)
     families.append(latency)
     return families
-
-
-class _Statements:
-    """The SQL of one cycle, qualified with the platform database."""
-
-    def __init__(self, database: str) -> None:
-        tasks = f"{_ident(database)}.`tasks`"
-        quotas = f"{_ident(database)}.`quotas`"
-        # FORCE INDEX: the keyset walk must never turn into a table scan, whatever the stats say.
-        self.batch = (
-            "SELECT id, feature, provider, status, created_at, updated_at, finished_at"
-            f" FROM {tasks} FORCE INDEX (idx_tasks_updated_id)"
-            " WHERE (updated_at = %s AND id > %s) OR updated_at > %s"
-            " ORDER BY updated_at, id LIMIT %s"
-        )
-        self.quotas = (
-            "SELECT COUNT(*), MAX(user_id), COALESCE(SUM(remaining), 0),"
-            " COALESCE(SUM(used), 0), COALESCE(SUM(remaining <= 0), 0)"
-            " FROM (SELECT user_id, remaining, used"
-            f" FROM {quotas} FORCE INDEX (PRIMARY)"
-            " WHERE user_id > %s ORDER BY user_id LIMIT %s) AS chunk"
-        )
-        self.newest = f"SELECT MAX(updated_at) FROM {tasks}"
-        self.providers = (
-            f"SELECT DISTINCT provider FROM {_ident(database)}.`provider_configs`"
-            " ORDER BY provider LIMIT %s"
-        )
