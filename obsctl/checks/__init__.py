@@ -1,0 +1,1 @@
+"""`obsctl check`: does the watched platform give obsctl what it needs?"""
