@@ -21,6 +21,7 @@ COMMANDS = {
     "deadman": "obsctl.cli.deadman:deadman",
     "dashboards": "obsctl.cli.dashboards:dashboards",
     "validate": "obsctl.cli.validate:validate",
+    "check": "obsctl.cli.check:check",
 }
 
 
