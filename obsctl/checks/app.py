@@ -77,8 +77,8 @@ def run(
     taken = scrape_many(url, headers or {}, timeout, scrapes, interval)
     spacing = f"{scrapes} scrapes {interval:g}s apart" if scrapes > 1 else "1 scrape"
     context = f"thresholds from {config_source}; {spacing}"
-    target = f"check app {redact(url)}"
-    return Report(target, context, check_exposition(taken, config, max_label_values))
+    checks = check_exposition(taken, config, max_label_values)
+    return Report("check app", redact(url), context, checks)
 
 
 def check_exposition(

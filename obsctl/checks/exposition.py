@@ -96,6 +96,8 @@ def fetch(url: str, headers: Mapping[str, str], timeout: float) -> Exposition:
     """GET url and parse it; ScrapeError says why it is not a usable metrics endpoint."""
     shown = redact(url)
     try:
+        # A connection of its own per scrape: a kept-alive one stays with one PM2 worker and
+        # hides the others, until Prometheus's own connection moves on to the next.
         with httpx.Client(timeout=timeout, follow_redirects=False) as client:
             response = client.get(url, headers={"Accept": ACCEPT, **headers})
     except httpx.TimeoutException:

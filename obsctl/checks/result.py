@@ -53,7 +53,8 @@ class Check:
 class Report:
     """Every check of one run against one endpoint."""
 
-    target: str
+    command: str  # "check app"
+    target: str  # what was checked, e.g. the URL without credentials
     context: str  # where the thresholds came from, how many scrapes
     checks: Sequence[Check] = field(default_factory=tuple)
 
@@ -69,6 +70,7 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
         return {
+            "command": self.command,
             "target": self.target,
             "context": self.context,
             "ok": self.ok,
@@ -88,7 +90,7 @@ class Report:
     def lines(self) -> list[str]:
         """The report for people: one line per check, each violation indented under it."""
         tags = {Status.OK: "ok", Status.FAIL: "FAIL", Status.WARN: "warn", Status.SKIP: "skip"}
-        out = [self.target, f"  {self.context}"]
+        out = [f"{self.command} {self.target}", f"  {self.context}"]
         for check in self.checks:
             out.append(f"{tags[check.status]:<5} {check.name}: {check.summary}")
             out += [f"      {check.skipped}"] if check.skipped else []

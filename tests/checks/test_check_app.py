@@ -103,9 +103,10 @@ def demo_text(stack: RunningStack) -> str:
 
 @pytest.mark.stack
 def test_the_demo_platform_holds_to_the_contract(stack: RunningStack) -> None:
-    code, report, lines = check(f"{stack.env['DEMO_APP_URL']}/metrics", "--interval", "0.5")
+    url = f"{stack.env['DEMO_APP_URL']}/metrics"
+    code, report, lines = check(url, "--interval", "0.5")
     assert code == 0, lines
-    assert report["ok"] is True
+    assert (report["command"], report["target"], report["ok"]) == ("check app", url, True)
     assert {c["status"] for c in report["checks"]} == {"ok"}, lines
     assert "contract holds" in lines
     assert "ok    http_request_duration_seconds: histogram {route, status_code}" in lines
@@ -243,6 +244,16 @@ def test_a_header_is_sent_and_never_shown(demo_text: str) -> None:
     assert "answered HTTP 401" in refused.stderr and "--header" in refused.stderr
     assert allowed.returncode == 0, allowed.stdout
     assert token not in refused.stdout + refused.stderr + allowed.stdout + allowed.stderr
+
+
+@pytest.mark.stack
+def test_credentials_in_the_url_are_never_shown(demo_text: str) -> None:
+    with serve(Page(demo_text)) as url:
+        with_password = url.replace("http://", "http://scraper:pa55word@") + "?token=t0ken"
+        code, report, lines = check(with_password, *QUICK)
+    assert code == 0, lines
+    assert report["target"] == url
+    assert "pa55word" not in lines and "t0ken" not in lines
 
 
 @pytest.mark.needs_tools("node")
