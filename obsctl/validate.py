@@ -1,4 +1,9 @@
-"""`obsctl validate`: every config and generated artifact checked, one line per problem."""
+"""`obsctl validate`: every config and generated file of a project checked, one line per problem.
+
+A check never passes because its tool is missing: without promtool, amtool or docker-compose
+the check fails naming the tool and the Debian package that brings it, unless the caller
+allows missing tools, in which case it is listed as not run.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,22 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from obsctl.configfile import ConfigError
-from obsctl.paths import (
-    ALERT_RULES_DIR,
-    EXPORTER_CONFIG,
-    MIXIN_CONFIG,
-    RELAY_CONFIG,
-    RULE_TESTS_GLOB,
-    RULES_GLOB,
-)
+from obsctl.project import Project
 
-ALERTMANAGER_CONFIGS = ("alertmanager/alertmanager.yml", "alertmanager/alertmanager.compose.yml")
-DRILL_TARGETS_DIR = "drills/targets"
+# The tools validate runs, and the Debian package each comes from.
+TOOL_PACKAGES = {
+    "promtool": "prometheus",
+    "amtool": "prometheus-alertmanager",
+    "docker-compose": "docker-compose",
+    "systemd-analyze": "systemd",
+}
 # Secrets and addresses the configs take from the environment at run time; stand-ins let the
 # structure be checked on a machine that has none of them.
 RUNTIME_PLACEHOLDERS = {
@@ -46,22 +49,74 @@ ROBOT_PLACEHOLDERS = {"URL": "https://oapi.dingtalk.com/robot/send?access_token=
                       "SECRET": "SECplaceholder"}  # fmt: skip
 
 
+class ToolMissing(Exception):
+    """A check's tool is not on PATH."""
+
+    def __init__(self, tool: str) -> None:
+        self.tool = tool
+        package = TOOL_PACKAGES.get(tool, tool)
+        super().__init__(
+            f"{tool} is not installed (Debian: apt-get install {package}; or `obsctl stack "
+            "install` in an obsctl checkout)"
+        )
+
+
+@dataclass
+class Validation:
+    """One run over one project: its problems by check, and the checks that could not run."""
+
+    project: Project
+    allow_missing_tools: bool = False
+    results: dict[str, list[str]] = field(default_factory=dict)
+    not_run: dict[str, str] = field(default_factory=dict)
+
+    def tool(self, command: list[str], where: str) -> list[str]:
+        """Run a tool; its complaints as problems (ToolMissing if it is not installed)."""
+        result = self.run(command)
+        if result.returncode == 0:
+            return []
+        output = (result.stdout + result.stderr).strip().splitlines()
+        lines = [line.strip() for line in output if line.strip() and "SUCCESS" not in line]
+        return [f"{where}: {line}" for line in lines[-8:]] or [f"{where}: exit {result.returncode}"]
+
+    def run(self, command: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run a command in the project; ToolMissing if its program is not on PATH."""
+        if shutil.which(command[0]) is None:
+            raise ToolMissing(command[0])
+        return subprocess.run(
+            command, cwd=self.project.root, capture_output=True, text=True, timeout=120
+        )
+
+    def where(self, path: Path) -> str:
+        """A path as the project names it."""
+        return self.project.relative(path)
+
+
 @dataclass(frozen=True)
 class Check:
     """One named check: returns problem lines (empty when it passes)."""
 
     name: str
-    run: Callable[[Path], list[str]]
+    run: Callable[[Validation], list[str]]
 
 
-def _environ() -> dict[str, str]:
-    """Stand-ins (a robot URL and secret per relay target of the routing), then the real env."""
+def _mixin(v: Validation) -> Any:
     from obsctl.mixin.config import load
+
+    return load(v.project.config_file)
+
+
+def _environ(v: Validation) -> dict[str, str]:
+    """Stand-ins (a robot URL and secret per relay target of the routing), then the real env."""
     from obsctl.relay.config import target_env_prefix
 
+    try:
+        targets = _mixin(v).routing.relay_targets()
+    except ConfigError:
+        targets = []
     robots = {
         f"{target_env_prefix(target)}_{key}": value
-        for target in load().routing.relay_targets()
+        for target in targets
         for key, value in ROBOT_PLACEHOLDERS.items()
     }
     return {**RUNTIME_PLACEHOLDERS, **robots, **os.environ}
@@ -71,20 +126,30 @@ def _config_errors(exc: ConfigError) -> list[str]:
     return [f"{exc.source}: {problem}" for problem in exc.problems]
 
 
-def check_exporter_config(repo: Path) -> list[str]:
-    """The exporter's shipped config validates and calls results stale when the alerts do."""
+def check_project_config(v: Validation) -> list[str]:
+    """obsctl.yaml itself validates."""
+    try:
+        _mixin(v)
+    except ConfigError as exc:
+        return _config_errors(exc)
+    return []
+
+
+def check_exporter_config(v: Validation) -> list[str]:
+    """The exporter's config validates and calls results stale when the alerts do."""
     from obsctl.exporter.config import load
 
+    path = v.project.exporter_config
     try:
-        config = load(repo / EXPORTER_CONFIG, _environ())
-        mixin = _mixin(repo)
+        config = load(path, _environ(v))
+        mixin = _mixin(v)
     except ConfigError as exc:
         return _config_errors(exc)
     stale, paged = config.health.stale_after_intervals, mixin.thresholds.exporter_stale_intervals
     if stale != paged:
         return [
-            f"{EXPORTER_CONFIG}: health.stale_after_intervals is {stale}, but ExporterDown pages"
-            f" at {paged} intervals ({MIXIN_CONFIG}: thresholds.exporter_stale_intervals)"
+            f"{v.where(path)}: health.stale_after_intervals is {stale}, but ExporterDown pages"
+            f" at {paged} intervals (obsctl.yaml: thresholds.exporter_stale_intervals)"
         ]
     return []
 
@@ -99,12 +164,12 @@ class _AnyVariable(dict[str, str]):
         return "placeholder"
 
 
-def check_drill_targets(repo: Path) -> list[str]:
+def check_drill_targets(v: Validation) -> list[str]:
     """Every drill target config under drills/targets/ validates (secrets are stood in for)."""
     from obsctl.drills.remote import load_target
 
     problems = []
-    for path in sorted((repo / DRILL_TARGETS_DIR).glob("*.yaml")):
+    for path in sorted(v.project.drill_targets.glob("*.yaml")):
         try:
             load_target(path, _AnyVariable())
         except ConfigError as exc:
@@ -112,93 +177,95 @@ def check_drill_targets(repo: Path) -> list[str]:
     return problems
 
 
-def check_relay_config(repo: Path) -> list[str]:
-    """The relay's shipped config validates and its templates render."""
+def check_relay_config(v: Validation) -> list[str]:
+    """The relay's config validates."""
     from obsctl.relay.config import load
 
     try:
-        load(repo / RELAY_CONFIG, _environ())
+        load(v.project.relay_config, _environ(v))
     except ConfigError as exc:
         return _config_errors(exc)
     return []
 
 
-def _mixin(repo: Path) -> Any:
-    from obsctl.mixin.config import DEFAULT_CONFIG, load
-
-    path = repo / MIXIN_CONFIG
-    return load(path if path.exists() else DEFAULT_CONFIG)
-
-
-def check_mixin_and_generated(repo: Path) -> list[str]:
-    """The mixin config validates and every generated file is what it generates."""
+def check_generated(v: Validation) -> list[str]:
+    """Every generated file is what obsctl.yaml generates."""
     from obsctl.mixin.generate import stale
 
     try:
-        config = _mixin(repo)
-    except ConfigError as exc:
-        return _config_errors(exc)
-    return [f"{path}: stale: run `obsctl generate` and commit it" for path in stale(config, repo)]
+        config = _mixin(v)
+    except ConfigError:
+        return []  # reported by check_project_config
+    return [
+        f"{path}: stale: run `obsctl generate` and commit it"
+        for path in stale(config, v.project.root)
+    ]
 
 
-def check_rule_lint(repo: Path) -> list[str]:
+def _rule_files(v: Validation) -> list[Path]:
+    return sorted(v.project.alert_rules.glob("*.rules.yml"))
+
+
+def check_rule_lint(v: Validation) -> list[str]:
     """Alert naming, severities, teams, annotations, links, runbooks."""
     from obsctl.mixin.lint import lint
 
     try:
-        config = _mixin(repo)
+        config = _mixin(v)
     except ConfigError:
-        return []  # reported by check_mixin_and_generated
+        return []
     problems = []
-    for path in sorted(repo.glob(RULES_GLOB)):
+    for path in _rule_files(v):
         try:
             rules = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:
-            problems.append(f"{path.relative_to(repo)}: not valid YAML: {exc}")
+            problems.append(f"{v.where(path)}: not valid YAML: {exc}")
             continue
-        problems += [f"{path.relative_to(repo)}: {p}" for p in lint(rules, config, repo)]
+        problems += [f"{v.where(path)}: {p}" for p in lint(rules, config, v.project.root)]
     return problems
 
 
-def check_promtool(repo: Path) -> list[str]:
+def check_promtool(v: Validation) -> list[str]:
     """promtool check rules and test rules."""
-    rules = sorted(repo.glob(RULES_GLOB))
+    rules = _rule_files(v)
     if not rules:
-        return [f"{RULES_GLOB}: no rule files"]
-    problems = _tool(["promtool", "check", "rules", *map(str, rules)], repo, "promtool check rules")
-    for test in sorted(repo.glob(RULE_TESTS_GLOB)):
-        problems += _tool(
-            ["promtool", "test", "rules", str(test)], repo, f"{test.relative_to(repo)}"
-        )
+        return [f"{v.where(v.project.alert_rules)}: no *.rules.yml files"]
+    problems = v.tool(["promtool", "check", "rules", *map(str, rules)], "promtool check rules")
+    for test in sorted((v.project.alert_rules / "tests").glob("*.test.yml")):
+        problems += v.tool(["promtool", "test", "rules", str(test)], v.where(test))
     return problems
 
 
-def check_alertmanager(repo: Path) -> list[str]:
+def _alertmanager_configs(v: Validation) -> list[Path]:
+    return sorted(v.project.alertmanager_dir.glob("alertmanager*.yml"))
+
+
+def check_alertmanager(v: Validation) -> list[str]:
     """amtool check-config, every receiver defined and reachable, and the routing contract."""
+    configs = _alertmanager_configs(v)
+    if not configs:
+        return [f"{v.where(v.project.alertmanager_dir)}: no alertmanager*.yml"]
     problems: list[str] = []
-    for name in ALERTMANAGER_CONFIGS:
-        path = repo / name
-        if not path.exists():
-            problems.append(f"{name}: missing")
-            continue
-        problems += _tool(["amtool", "check-config", str(path)], repo, f"{name}: amtool")
-        problems += _receivers(path, repo)
-    problems += _routes(repo / ALERTMANAGER_CONFIGS[0], repo)
+    for path in configs:
+        problems += v.tool(["amtool", "check-config", str(path)], f"{v.where(path)}: amtool")
+        problems += _receivers(v, path)
+    main = v.project.alertmanager_dir / "alertmanager.yml"
+    problems += _routes(v, main if main.exists() else configs[0])
     return problems
 
 
-def _receivers(path: Path, repo: Path) -> list[str]:
+def _receivers(v: Validation, path: Path) -> list[str]:
     config = yaml.safe_load(path.read_text())
     defined = {r["name"] for r in config.get("receivers", [])}
     problems = [
-        f"{path.relative_to(repo)}: route {where}: receiver {name!r} is not defined"
+        f"{v.where(path)}: route {where}: receiver {name!r} is not defined"
         for where, name in _route_receivers(config.get("route", {}), "route")
         if name not in defined
     ]
     try:
         from obsctl.relay.config import load
 
-        targets = set(load(repo / RELAY_CONFIG, _environ()).targets)
+        targets = set(load(v.project.relay_config, _environ(v)).targets)
     except ConfigError:
         return problems  # reported by check_relay_config
     for receiver in config.get("receivers", []):
@@ -207,8 +274,8 @@ def _receivers(path: Path, repo: Path) -> list[str]:
             if len(target) == 2 and target[1] not in targets:
                 known = ", ".join(sorted(targets))
                 problems.append(
-                    f"{path.relative_to(repo)}: receiver {receiver['name']!r}: relay target "
-                    f"{target[1]!r} is not in {RELAY_CONFIG} (targets: {known})"
+                    f"{v.where(path)}: receiver {receiver['name']!r}: relay target "
+                    f"{target[1]!r} is not in {v.where(v.project.relay_config)} (targets: {known})"
                 )
     return problems
 
@@ -220,10 +287,10 @@ def _route_receivers(route: Mapping[str, Any], where: str) -> Iterator[tuple[str
         yield from _route_receivers(child, f"{where}.routes[{index}]")
 
 
-def _routes(path: Path, repo: Path) -> list[str]:
-    """Each alert of the mixin reaches the receiver its severity and team promise."""
+def _routes(v: Validation, path: Path) -> list[str]:
+    """Each alert of obsctl.yaml reaches the receiver its severity and team promise."""
     try:
-        config = _mixin(repo)
+        config = _mixin(v)
     except ConfigError:
         return []
     problems = []
@@ -231,57 +298,53 @@ def _routes(path: Path, repo: Path) -> list[str]:
         expected = config.receiver_name(alert)
         labels = [f"alertname={alert.value}", f"severity={policy.severity.value}",
                   f"team={policy.team}"]  # fmt: skip
-        result = _run(
+        result = v.run(
             ["amtool", "config", "routes", "test", f"--config.file={path}",
              f"--verify.receivers={expected}", *labels],
-            repo,
         )  # fmt: skip
-        if result is not None and result.returncode != 0:
+        if result.returncode != 0:
             got = result.stdout.strip().splitlines()[0] if result.stdout.strip() else "?"
             problems.append(
-                f"{path.relative_to(repo)}: {alert.value} ({policy.severity.value}, team "
+                f"{v.where(path)}: {alert.value} ({policy.severity.value}, team "
                 f"{policy.team}) routes to {got!r}, expected {expected!r}"
             )
     return problems
 
 
-def check_dashboards(repo: Path) -> list[str]:
+def check_dashboards(v: Validation) -> list[str]:
     """Dashboard conventions and the Grafana schema."""
     from obsctl.mixin.dashboards import build_dashboards
     from obsctl.mixin.dashboards.lint import lint, recorded_metrics, schema_problems
 
     try:
-        config = _mixin(repo)
+        config = _mixin(v)
     except ConfigError:
         return []
     boards = build_dashboards(config)
-    problems = lint(boards, config, recorded_metrics(repo / ALERT_RULES_DIR))
+    problems = lint(boards, config, recorded_metrics(v.project.alert_rules))
     for board in boards:
         problems += [f"{board.path}: schema: {p}" for p in schema_problems(board.json)]
     return problems
 
 
-def check_compose(repo: Path) -> list[str]:
-    """compose.yaml resolves with docker-compose (when installed)."""
-    compose = repo / "compose.yaml"
+def check_compose(v: Validation) -> list[str]:
+    """compose.yaml, when the project has one, resolves with docker-compose."""
+    compose = v.project.root / "compose.yaml"
     if not compose.exists():
-        return ["compose.yaml: missing"]
-    env = repo / "exporters" / "compose" / "example.env"
-    if shutil.which("docker-compose") is None:
-        try:
-            yaml.safe_load(compose.read_text())
-        except yaml.YAMLError as exc:
-            return [f"compose.yaml: not valid YAML: {exc}"]
         return []
-    command = ["docker-compose", "-f", str(compose), "--env-file", str(env), "config", "-q"]
-    return _tool(command, repo, "compose.yaml: docker-compose config")
+    env = v.project.root / "exporters" / "compose" / "example.env"
+    command = ["docker-compose", "-f", str(compose)]
+    if env.exists():
+        command += ["--env-file", str(env)]
+    return v.tool([*command, "config", "-q"], "compose.yaml: docker-compose config")
 
 
 CHECKS = [
+    Check("project config", check_project_config),
     Check("exporter config", check_exporter_config),
     Check("relay config", check_relay_config),
     Check("drill targets", check_drill_targets),
-    Check("generated files", check_mixin_and_generated),
+    Check("generated files", check_generated),
     Check("rule lint and runbooks", check_rule_lint),
     Check("promtool", check_promtool),
     Check("alertmanager", check_alertmanager),
@@ -290,29 +353,20 @@ CHECKS = [
 ]
 
 
-def run_all(repo: Path) -> dict[str, list[str]]:
-    """Every check's problems, by check name."""
-    results = {}
+def run_all(project: Project, allow_missing_tools: bool = False) -> Validation:
+    """Run every check; the returned Validation holds the problems and what could not run."""
+    validation = Validation(project, allow_missing_tools)
     for check in CHECKS:
         try:
-            results[check.name] = check.run(repo)
+            validation.results[check.name] = check.run(validation)
+        except ToolMissing as exc:
+            if allow_missing_tools:
+                validation.not_run[check.name] = str(exc)
+                validation.results[check.name] = []
+            else:
+                validation.results[check.name] = [f"{check.name}: {exc}"]
         except Exception as exc:  # one broken check must not hide the others' findings
-            results[check.name] = [f"{check.name}: could not run: {type(exc).__name__}: {exc}"]
-    return results
-
-
-def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str] | None:
-    if shutil.which(command[0]) is None:
-        return None
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
-def _tool(command: list[str], cwd: Path, where: str) -> list[str]:
-    result = _run(command, cwd)
-    if result is None:
-        return [f"{where}: {command[0]} is not installed (run `obsctl stack install`)"]
-    if result.returncode == 0:
-        return []
-    output = (result.stdout + result.stderr).strip().splitlines()
-    lines = [line.strip() for line in output if line.strip() and "SUCCESS" not in line]
-    return [f"{where}: {line}" for line in lines[-8:]] or [f"{where}: exit {result.returncode}"]
+            validation.results[check.name] = [
+                f"{check.name}: could not run: {type(exc).__name__}: {exc}"
+            ]
+    return validation

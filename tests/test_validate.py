@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 COPIED = [
     "alert-rules", "alertmanager", "dashboards", "docs/runbooks", "drills", "exporters",
-    "compose.yaml", "obsctl/mixin/mixin.yaml", "obsctl/stack/demo_platform/package.json",
+    "compose.yaml", "obsctl.yaml", "obsctl/stack/demo_platform/package.json",
 ]  # fmt: skip
 
 pytestmark = pytest.mark.needs_tools("promtool", "amtool")
@@ -33,7 +33,7 @@ def checkout(tmp_path: Path) -> Path:
 
 def validate(repo: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "obsctl", "validate", "--repo", str(repo)],
+        [sys.executable, "-m", "obsctl", "validate", "--project", str(repo)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -100,3 +100,25 @@ def test_a_broken_drill_target_is_reported_with_its_key(checkout: Path) -> None:
         "drills/targets/staging.example.yaml: faults: Value error, unknown scenario api-slowness"
         in (result.stdout)
     )
+
+
+def test_a_missing_tool_fails_its_check_unless_allowed_and_then_says_not_run(
+    checkout: Path,
+) -> None:
+    command = [sys.executable, "-m", "obsctl", "validate", "--project", str(checkout)]
+    bare = {"PATH": "/nonexistent", "HOME": str(checkout)}
+
+    strict = subprocess.run(command, capture_output=True, text=True, timeout=300, env=bare)
+    lenient = subprocess.run(
+        [*command, "--allow-missing-tools"], capture_output=True, text=True, timeout=300, env=bare
+    )
+
+    assert strict.returncode == 1
+    for tool, package in (("promtool", "prometheus"), ("amtool", "prometheus-alertmanager"),
+                          ("docker-compose", "docker-compose")):  # fmt: skip
+        assert f"{tool} is not installed (Debian: apt-get install {package}" in strict.stdout
+    assert "FAIL  promtool" in strict.stderr and "FAIL  compose" in strict.stderr
+    assert lenient.returncode == 0, lenient.stdout + lenient.stderr
+    assert "skip  promtool: not run: promtool is not installed" in lenient.stderr
+    assert "skip  alertmanager: not run: amtool is not installed" in lenient.stderr
+    assert "ok  generated files" in lenient.stderr

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from obsctl.cli.options import load_config
-from obsctl.mixin.config import DEFAULT_CONFIG
+from obsctl.cli.options import load_config, project_file, project_file_options
 
 
 def _headers(values: tuple[str, ...]) -> dict[str, str]:
@@ -25,14 +24,7 @@ def _headers(values: tuple[str, ...]) -> dict[str, str]:
 
 @click.command(short_help="Hold the API's /metrics to the metric contract.")
 @click.argument("url")
-@click.option(
-    "--mixin",
-    "mixin_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default="the shipped obsctl/mixin/mixin.yaml",
-    help="Config whose thresholds the buckets must cover.",
-)
+@project_file_options("obsctl.yaml")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
               help="Seconds to wait for each scrape.")  # fmt: skip
 @click.option("--header", "header_values", multiple=True, metavar="'NAME: VALUE'",
@@ -46,7 +38,8 @@ def _headers(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
 def app(
     url: str,
-    mixin_path: Path,
+    config_path: Path | None,
+    project_dir: Path | None,
     timeout: float,
     header_values: tuple[str, ...],
     scrapes: int,
@@ -57,21 +50,23 @@ def app(
     """Check the API's /metrics at URL against the metric contract (obsctl/mixin/contract.py).
 
     Each contract metric with its type, labels and a bucket at every latency threshold of the
-    config; counters named *_total; no raw URLs or unbounded label values; and, over several
-    scrapes, one registry answering (not PM2 workers in turn). Exit code 0 when the contract
-    holds, 1 on violations, 2 when URL cannot be scraped or the config is bad.
+    project's obsctl.yaml (or --config); counters named *_total; no raw URLs or unbounded
+    label values; and, over several scrapes, one registry answering (not PM2 workers in
+    turn). Exit code 0 when the contract holds, 1 on violations, 2 when URL cannot be
+    scraped or the config is bad.
     """
     from obsctl.checks import app as checks
     from obsctl.checks.exposition import ScrapeError
     from obsctl.mixin.config import load
 
     headers = _headers(header_values)
-    config = load_config(load, mixin_path)
+    config_file = project_file(config_path, project_dir, "config_file")
+    config = load_config(load, config_file)
     try:
         report = checks.run(
             url,
             config,
-            checks.source_name(mixin_path),
+            checks.source_name(config_file),
             headers=headers,
             timeout=timeout,
             scrapes=scrapes,

@@ -8,40 +8,32 @@ from pathlib import Path
 
 import click
 
-from obsctl.cli.options import config_option, render_extra_missing
+from obsctl.cli.options import open_project, project_option, render_extra_missing
 from obsctl.configfile import ConfigError
-from obsctl.mixin.config import DEFAULT_CONFIG, MixinConfig, load
+from obsctl.mixin.config import MixinConfig, load
 from obsctl.mixin.dashboards import BUILDERS, build_dashboards
 from obsctl.mixin.dashboards.lint import lint as lint_dashboards
 from obsctl.mixin.dashboards.lint import recorded_metrics, schema_problems
 
-CONFIG_OPTION = config_option("The mixin config the dashboards are generated from.", DEFAULT_CONFIG)
 
-
-def _load(config_path: Path) -> MixinConfig:
+def _load(project_dir: Path | None) -> MixinConfig:
     try:
-        return load(config_path)
+        return load(open_project(project_dir).config_file)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 @click.group()
 def dashboards() -> None:
-    """Grafana dashboards generated from the mixin config."""
+    """Grafana dashboards generated from the project's obsctl.yaml."""
 
 
 @dashboards.command()
-@CONFIG_OPTION
-@click.option(
-    "--rules-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("alert-rules"),
-    show_default=True,
-    help="Recording rules (*.rules.yml) whose names the dashboards may query.",
-)
-def lint(config_path: Path, rules_dir: Path) -> None:
+@project_option
+def lint(project_dir: Path | None) -> None:
     """Check UIDs, datasource, units, rate intervals, metric names and the Grafana schema."""
-    config = _load(config_path)
+    config = _load(project_dir)
+    rules_dir = open_project(project_dir).alert_rules
     try:
         boards = build_dashboards(config)
     except ConfigError as exc:
@@ -57,7 +49,7 @@ def lint(config_path: Path, rules_dir: Path) -> None:
 
 
 @dashboards.command()
-@CONFIG_OPTION
+@project_option
 @click.option(
     "--out",
     "out_dir",
@@ -90,7 +82,7 @@ def lint(config_path: Path, rules_dir: Path) -> None:
     help="Only this dashboard (repeatable); default every one.",
 )
 def render(
-    config_path: Path,
+    project_dir: Path | None,
     out_dir: Path,
     prometheus_url: str,
     start: str,
@@ -108,7 +100,7 @@ def render(
     except ImportError as exc:
         raise render_extra_missing(exc) from None
 
-    config = _load(config_path)
+    config = _load(project_dir)
     values = {}
     for item in variables:
         name, sep, value = item.partition("=")

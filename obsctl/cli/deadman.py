@@ -8,24 +8,26 @@ from pathlib import Path
 
 import click
 
-from obsctl.cli.options import log_level_option, setup_logging
+from obsctl.cli.options import (
+    log_level_option,
+    project_file,
+    project_file_options,
+    setup_logging,
+)
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="YAML config (see alertmanager/deadman.yaml).",
-)
+@project_file_options("deadman")
 @click.option("--check", is_flag=True, help="Validate the config, then exit (0 valid, 2 not).")
 @log_level_option
-def deadman(config_path: Path, check: bool, log_level: str) -> None:
+def deadman(
+    config_path: Path | None, project_dir: Path | None, check: bool, log_level: str
+) -> None:
     """Serve POST /heartbeat/<name> for Alertmanager's Watchdog; page on-call when it stops."""
     setup_logging(log_level)
     from obsctl.deadman.config import ConfigError, load
 
+    config_path = project_file(config_path, project_dir, "deadman_config")
     try:
         config = load(config_path)
     except ConfigError as exc:

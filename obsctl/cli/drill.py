@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from obsctl.cli.options import render_extra_missing
+from obsctl.cli.options import open_project, project_option, render_extra_missing
 
 
 def _say(message: str) -> None:
@@ -83,6 +83,7 @@ def list_scenarios(target_file: Path | None) -> None:
     default=None,
     help="Where the JSON journal goes (default DIR/drills/, or the target's state directory).",
 )
+@project_option
 def run(
     scenario: str,
     variant: str | None,
@@ -90,6 +91,7 @@ def run(
     target_file: Path | None,
     yes: bool,
     journal: Path | None,
+    project_dir: Path | None,
 ) -> None:
     """Run SCENARIO: steady state, fault, alert -> DingTalk + email, restore, steady state.
 
@@ -105,6 +107,7 @@ def run(
     from obsctl.drills.report import summary
     from obsctl.drills.runner import find_scenario, run_drill
     from obsctl.drills.target import DrillError, DrillTarget
+    from obsctl.mixin.config import load as load_mixin
 
     stamp = time.strftime("%Y%m%dT%H%M%S")
     target: DrillTarget
@@ -112,9 +115,11 @@ def run(
         chosen = find_scenario(scenario, variant)
         if target_file is None:
             from obsctl.drills.local import StackTarget
+            from obsctl.stack.checkout import demo_project
 
             root = root or Path(".stack")
             target = StackTarget.open(root)
+            alerting = demo_project().config_file
             path = journal or root / "drills" / f"{scenario}-{stamp}.json"
         else:
             from obsctl.drills.remote import RemoteTarget, load_target
@@ -122,6 +127,7 @@ def run(
             if root is not None:
                 raise click.UsageError("--dir names the local stack; use it or --target, not both")
             remote = RemoteTarget(load_target(target_file))
+            alerting = open_project(project_dir).config_file
             plan = remote.plan(chosen, variant)
             if not yes:
                 _say(f"drill {scenario} would act on {remote.description}:")
@@ -134,7 +140,7 @@ def run(
                 journal
                 or remote.state_file.parent / remote.config.name / f"{scenario}-{stamp}.json"
             )
-        result = run_drill(target, chosen, variant, path, _say)
+        result = run_drill(target, chosen, variant, path, _say, load_mixin(alerting))
     except (DrillError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     _say("")

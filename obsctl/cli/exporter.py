@@ -7,18 +7,27 @@ from pathlib import Path
 
 import click
 
-from obsctl.cli.options import config_option, load_config, log_level_option, setup_logging
+from obsctl.cli.options import (
+    load_config,
+    log_level_option,
+    project_file,
+    project_file_options,
+    setup_logging,
+)
 
 
 @click.command()
-@config_option("YAML config (see exporters/obsctl-exporter.yml).")
+@project_file_options("exporter")
 @click.option("--check", is_flag=True, help="Validate the config and exit (0 valid, 2 invalid).")
 @log_level_option
-def exporter(config_path: Path, check: bool, log_level: str) -> None:
+def exporter(
+    config_path: Path | None, project_dir: Path | None, check: bool, log_level: str
+) -> None:
     """Probe MySQL, Redis, BullMQ, COS and providers; serve /metrics and /health."""
     setup_logging(log_level)
     from obsctl.exporter.config import load
 
+    config_path = project_file(config_path, project_dir, "exporter_config")
     config = load_config(load, config_path)
     if check:
         sections = [name for name in ("mysql", "business", "redis", "bullmq", "cos")

@@ -1,4 +1,4 @@
-"""`obsctl generate`: alert rules, their tests and the Alertmanager config from one config."""
+"""`obsctl generate`: every generated file of the project, from its obsctl.yaml."""
 
 from __future__ import annotations
 
@@ -8,33 +8,37 @@ from pathlib import Path
 import click
 import yaml
 
-from obsctl.cli.options import config_option, load_config
-from obsctl.mixin.config import DEFAULT_CONFIG, load
-from obsctl.mixin.generate import generate as write_all
-from obsctl.mixin.generate import stale
-from obsctl.mixin.lint import lint
-from obsctl.mixin.rules import RULES_PATH, render_rules
-from obsctl.paths import REPO_ROOT
+from obsctl.cli.options import load_config, open_project, project_option
 
 
 @click.command()
-@config_option("Mixin config to render.", DEFAULT_CONFIG)
-@click.option(
-    "--repo",
-    "repo_root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=REPO_ROOT,
-    show_default=True,
-    help="Repository root the generated files live under.",
-)
+@project_option
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 when a file is out of date.")
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Write nothing; print what this obsctl would change (e.g. after an upgrade).",
+)
 @click.option("--lint", "run_lint", is_flag=True, help="Also lint the rules; exit 1 on problems.")
-def generate(config_path: Path, repo_root: Path, check: bool, run_lint: bool) -> None:
-    """Render alert-rules/ and alertmanager/ from the mixin config (exit 2 on a bad config)."""
-    config = load_config(load, config_path)
+def generate(project_dir: Path | None, check: bool, show_diff: bool, run_lint: bool) -> None:
+    """Render alert-rules/, alertmanager/, dashboards/ ... from obsctl.yaml (exit 2: bad config)."""
+    from obsctl.mixin.config import load
+    from obsctl.mixin.generate import diff, stale
+    from obsctl.mixin.generate import generate as write_all
+    from obsctl.mixin.lint import lint
+    from obsctl.mixin.rules import RULES_PATH, render_rules
+
+    project = open_project(project_dir)
+    config = load_config(load, project.config_file)
     failed = False
-    if check:
-        outdated = stale(config, repo_root)
+    if show_diff:
+        changes = diff(config, project.root)
+        click.echo(changes, nl=False)
+        if not changes:
+            click.echo("no changes: the project's generated files are what this obsctl makes")
+    elif check:
+        outdated = stale(config, project.root)
         for relative in outdated:
             click.echo(f"out of date: {relative}", err=True)
         if outdated:
@@ -43,11 +47,11 @@ def generate(config_path: Path, repo_root: Path, check: bool, run_lint: bool) ->
         else:
             click.echo("generated files are up to date")
     else:
-        for path in write_all(config, repo_root):
-            click.echo(f"wrote {path.relative_to(repo_root)}")
+        for path in write_all(config, project.root):
+            click.echo(f"wrote {project.relative(path)}")
     if run_lint:
         rules = yaml.safe_load(render_rules(config)[RULES_PATH])
-        problems = lint(rules, config, repo_root)
+        problems = lint(rules, config, project.root)
         for problem in problems:
             click.echo(f"lint: {problem}", err=True)
         failed = failed or bool(problems)

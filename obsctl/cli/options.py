@@ -1,4 +1,4 @@
-"""Options and set-up shared by the commands: `--config`, its loading, `--log-level`."""
+"""Options and set-up shared by the commands: `--project`, `--config`, `--log-level`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,52 @@ import click
 from click.decorators import FC
 
 from obsctl.configfile import ConfigError
+from obsctl.project import Project, ProjectNotFound, find_project
 
 T = TypeVar("T")
+
+
+project_option = click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The ops project (a directory with obsctl.yaml); default: $OBSCTL_PROJECT, else the "
+    "current directory or the nearest one above it that holds obsctl.yaml.",
+)
+
+
+def open_project(project_dir: Path | None) -> Project:
+    """The project `--project` names or the one found; a usage error (exit 2) if none."""
+    try:
+        return find_project(project_dir)
+    except ProjectNotFound as exc:
+        click.echo(f"obsctl: {exc}", err=True)
+        sys.exit(2)
+
+
+def project_file_options(what: str) -> Callable[[FC], FC]:
+    """`--config FILE` (passed as `config_path`), else the project's own file, and `--project`."""
+    config = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=f"The {what} config file; default: the project's (see --project).",
+    )
+
+    def both(function: FC) -> FC:
+        return config(project_option(function))
+
+    return both
+
+
+def project_file(config_path: Path | None, project_dir: Path | None, attribute: str) -> Path:
+    """`--config` if given, else the project's file named by a Project attribute."""
+    if config_path is not None:
+        return config_path
+    path: Path = getattr(open_project(project_dir), attribute)
+    return path
 
 
 def config_option(help: str, default: Path | None = None) -> Callable[[FC], FC]:

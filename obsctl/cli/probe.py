@@ -10,20 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from obsctl.cli.options import config_option, load_config
-from obsctl.paths import EXPORTER_CONFIG, REPO_ROOT
+from obsctl.cli.options import load_config, project_file, project_file_options
 
 if TYPE_CHECKING:
     from obsctl.exporter.probes.base import Probe, ProbeOutcome
 
-DEFAULT_CONFIG = REPO_ROOT / EXPORTER_CONFIG
-
 
 @click.command()
 @click.argument("targets", nargs=-1)
-@config_option("Exporter config whose probes to run.", DEFAULT_CONFIG)
+@project_file_options("exporter")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def probe(targets: tuple[str, ...], config_path: Path, as_json: bool) -> None:
+def probe(
+    targets: tuple[str, ...], config_path: Path | None, project_dir: Path | None, as_json: bool
+) -> None:
     """Probe each dependency once (or only TARGETS: mysql, redis, cos, provider:alpha, …).
 
     Exit code 0 when every probed dependency answered, 1 when any is down, 2 on a bad config.
@@ -32,7 +31,7 @@ def probe(targets: tuple[str, ...], config_path: Path, as_json: bool) -> None:
     from obsctl.exporter.probes.base import Status
     from obsctl.exporter.wiring import build_probes
 
-    config = load_config(load, config_path)
+    config = load_config(load, project_file(config_path, project_dir, "exporter_config"))
     probes = build_probes(config)
     names = {f"{p.kind}:{p.target}": p for p in probes}
     wanted = [p for p in probes if _selected(p.kind, p.target, targets)]

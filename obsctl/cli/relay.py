@@ -8,16 +8,22 @@ from pathlib import Path
 
 import click
 
-from obsctl.cli.options import config_error, config_option, log_level_option, setup_logging
+from obsctl.cli.options import (
+    config_error,
+    log_level_option,
+    project_file,
+    project_file_options,
+    setup_logging,
+)
 
 
 @click.command()
-@config_option("YAML config (see alertmanager/relay.yaml).")
+@project_file_options("relay")
 @click.option(
     "--check", is_flag=True, help="Validate the config and templates, then exit (0 valid, 2 not)."
 )
 @log_level_option
-def relay(config_path: Path, check: bool, log_level: str) -> None:
+def relay(config_path: Path | None, project_dir: Path | None, check: bool, log_level: str) -> None:
     """Serve POST /dingtalk/<target> for Alertmanager, plus /health and /metrics."""
     setup_logging(log_level)
     import jinja2
@@ -25,6 +31,7 @@ def relay(config_path: Path, check: bool, log_level: str) -> None:
     from obsctl.relay.config import ConfigError, load
     from obsctl.relay.render import Renderer
 
+    config_path = project_file(config_path, project_dir, "relay_config")
     try:
         config = load(config_path)
         languages = sorted({config.language_of(name) for name in config.targets})

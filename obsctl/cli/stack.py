@@ -13,6 +13,7 @@ from types import FrameType
 import click
 
 from obsctl.stack import install, manager, reload
+from obsctl.stack.checkout import NotACheckout, demo_project
 from obsctl.stack.layout import DEFAULT_PORT_BASE
 from obsctl.stack.process import ProcessTable, is_running
 from obsctl.stack.services import StackError
@@ -36,6 +37,10 @@ def _say(message: str) -> None:
 @click.group()
 def stack() -> None:
     """Run MariaDB, Redis, S3, SMTP, Prometheus, Alertmanager, fakes and the demo platform."""
+    try:
+        demo_project()
+    except NotACheckout as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @stack.command()

@@ -23,6 +23,7 @@ from obsctl.drills.target import DrillError, Message, ObservedSystem, Step
 from obsctl.mixin import config as mixin_config
 from obsctl.reload import ReloadError, reload
 from obsctl.stack import envfile, manager
+from obsctl.stack.checkout import demo_project
 from obsctl.stack.configs import render_prometheus_config
 from obsctl.stack.layout import StackLayout
 from obsctl.stack.process import ProcessTable, find_ours
@@ -78,7 +79,7 @@ class StackTarget(ObservedSystem):
         """Messages the DingTalk endpoint accepted since a unix time, on every robot."""
         robots = {
             self.env.get(f"{robot_env(target)}_TOKEN", ""): target
-            for target in mixin_config.load().routing.relay_targets()
+            for target in mixin_config.load(demo_project().config_file).routing.relay_targets()
         }
         response = httpx.get(
             f"{self.env['DINGTALK_SINK_URL']}/_messages", params={"accepted": "true"}, timeout=5

@@ -18,7 +18,6 @@ from obsctl.drills.journal import Journal, Outcome, Step
 from obsctl.drills.scenarios import SCENARIOS, Scenario
 from obsctl.drills.target import DrillError, DrillTarget, Message, wait_until
 from obsctl.mixin.config import AlertName, MixinConfig
-from obsctl.mixin.config import load as load_mixin
 
 Say = Callable[[str], None]
 FIRING_TIMEOUT = 150.0
@@ -50,14 +49,14 @@ class DrillRun:
         variant: str | None,
         journal_path: Path,
         say: Say,
-        mixin: MixinConfig | None = None,
+        mixin: MixinConfig,
     ) -> None:
         self.target = target
         self.scenario = scenario
         self.variant = variant
         self.journal_path = journal_path
         self.say = say
-        self.mixin = mixin or load_mixin()
+        self.mixin = mixin
         drill_id = f"{scenario.name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
         self.journal = Journal(
             scenario=scenario.name,
@@ -376,10 +375,15 @@ def _signals_ignored() -> Iterator[None]:
 
 
 def run_drill(
-    target: DrillTarget, scenario: Scenario, variant: str | None, journal_path: Path, say: Say
+    target: DrillTarget,
+    scenario: Scenario,
+    variant: str | None,
+    journal_path: Path,
+    say: Say,
+    mixin: MixinConfig,
 ) -> Journal:
-    """Run the scenario against the target, return the journal."""
-    return DrillRun(target, scenario, variant, journal_path, say).run()
+    """Run the scenario against the target (whose alerting `mixin` describes); the journal."""
+    return DrillRun(target, scenario, variant, journal_path, say, mixin).run()
 
 
 def find_scenario(name: str, variant: str | None) -> Scenario:

@@ -1,7 +1,8 @@
-"""The mixin config: every threshold, `for`, severity, team, link and receiver, in one place.
+"""The project's config, `obsctl.yaml`: every threshold, `for`, severity, team, link, receiver.
 
-`obsctl/mixin/mixin.yaml` is the shipped config; `obsctl generate` renders alert-rules/,
-alertmanager/ (and dashboards/) from it. Change a threshold there, regenerate, commit.
+It is the one file a team edits about their platform (see obsctl.project); `obsctl generate`
+renders alert-rules/, alertmanager/, dashboards/ and the rest of the project from it. Change a
+threshold there, regenerate, commit.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from obsctl.config_types import Duration
 from obsctl.configfile import ConfigError, describe_validation_error, read_mapping
-
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "mixin.yaml"
 
 Ratio = Annotated[float, Field(gt=0, lt=1)]
 Positive = Annotated[float, Field(gt=0)]
@@ -326,7 +325,7 @@ class MixinConfig(_Strict):
         return f"{self.links.grafana_url.rstrip('/')}/d/{self.links.dashboard_uids[board]}"
 
 
-def load(path: Path = DEFAULT_CONFIG) -> MixinConfig:
+def load(path: Path) -> MixinConfig:
     """Read and validate a mixin config; ConfigError lists every problem with its key path."""
     raw = read_mapping(path)
     try:

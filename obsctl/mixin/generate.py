@@ -1,7 +1,8 @@
-"""`obsctl generate`: render every generated file from the mixin config."""
+"""`obsctl generate`: render every generated file of a project from its obsctl.yaml."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +11,6 @@ from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.dashboards import render_dashboards
 from obsctl.mixin.rule_tests import render_rule_tests
 from obsctl.mixin.rules import render_rules
-from obsctl.paths import REPO_ROOT
 
 Renderer = Callable[[MixinConfig], dict[str, str]]
 RENDERERS: list[Renderer] = [
@@ -22,28 +22,51 @@ RENDERERS: list[Renderer] = [
 
 
 def render(config: MixinConfig) -> dict[str, str]:
-    """Every generated file's text by its path relative to the repo root."""
+    """Every generated file's text by its path relative to the project root."""
     files: dict[str, str] = {}
     for renderer in RENDERERS:
         files.update(renderer(config))
     return dict(sorted(files.items()))
 
 
-def generate(config: MixinConfig, repo_root: Path = REPO_ROOT) -> list[Path]:
-    """Write every generated file; returns the paths written."""
+def generate(config: MixinConfig, root: Path) -> list[Path]:
+    """Write every generated file under the project root `root`; returns the paths written."""
     written = []
     for relative, text in render(config).items():
-        path = repo_root / relative
+        path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
 
 
-def stale(config: MixinConfig, repo_root: Path = REPO_ROOT) -> list[str]:
+def _current(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+
+
+def stale(config: MixinConfig, root: Path) -> list[str]:
     """Paths whose committed content is not what the config generates."""
     return [
-        relative
-        for relative, text in render(config).items()
-        if not (repo_root / relative).is_file() or (repo_root / relative).read_text() != text
+        relative for relative, text in render(config).items() if _current(root / relative) != text
     ]
+
+
+def diff(config: MixinConfig, root: Path) -> str:
+    """A unified diff from the project's files to what this obsctl would generate."""
+    chunks: list[str] = []
+    for relative, text in render(config).items():
+        current = _current(root / relative)
+        if current == text:
+            continue
+        chunks.extend(
+            difflib.unified_diff(
+                (current or "").splitlines(keepends=True),
+                text.splitlines(keepends=True),
+                fromfile=f"a/{relative}" if current is not None else "/dev/null",
+                tofile=f"b/{relative}",
+            )
+        )
+    return "".join(chunks)

@@ -8,7 +8,7 @@ import jinja2
 
 from obsctl.mixin import alertmanager
 from obsctl.mixin import config as mixin_config
-from obsctl.paths import ALERTMANAGER_TEMPLATES_GLOB, REPO_ROOT, RULES_GLOB
+from obsctl.stack.checkout import demo_project
 from obsctl.stack.layout import HOST, PORT_OFFSETS, StackLayout
 from obsctl.stack.secrets import StackSecrets, write_private
 
@@ -37,7 +37,7 @@ def render_prometheus_config(layout: StackLayout, drill_id: str | None = None) -
         dest,
         host=HOST,
         ports=_ports(layout),
-        rules_glob=str(REPO_ROOT / RULES_GLOB),
+        rules_glob=str(demo_project().alert_rules / "*.rules.yml"),
         drill_id=drill_id,
     )
     return dest
@@ -48,7 +48,7 @@ def render_alertmanager_config(layout: StackLayout, secrets: StackSecrets) -> Pa
     state = layout.state("alertmanager")
     token_file = state / "relay-token"
     write_private(token_file, secrets.relay_token)
-    config = mixin_config.load()
+    config = mixin_config.load(demo_project().config_file)
     routing = config.routing.model_copy(
         update={
             "relay_url": layout.url("relay"),
@@ -62,6 +62,6 @@ def render_alertmanager_config(layout: StackLayout, secrets: StackSecrets) -> Pa
         }
     )
     dest = state / "alertmanager.yml"
-    templates = str(REPO_ROOT / ALERTMANAGER_TEMPLATES_GLOB)
+    templates = str(demo_project().templates / "*.tmpl")
     dest.write_text(alertmanager.render(config.model_copy(update={"routing": routing}), templates))
     return dest

@@ -10,12 +10,12 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from obsctl.paths import REPO_ROOT
+from obsctl.stack.checkout import ROOT
 
 DEMO_PLATFORM_DIR = Path(__file__).resolve().parent / "demo_platform"
 # npm projects: the demo platform, and fixtures that need another major version of bullmq.
-NPM_PROJECTS = (DEMO_PLATFORM_DIR, REPO_ROOT / "tests" / "fixtures" / "bullmq5")
-CONSTRAINTS = REPO_ROOT / "constraints.txt"
+NPM_PROJECTS = (DEMO_PLATFORM_DIR, ROOT / "tests" / "fixtures" / "bullmq5")
+CONSTRAINTS = ROOT / "constraints.txt"
 
 # The binary each Debian package provides; a package is installed only when its binary is missing.
 APT_PACKAGES: dict[str, str] = {

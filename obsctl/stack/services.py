@@ -12,13 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from obsctl.mixin import config as mixin_config
-from obsctl.paths import (
-    EXPORTER_CONFIG,
-    RELAY_CONFIG,
-    REPO_ROOT,
-)
 from obsctl.relay.config import target_env_prefix
 from obsctl.stack import mysql_setup, readiness
+from obsctl.stack.checkout import demo_project
 from obsctl.stack.configs import render_alertmanager_config, render_prometheus_config
 from obsctl.stack.install import DEMO_PLATFORM_DIR
 from obsctl.stack.layout import HOST, PROVIDERS, StackLayout
@@ -57,7 +53,7 @@ class Service:
 
 def relay_targets() -> list[str]:
     """The relay targets the routing delivers to: the stack has a DingTalk robot for each."""
-    return mixin_config.load().routing.relay_targets()
+    return mixin_config.load(demo_project().config_file).routing.relay_targets()
 
 
 def load_secrets(layout: StackLayout) -> StackSecrets:
@@ -245,7 +241,14 @@ def _relay(layout: StackLayout, secrets: StackSecrets) -> Service:
     return Service(
         name="relay",
         address=layout.url("relay"),
-        argv=[sys.executable, "-m", "obsctl", "relay", "--config", str(REPO_ROOT / RELAY_CONFIG)],
+        argv=[
+            sys.executable,
+            "-m",
+            "obsctl",
+            "relay",
+            "--config",
+            str(demo_project().relay_config),
+        ],
         ready=readiness.http(f"{layout.url('relay')}/ready"),
         env={**os.environ, **relay_env(layout, secrets)},
     )
@@ -340,7 +343,7 @@ def _exporter(layout: StackLayout, secrets: StackSecrets) -> Service:
             "obsctl",
             "exporter",
             "--config",
-            str(REPO_ROOT / EXPORTER_CONFIG),
+            str(demo_project().exporter_config),
         ],
         ready=readiness.http(f"{layout.url('exporter')}/metrics"),
         phase=3,

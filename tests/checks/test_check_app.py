@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -209,15 +210,21 @@ def test_the_missing_bucket_names_its_threshold_and_neighbours(demo_text: str) -
 
 
 @pytest.mark.stack
-def test_the_buckets_follow_the_mixin_thresholds(demo_text: str, tmp_path: Path) -> None:
-    mixin = tmp_path / "mixin.yaml"
-    mixin.write_text("thresholds:\n  api_latency_p95_seconds: 0.25\n")
+def test_the_buckets_follow_the_projects_thresholds(demo_text: str, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "obsctl.yaml").write_text("thresholds:\n  api_latency_p95_seconds: 0.25\n")
+    other = tmp_path / "other.yaml"
+    other.write_text("thresholds:\n  api_latency_p95_seconds: 0.4\n")
     with serve(Page(demo_text)) as url:
-        code, report, lines = check(url, *QUICK, "--mixin", str(mixin))
+        code, report, lines = check(url, *QUICK, "--project", str(project))
+        by_config = obsctl("check", "app", url, *QUICK, "--config", str(other))
     assert code == 1, lines
     assert violations(report) == {("missing_bucket", HTTP)}
     assert 'le="0.25"' in lines
-    assert f"thresholds from {mixin}" in lines
+    assert f"thresholds from {project / 'obsctl.yaml'}" in lines
+    assert by_config.returncode == 1
+    assert 'le="0.4"' in by_config.stdout
 
 
 @pytest.mark.stack
@@ -307,12 +314,25 @@ def test_an_endpoint_that_is_not_metrics_exits_2() -> None:
     assert "not a Prometheus exposition" in garbage.stderr
 
 
-def test_a_bad_mixin_config_exits_2_naming_the_key(tmp_path: Path) -> None:
-    mixin = tmp_path / "mixin.yaml"
-    mixin.write_text("thresholds:\n  api_latency_p95_seconds: -1\n")
-    result = obsctl("check", "app", "http://127.0.0.1:1/metrics", "--mixin", str(mixin))
+def test_a_bad_config_or_no_project_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("thresholds:\n  api_latency_p95_seconds: -1\n")
+    result = obsctl("check", "app", "http://127.0.0.1:1/metrics", "--config", str(bad))
     assert result.returncode == 2
     assert "thresholds.api_latency_p95_seconds" in result.stderr
+    nowhere = tmp_path / "empty"
+    nowhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "OBSCTL_PROJECT"}
+    lost = subprocess.run(
+        [sys.executable, "-m", "obsctl", "check", "app", "http://127.0.0.1:1/metrics"],
+        cwd=nowhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert lost.returncode == 2
+    assert "no obsctl.yaml" in lost.stderr
 
 
 @contextmanager

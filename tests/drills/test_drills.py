@@ -28,6 +28,7 @@ from conftest import (
     wait_for,
 )
 
+REPO = Path(__file__).resolve().parents[2]
 # The promise to on-call: a fault reaches DingTalk within a minute with the shipped intervals.
 FAULT_TO_DINGTALK_BUDGET = 60.0
 
@@ -218,7 +219,7 @@ def test_drill_against_a_target_config_proves_delivery_through_relay_and_imap(
         journal_path = tmp_path / "journal.json"
         proc = subprocess.run(
             [sys.executable, "-m", "obsctl", "drill", "run", "api-errors", "--target",
-             str(config), "--yes", "--journal", str(journal_path)],
+             str(config), "--yes", "--journal", str(journal_path), "--project", str(REPO)],
             capture_output=True, text=True, timeout=600, env={**os.environ, **secrets},
         )  # fmt: skip
 

@@ -30,6 +30,7 @@ from obsctl.drills.remote import RemoteTarget, load_target
 from obsctl.drills.runner import DrillRun
 from obsctl.drills.scenarios import SCENARIOS
 from obsctl.drills.target import DrillError
+from obsctl.mixin.config import load as load_mixin
 from obsctl.stack.fakes.launcher import free_port
 
 from conftest import imap_server, traversable_tmp_dir, wait_for
@@ -183,7 +184,8 @@ def test_a_leftover_of_a_killed_remote_drill_is_undone_first(tmp_path: Path) -> 
     target = RemoteTarget(load_target(path))
     target.state_file.parent.mkdir(parents=True)
     target.state_file.write_text(json.dumps({"scenario": "mysql-down", "drill_id": "d-1"}))
-    run = DrillRun(target, SCENARIOS["mysql-down"], None, tmp_path / "j.json", lambda _: None)
+    demo = load_mixin(REPO / "obsctl.yaml")
+    run = DrillRun(target, SCENARIOS["mysql-down"], None, tmp_path / "j.json", lambda _: None, demo)
     assert "restored after an interrupted mysql-down drill (d-1)" in run._recover_leftovers()
     assert (tmp_path / "restored").exists() and cleared.exists()
     assert not target.state_file.exists()
@@ -191,9 +193,8 @@ def test_a_leftover_of_a_killed_remote_drill_is_undone_first(tmp_path: Path) -> 
 
 def test_the_wait_for_firing_follows_the_alerts_for_duration(tmp_path: Path) -> None:
     from obsctl.mixin.config import AlertName
-    from obsctl.mixin.config import load as load_mixin
 
-    mixin = load_mixin()
+    mixin = load_mixin(REPO / "obsctl.yaml")
     slow = mixin.model_copy(deep=True)
     slow.alerts[AlertName.DEPENDENCY_DOWN].for_ = 600.0  # a target paged only after 10 minutes
     target = RemoteTarget(load_target(_config(tmp_path)))

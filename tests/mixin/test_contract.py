@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from obsctl.metric_names import exposed
 from obsctl.mixin import rules
-from obsctl.mixin.config import DEFAULT_CONFIG, AlertName, MixinConfig, Thresholds, load
+from obsctl.mixin.config import AlertName, MixinConfig, Thresholds, load
 from obsctl.mixin.contract import (
     CONTRACT,
     LATENCY_THRESHOLDS,
@@ -22,6 +23,7 @@ from obsctl.mixin.dashboards import build_dashboards
 from obsctl.mixin.dashboards.lint import metric_names, panels
 
 # Series Prometheus makes itself (up, ALERTS) and labels it adds or histograms carry.
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "obsctl.yaml"
 PROMETHEUS_SERIES = frozenset({"up", "ALERTS"})
 PROMETHEUS_LABELS = frozenset({"job", "instance", "le"})
 _GROUPING = re.compile(r"\b(?:by|on|without|ignoring)\s*\(([^)]*)\)")
@@ -43,7 +45,7 @@ class Reader:
 
 @pytest.fixture(scope="module")
 def config() -> MixinConfig:
-    return load(DEFAULT_CONFIG)
+    return load(DEMO_CONFIG)
 
 
 def _readers(config: MixinConfig) -> Iterator[Reader]:

@@ -8,6 +8,7 @@ literals are written by hand from the seed's requirements (5xx > 1 %, P95 > 200 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -17,8 +18,10 @@ from obsctl.mixin.rule_tests import TESTS_PATH
 from obsctl.mixin.rule_tests import build as build_tests
 from obsctl.mixin.rules import RULES_PATH, render_rules
 
-RULES = yaml.safe_load(render_rules(load())[RULES_PATH])
-CASES = build_tests(load())[TESTS_PATH]["tests"]
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "obsctl.yaml"
+
+RULES = yaml.safe_load(render_rules(load(DEMO_CONFIG))[RULES_PATH])
+CASES = build_tests(load(DEMO_CONFIG))[TESTS_PATH]["tests"]
 RUNBOOKS = "https://github.com/obsctl/obsctl/blob/main/docs/runbooks"
 
 

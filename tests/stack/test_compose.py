@@ -12,7 +12,6 @@ import yaml
 from obsctl.exporter.config import load as load_exporter_config
 from obsctl.mixin.alertmanager import COMPOSE_CONFIG_PATH, for_compose, render
 from obsctl.mixin.config import load as load_mixin
-from obsctl.paths import EXPORTER_CONFIG, REPO_ROOT
 
 from conftest import installed, require
 
@@ -69,7 +68,8 @@ def test_services_use_the_same_files_as_the_local_stack(resolved: dict[str, Any]
     services = resolved["services"]
     exporter_mounts = _mounts(services["exporter"])
     assert (
-        exporter_mounts["/opt/obsctl/exporters/obsctl-exporter.yml"] == REPO_ROOT / EXPORTER_CONFIG
+        exporter_mounts["/opt/obsctl/exporters/obsctl-exporter.yml"]
+        == REPO / "exporters" / "obsctl-exporter.yml"
     )
     assert _mounts(services["relay"])["/opt/obsctl/alertmanager/relay.yaml"] == (
         REPO / "alertmanager" / "relay.yaml"
@@ -83,7 +83,7 @@ def test_services_use_the_same_files_as_the_local_stack(resolved: dict[str, Any]
 
 
 def test_compose_alertmanager_config_is_the_generated_variant() -> None:
-    expected = render(for_compose(load_mixin()))
+    expected = render(for_compose(load_mixin(REPO / "obsctl.yaml")))
     assert (REPO / COMPOSE_CONFIG_PATH).read_text() == expected
     if installed("amtool"):
         result = subprocess.run(
@@ -98,7 +98,7 @@ def test_the_exporter_config_is_valid_with_the_compose_environment(
     resolved: dict[str, Any],
 ) -> None:
     env = {k: str(v) for k, v in resolved["services"]["exporter"]["environment"].items()}
-    config = load_exporter_config(REPO_ROOT / EXPORTER_CONFIG, env)
+    config = load_exporter_config(REPO / "exporters" / "obsctl-exporter.yml", env)
     assert config.listen == "0.0.0.0:18310"
     assert config.cos is not None and str(config.cos.endpoint).startswith("http://minio:9000")
 

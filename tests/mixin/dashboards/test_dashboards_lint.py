@@ -36,7 +36,8 @@ from obsctl.snapshot.prometheus import RenderError, expand, parse_time, time_ran
 from obsctl.snapshot.render_png import format_value
 
 REPO = Path(__file__).resolve().parents[3]
-CONFIG = load()
+DEMO_CONFIG = REPO / "obsctl.yaml"
+CONFIG = load(DEMO_CONFIG)
 
 
 def boards(config: MixinConfig = CONFIG) -> dict[str, Dashboard]:
@@ -342,7 +343,7 @@ def test_provisioning_points_grafana_at_prometheus_and_the_dashboards() -> None:
 
 
 def test_lint_cli_passes_on_the_generated_dashboards() -> None:
-    result = CliRunner().invoke(dashboards_cli, ["lint", "--rules-dir", str(REPO / "alert-rules")])
+    result = CliRunner().invoke(dashboards_cli, ["lint", "--project", str(REPO)])
     assert result.exit_code == 0, result.output
     assert "6 dashboards pass" in result.output
 

@@ -30,7 +30,9 @@ from conftest import RunningStack
 
 pytestmark = pytest.mark.stack
 
-CONFIG = load()
+DEMO_CONFIG = Path(__file__).resolve().parents[3] / "obsctl.yaml"
+
+CONFIG = load(DEMO_CONFIG)
 RATE_INTERVAL = "1m"
 DATA_TIMEOUT = 75.0
 FAULT_TIMEOUT = 45.0
