@@ -1,1 +1,1 @@
-"""Checks that the watched platform gives obsctl what it needs (`obsctl check ...`)."""
+"""Checks that the watched platform gives obsctl what it needs (`obsctl check db|app`)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -99,7 +100,7 @@ def render_text(check: DbCheck, migration: Migration | None) -> str:
         lines.append("No migration written: nothing above is DDL obsctl can propose.")
     else:
         verb = "written" if migration.written else "already written (not applied yet)"
-        lines.append(f"knex migration {verb}: {migration.path}")
+        lines.append(f"knex migration {verb}: {_shown(migration.path)}")
         lines.append(
             "  apply it with the platform's migrations (npx knex migrate:latest),"
             " then run `obsctl check db` again."
@@ -162,5 +163,13 @@ def to_json(check: DbCheck, migration: Migration | None) -> dict[str, Any]:
         ],
         "migration": None
         if migration is None
-        else {"path": str(migration.path), "written": migration.written},
+        else {"path": _shown(migration.path), "written": migration.written},
     }
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the current directory when it lies below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

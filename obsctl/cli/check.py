@@ -1,9 +1,10 @@
-"""`obsctl check`: does the watched platform give obsctl what it needs?"""
+"""`obsctl check`: does the watched platform give obsctl what it needs? (db, app)"""
 
 from __future__ import annotations
 
 import click
 
+from obsctl.cli.check_app import app
 from obsctl.cli.check_db import db
 
 
@@ -13,3 +14,4 @@ def check() -> None:
 
 
 check.add_command(db)
+check.add_command(app)

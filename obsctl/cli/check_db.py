@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from click.core import ParameterSource
 
-from obsctl.cli.options import config_option, load_config
-from obsctl.paths import EXPORTER_CONFIG
+from obsctl.cli.options import load_config, open_project, project_file_options
+from obsctl.project import ProjectNotFound, find_project
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -21,10 +20,7 @@ if TYPE_CHECKING:
 
 
 @click.command("db")
-@config_option(
-    "Exporter config: its mysql.dsn (or OBSCTL_MYSQL_DSN) and its business section.",
-    Path(EXPORTER_CONFIG),
-)
+@project_file_options("exporter (its mysql.dsn, or OBSCTL_MYSQL_DSN, and business section)")
 @click.option(
     "--dsn",
     metavar="mysql://USER:PASSWORD@HOST:PORT/DATABASE",
@@ -35,14 +31,17 @@ if TYPE_CHECKING:
 @click.option(
     "--migration-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("migrations"),
-    show_default=True,
-    help="Where the knex migration for what is missing is written.",
+    default=None,
+    help="Where the knex migration for what is missing is written (default: the project's "
+    "migrations/, or ./migrations without a project).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-@click.pass_context
 def db(
-    ctx: click.Context, config_path: Path, dsn: str | None, migration_dir: Path, as_json: bool
+    config_path: Path | None,
+    project_dir: Path | None,
+    dsn: str | None,
+    migration_dir: Path | None,
+    as_json: bool,
 ) -> None:
     """Can the business reader run on this database?
 
@@ -56,8 +55,11 @@ def db(
     from obsctl.checks import knex_migration
     from obsctl.checks.db import CannotCheck, check_database, render_text, to_json
 
-    explicit = ctx.get_parameter_source("config_path") is not ParameterSource.DEFAULT
-    secret, business = _inputs(config_path, dsn, explicit or dsn is None)
+    if config_path is None and (dsn is None or project_dir is not None):
+        config_path = open_project(project_dir).exporter_config
+    if migration_dir is None:
+        migration_dir = _project_root(project_dir) / "migrations"
+    secret, business = _inputs(config_path, dsn)
     try:
         check = check_database(secret, business)
     except CannotCheck as exc:
@@ -75,9 +77,14 @@ def db(
     sys.exit(0 if check.report.ok else 1)
 
 
-def _inputs(
-    config_path: Path, dsn: str | None, read_config: bool
-) -> tuple[SecretStr, BusinessConfig]:
+def _project_root(project_dir: Path | None) -> Path:
+    try:
+        return find_project(project_dir).root
+    except ProjectNotFound:
+        return Path.cwd()
+
+
+def _inputs(config_path: Path | None, dsn: str | None) -> tuple[SecretStr, BusinessConfig]:
     """The DSN and the reader's config, from --dsn and/or the exporter config (exit 2 if none)."""
     from pydantic import SecretStr
 
@@ -85,7 +92,7 @@ def _inputs(
     from obsctl.exporter.probes.business import BusinessConfig
 
     business, secret = BusinessConfig(), SecretStr(dsn) if dsn else None
-    if read_config:
+    if config_path is not None:
         # --dsn stands in for the config's DSN, as OBSCTL_MYSQL_DSN does for the exporter.
         environ = {**os.environ, "OBSCTL_MYSQL_DSN": dsn} if dsn else os.environ
         config = load_config(lambda path: load(path, environ), config_path)

@@ -16,6 +16,7 @@ import yaml
 
 from obsctl.metric_names import BullMQMetric, BusinessMetric, MySQLMetric, ProbeMetric, RedisMetric
 from obsctl.mixin.config import AlertName, MixinConfig
+from obsctl.mixin.contract import ApiMetric
 from obsctl.mixin.promql import duration, equality_labels
 from obsctl.mixin.rules import (
     CACHE_WINDOW,
@@ -29,6 +30,7 @@ from obsctl.mixin.rules import (
     error_budget,
     number,
 )
+from obsctl.mixin.signals import BUCKETS, REQUESTS
 
 TESTS_PATH = "alert-rules/tests/obsctl.rules.test.yml"
 HEADER = (
@@ -220,7 +222,7 @@ class _Cases:
         bucket: int | None = None,
         step: float = STEP,
     ) -> list[Series]:
-        count = "http_request_duration_seconds_count"
+        count = REQUESTS
         ok = {**self.api, **ROUTE, "status_code": "200"}
         failed = {**self.api, **ROUTE, "status_code": "500"}
         series = [_counter(count, ok, rate * (1 - error_ratio), at, step)]
@@ -230,11 +232,7 @@ class _Cases:
             for index, bound in [*enumerate(BOUNDS), (len(BOUNDS), math.inf)]:
                 le = "+Inf" if bound == math.inf else f"{bound:g}"
                 per_second = rate if index >= bucket else 0.0
-                series.append(
-                    _counter(
-                        "http_request_duration_seconds_bucket", {**ok, "le": le}, per_second, at
-                    )
-                )
+                series.append(_counter(BUCKETS, {**ok, "le": le}, per_second, at))
         return series
 
     def busy_rate(self) -> float:
@@ -336,7 +334,7 @@ class _Cases:
         ]
         series = self.traffic(rate * (1 - ratio), 0, at, bucket)
         series.append(
-            _counter("http_request_duration_seconds_count",
+            _counter(REQUESTS,
                      {**self.api, **ROUTE, "status_code": "503"}, rate * ratio, at)
         )  # fmt: skip
         self.add(
@@ -443,9 +441,7 @@ class _Cases:
             return [
                 _gauge(MySQLMetric.THREADS_CONNECTED, server, threads, at),
                 _gauge(MySQLMetric.MAX_CONNECTIONS, server, limit, at),
-                _gauge(
-                    "db_pool_connections_pending", {**self.api, "pool": "platform"}, pending, at
-                ),
+                _gauge(ApiMetric.POOL_PENDING, {**self.api, "pool": "platform"}, pending, at),
             ]
 
         server_rule = self.rule(name, source="exporter")

@@ -18,6 +18,7 @@ import yaml
 from obsctl.metric_names import BullMQMetric, ProbeMetric
 from obsctl.mixin import signals
 from obsctl.mixin.config import AlertName, MixinConfig, Severity
+from obsctl.mixin.contract import ApiMetric
 from obsctl.mixin.promql import duration, series
 
 RULES_PATH = "alert-rules/obsctl.rules.yml"
@@ -301,7 +302,7 @@ def _dependency_alerts(config: MixinConfig) -> list[Alert]:
         ),
         Alert(
             AlertName.DB_POOL_SATURATED,
-            f"label_replace(sum by (job, pool) ({series('db_pool_connections_pending', api)}),"
+            f"label_replace(sum by (job, pool) ({series(ApiMetric.POOL_PENDING, api)}),"
             ' "dependency", "mysql", "pool", ".*") > 0',
             "The API's database pool has waiters",
             "{{ $value | humanize }} requests of {{ $labels.job }} wait for a connection from pool"

@@ -8,13 +8,14 @@ the same expressions over Grafana's `$__rate_interval`, filtered by the dashboar
 from __future__ import annotations
 
 from obsctl.metric_names import BullMQMetric, BusinessMetric, MySQLMetric, ProbeMetric, RedisMetric
+from obsctl.mixin.contract import ApiLabel, ApiMetric
 from obsctl.mixin.promql import series
 
-# The demo API's prom-client histogram.
-HTTP = "http_request_duration_seconds"
+# The API's request histogram (obsctl.mixin.contract).
+HTTP = ApiMetric.HTTP_DURATION
 REQUESTS = f"{HTTP}_count"
 BUCKETS = f"{HTTP}_bucket"
-SERVER_ERRORS = 'status_code=~"5.."'
+SERVER_ERRORS = f'{ApiLabel.STATUS_CODE}=~"5.."'
 # The jobs QueueBacklogHigh counts: ready for a worker now. A paused queue's jobs are `paused`
 # (held back on purpose), not `waiting`.
 WAITING = 'state="waiting"'

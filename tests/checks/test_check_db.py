@@ -20,12 +20,14 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pytest
 import yaml
-from scratch_schema import HISTORY_ROWS, RENAMED_MAPPING, ScratchDB, create_renamed, scratch_db
 
-from obsctl.paths import EXPORTER_CONFIG, REPO_ROOT
 from obsctl.stack.fakes.launcher import free_port
 
 from conftest import RunningStack
+from scratch_schema import HISTORY_ROWS, RENAMED_MAPPING, ScratchDB, create_renamed, scratch_db
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXPORTER_CONFIG = "exporters/obsctl-exporter.yml"
 
 INDEX_DDL = (
     "CREATE INDEX `idx_tasks_updated_id` ON `tasks` (`updated_at`, `id`)"
@@ -123,9 +125,10 @@ def password_of(dsn: str) -> str:
 
 
 def test_the_demo_schema_passes(stack: RunningStack, tmp_path: Path) -> None:
-    # The default config is exporters/obsctl-exporter.yml in the directory the user stands in.
+    # The default config is the exporter config of the project the user stands in.
     (tmp_path / "exporters").mkdir()
     shutil.copy(REPO_ROOT / EXPORTER_CONFIG, tmp_path / EXPORTER_CONFIG)
+    shutil.copy(REPO_ROOT / "obsctl.yaml", tmp_path / "obsctl.yaml")
     result = check_db(cwd=tmp_path, env=stack_env(stack))
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -293,5 +296,5 @@ def test_a_database_that_cannot_be_checked_exits_2_without_the_password(
         assert password_of(copy.exporter_dsn) not in result.stdout + result.stderr
     missing = check_db(cwd=tmp_path, env=env)
     assert missing.returncode == 2
-    assert "exporters/obsctl-exporter.yml: invalid config:\n  file not found" in missing.stderr
+    assert f"no obsctl.yaml in {tmp_path} or any directory above it" in missing.stderr
     assert not (tmp_path / "migrations").exists()

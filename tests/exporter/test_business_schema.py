@@ -9,13 +9,6 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import generate_latest
 from pydantic import SecretStr, ValidationError
-from scratch_schema import (
-    RENAMED_MAPPING,
-    ScratchDB,
-    create_renamed,
-    general_log,
-    scratch_db,
-)
 
 from obsctl.exporter.collector import build_registry
 from obsctl.exporter.config import ExporterConfig
@@ -29,6 +22,13 @@ from obsctl.exporter.results import ResultStore
 from obsctl.exporter.wiring import build_probes
 
 from conftest import RunningStack
+from scratch_schema import (
+    RENAMED_MAPPING,
+    ScratchDB,
+    create_renamed,
+    general_log,
+    scratch_db,
+)
 
 BROKEN = {
     "missing": "ALTER TABLE tasks DROP INDEX idx_tasks_updated_id",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
+from obsctl.mixin.contract import ApiLabel, ApiMetric
 from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, query_variable
 from obsctl.mixin.promql import series
 
@@ -11,7 +12,7 @@ KEY = "api"
 HTTP = signals.HTTP
 
 
-ROUTE = 'route=~"$route"'
+ROUTE = f'{ApiLabel.ROUTE}=~"$route"'
 
 
 def error_ratio(api: str, by: str, route: str = ROUTE) -> str:
@@ -129,7 +130,7 @@ def build(config: MixinConfig) -> Board:
         "CPU (cores)",
         "CPU time the API process uses per second; 1 is one full core.",
         "percentunit",
-        [Target(f"rate({series('process_cpu_seconds_total', api)}[{RATE}])", "{{instance}}")],
+        [Target(f"rate({series(ApiMetric.CPU, api)}[{RATE}])", "{{instance}}")],
         width=8,
         min_value=0,
     )
@@ -137,7 +138,7 @@ def build(config: MixinConfig) -> Board:
         "Event loop lag",
         "How late the Node.js event loop runs timers; high lag delays every request.",
         "s",
-        [Target(series("nodejs_eventloop_lag_seconds", api), "{{instance}}")],
+        [Target(series(ApiMetric.EVENT_LOOP_LAG, api), "{{instance}}")],
         width=8,
         min_value=0,
     )
@@ -145,7 +146,7 @@ def build(config: MixinConfig) -> Board:
         "Resident memory",
         "Resident set size of the API process.",
         "bytes",
-        [Target(series("process_resident_memory_bytes", api), "{{instance}}")],
+        [Target(series(ApiMetric.RESIDENT_MEMORY, api), "{{instance}}")],
         width=8,
         min_value=0,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from obsctl.metric_names import MySQLMetric
 from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
+from obsctl.mixin.contract import ApiMetric
 from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target
 from obsctl.mixin.promql import series
 
@@ -88,10 +89,10 @@ def build(config: MixinConfig) -> Board:
         "The API's connection pool: in use, waiting for a connection, idle, and its maximum.",
         "short",
         [
-            Target(series("db_pool_connections_in_use", api), "in use {{pool}}"),
-            Target(series("db_pool_connections_pending", api), "pending {{pool}}"),
-            Target(series("db_pool_connections_available", api), "available {{pool}}"),
-            Target(series("db_pool_connections_max", api), "max {{pool}}"),
+            Target(series(ApiMetric.POOL_IN_USE, api), "in use {{pool}}"),
+            Target(series(ApiMetric.POOL_PENDING, api), "pending {{pool}}"),
+            Target(series(ApiMetric.POOL_AVAILABLE, api), "available {{pool}}"),
+            Target(series(ApiMetric.POOL_MAX, api), "max {{pool}}"),
         ],
         min_value=0,
     )

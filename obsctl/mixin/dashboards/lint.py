@@ -21,6 +21,7 @@ from grafana_foundation_sdk.models import dashboard as dash_m
 
 from obsctl.metric_names import exposed
 from obsctl.mixin.config import MixinConfig
+from obsctl.mixin.contract import sample_names
 from obsctl.mixin.dashboards import SCHEMA_VERSION, Dashboard
 from obsctl.mixin.dashboards.overview import KEY as OVERVIEW
 from obsctl.mixin.dashboards.panels import (
@@ -29,37 +30,9 @@ from obsctl.mixin.dashboards.panels import (
     DATASOURCE_VARIABLE,
 )
 
-# What the demo API exposes (prom-client: its histogram, the Knex pool gauges, the defaults).
-API_METRICS = frozenset(
-    {
-        "http_request_duration_seconds_bucket",
-        "http_request_duration_seconds_count",
-        "http_request_duration_seconds_sum",
-        "db_pool_connections_in_use",
-        "db_pool_connections_pending",
-        "db_pool_connections_available",
-        "db_pool_connections_max",
-        "process_cpu_seconds_total",
-        "process_cpu_user_seconds_total",
-        "process_cpu_system_seconds_total",
-        "process_resident_memory_bytes",
-        "process_virtual_memory_bytes",
-        "process_heap_bytes",
-        "process_open_fds",
-        "process_max_fds",
-        "process_start_time_seconds",
-        "nodejs_eventloop_lag_seconds",
-        "nodejs_eventloop_lag_p50_seconds",
-        "nodejs_eventloop_lag_p90_seconds",
-        "nodejs_eventloop_lag_p99_seconds",
-        "nodejs_eventloop_lag_max_seconds",
-        "nodejs_heap_size_used_bytes",
-        "nodejs_heap_size_total_bytes",
-        "nodejs_gc_duration_seconds_bucket",
-        "nodejs_gc_duration_seconds_count",
-        "nodejs_gc_duration_seconds_sum",
-    }
-)
+# What the API must expose (obsctl.mixin.contract): a panel querying any other API series
+# fails the lint until the contract, and so `obsctl check app`, asks for it.
+API_METRICS = sample_names()
 # What the obsctl exporter exposes and dashboards may show: declared in obsctl.metric_names.
 EXPORTER_METRICS = exposed()
 # Series Prometheus itself makes from the alert rules.

@@ -1,0 +1,153 @@
+"""The metric contract of the Node API: what the generated rules and dashboards read from it.
+
+Every metric the alert rules and dashboards query from the API's scrape job is declared here
+once (name, type, the labels they group or filter by, and who needs it), and the generators
+spell the names from here. `obsctl check app URL` holds a live `/metrics` to this contract;
+tests/mixin/test_contract.py proves the contract is exactly what the generated files use.
+The demo platform (obsctl/stack/demo_platform/src/metrics.js) is its reference implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from obsctl.mixin.config import AlertName, MixinConfig
+
+
+class MetricType(StrEnum):
+    """The Prometheus metric types the contract asks for."""
+
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+
+
+class ApiMetric(StrEnum):
+    """The API's series the rules and dashboards query; a counter's name includes `_total`."""
+
+    HTTP_DURATION = "http_request_duration_seconds"
+    POOL_IN_USE = "db_pool_connections_in_use"
+    POOL_PENDING = "db_pool_connections_pending"
+    POOL_AVAILABLE = "db_pool_connections_available"
+    POOL_MAX = "db_pool_connections_max"
+    CPU = "process_cpu_seconds_total"
+    EVENT_LOOP_LAG = "nodejs_eventloop_lag_seconds"
+    RESIDENT_MEMORY = "process_resident_memory_bytes"
+
+
+class ApiLabel(StrEnum):
+    """The API's labels the rules and dashboards group or filter by."""
+
+    ROUTE = "route"  # the route pattern (/api/tasks/:id), never the raw URL
+    STATUS_CODE = "status_code"  # the numeric HTTP status, matched by status_code=~"5.."
+    POOL = "pool"  # the database pool's name
+
+
+# Values a label must have for the rules' matchers to work.
+LABEL_VALUE_PATTERNS = {ApiLabel.STATUS_CODE: r"[1-5][0-9][0-9]"}
+# Labels Prometheus's histograms and summaries carry themselves.
+BUCKET_LABELS = frozenset({"le", "quantile"})
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric the API must expose: its type, required labels and who reads it."""
+
+    name: ApiMetric
+    type: MetricType
+    labels: tuple[ApiLabel, ...]
+    alerts: tuple[AlertName, ...]
+    dashboards: tuple[str, ...]  # keys of links.dashboard_uids
+
+    def samples(self) -> tuple[str, ...]:
+        """The sample names Prometheus stores for it (a histogram's _bucket, _count, _sum)."""
+        if self.type is MetricType.HISTOGRAM:
+            return tuple(f"{self.name}{suffix}" for suffix in ("_bucket", "_count", "_sum"))
+        return (self.name.value,)
+
+    def needed_by(self) -> str:
+        """Who reads it, for people: `ApiDown, ...; dashboards api, overview`."""
+        parts = [", ".join(a.value for a in self.alerts)] if self.alerts else []
+        if self.dashboards:
+            kind = "dashboard" if len(self.dashboards) == 1 else "dashboards"
+            parts.append(f"{kind} {', '.join(self.dashboards)}")
+        return "; ".join(parts)
+
+
+_POOL_LABELS = (ApiLabel.POOL,)
+
+CONTRACT: tuple[MetricSpec, ...] = (
+    MetricSpec(
+        ApiMetric.HTTP_DURATION,
+        MetricType.HISTOGRAM,
+        (ApiLabel.ROUTE, ApiLabel.STATUS_CODE),
+        (
+            AlertName.API_HIGH_ERROR_RATE,
+            AlertName.API_ERROR_BUDGET_BURN,
+            AlertName.API_HIGH_LATENCY_P95,
+        ),
+        ("overview", "api"),
+    ),
+    MetricSpec(
+        ApiMetric.POOL_PENDING,
+        MetricType.GAUGE,
+        _POOL_LABELS,
+        (AlertName.DB_POOL_SATURATED,),
+        ("database",),
+    ),
+    MetricSpec(ApiMetric.POOL_IN_USE, MetricType.GAUGE, _POOL_LABELS, (), ("database",)),
+    MetricSpec(ApiMetric.POOL_AVAILABLE, MetricType.GAUGE, _POOL_LABELS, (), ("database",)),
+    MetricSpec(ApiMetric.POOL_MAX, MetricType.GAUGE, _POOL_LABELS, (), ("database",)),
+    MetricSpec(ApiMetric.CPU, MetricType.COUNTER, (), (), ("api",)),
+    MetricSpec(ApiMetric.EVENT_LOOP_LAG, MetricType.GAUGE, (), (), ("api",)),
+    MetricSpec(ApiMetric.RESIDENT_MEMORY, MetricType.GAUGE, (), (), ("api",)),
+)
+
+
+@dataclass(frozen=True)
+class LatencyThreshold:
+    """A threshold of the config that an alert compares with a quantile of an API histogram."""
+
+    metric: ApiMetric
+    threshold: str  # the key under `thresholds:`
+    alert: AlertName
+
+
+# histogram_quantile interpolates linearly inside a bucket, so the computed quantile equals the
+# real one at a threshold only when the threshold is a bucket boundary: with buckets 0.1 and
+# 0.3 and no 0.2, a P95 of 0.25 s can come out as 0.19 s and the alert stays quiet.
+LATENCY_THRESHOLDS: tuple[LatencyThreshold, ...] = (
+    LatencyThreshold(
+        ApiMetric.HTTP_DURATION, "api_latency_p95_seconds", AlertName.API_HIGH_LATENCY_P95
+    ),
+)
+
+
+@dataclass(frozen=True)
+class RequiredBucket:
+    """A bucket boundary a histogram must have, and the threshold that needs it."""
+
+    metric: ApiMetric
+    seconds: float
+    threshold: str
+    alert: AlertName
+
+
+def required_buckets(config: MixinConfig) -> list[RequiredBucket]:
+    """The bucket boundaries the config's latency thresholds need, in seconds."""
+    values = config.thresholds.model_dump()
+    return [
+        RequiredBucket(t.metric, float(values[t.threshold]), t.threshold, t.alert)
+        for t in LATENCY_THRESHOLDS
+    ]
+
+
+def spec(name: ApiMetric) -> MetricSpec:
+    """The contract's entry of one metric."""
+    return next(s for s in CONTRACT if s.name is name)
+
+
+def sample_names() -> frozenset[str]:
+    """Every sample name of the contract: what the rules and dashboards may query."""
+    return frozenset(sample for s in CONTRACT for sample in s.samples())
