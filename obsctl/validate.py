@@ -8,8 +8,10 @@ allows missing tools, in which case it is listed as not run.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -342,6 +344,32 @@ def check_dashboards(v: Validation) -> list[str]:
     return problems
 
 
+def check_systemd(v: Validation) -> list[str]:
+    """Each generated unit passes `systemd-analyze verify` (with this machine's obsctl)."""
+    units = sorted(v.project.systemd.glob("*.service"))
+    if not units:
+        return []
+    here = shutil.which("obsctl") or str(Path(sys.executable).with_name("obsctl"))
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="obsctl-units-") as scratch:
+        for unit in units:
+            # ExecStart names the deployment's obsctl, which need not exist on this machine.
+            text = re.sub(r"^ExecStart=\S+", f"ExecStart={here}", unit.read_text(), flags=re.M)
+            copy = Path(scratch) / unit.name
+            copy.write_text(text)
+            # It exits 0 on directives it ignores ("Failed to parse ..."): every line counts.
+            result = v.run(["systemd-analyze", "verify", str(copy)])
+            lines = (result.stdout + result.stderr).strip().splitlines()
+            problems += [
+                f"{v.where(unit)}: {line.replace(str(copy), unit.name).strip()}"
+                for line in lines
+                if line.strip()
+            ]
+            if result.returncode and not lines:
+                problems.append(f"{v.where(unit)}: systemd-analyze verify exit {result.returncode}")
+    return problems
+
+
 def check_compose(v: Validation) -> list[str]:
     """compose.yaml, when the project has one, resolves with docker-compose."""
     compose = v.project.root / "compose.yaml"
@@ -365,6 +393,7 @@ CHECKS = [
     Check("promtool", check_promtool),
     Check("alertmanager", check_alertmanager),
     Check("dashboards", check_dashboards),
+    Check("systemd units", check_systemd),
     Check("compose", check_compose),
 ]
 

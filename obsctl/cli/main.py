@@ -12,6 +12,7 @@ from obsctl import __version__
 # the deadman are long-running processes, and none should carry the stack's, the dashboards'
 # or the drills' imports in its memory.
 COMMANDS = {
+    "init": "obsctl.cli.init:init",
     "stack": "obsctl.cli.stack:stack",
     "exporter": "obsctl.cli.exporter:exporter",
     "probe": "obsctl.cli.probe:probe",

@@ -336,6 +336,19 @@ class DeadmanSettings(_Strict):
     reminder: Duration = 1_800.0
 
 
+class Deploy(_Strict):
+    """Where obsctl runs on the hosts (systemd/ units are generated from these)."""
+
+    # The obsctl command on the host (e.g. a venv's bin/obsctl).
+    obsctl: str = Field(default="/usr/local/bin/obsctl", pattern=r"^/")
+    # Where this project is checked out on the host: the units run with --project.
+    project_dir: str = Field(default="/etc/obsctl", pattern=r"^/")
+    # A dedicated system user without a login; create it with `useradd --system obsctl`.
+    user: str = Field(default="obsctl", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    # One EnvironmentFile per service holds its secrets: <env_dir>/<service>.env, mode 0600.
+    env_dir: str = Field(default="/etc/obsctl/env", pattern=r"^/")
+
+
 class Retention(_Strict):
     """How long Prometheus keeps samples: at least the SLO period, which the budget spans."""
 
@@ -359,6 +372,7 @@ class MixinConfig(_Strict):
     relay: RelaySettings = Field(default_factory=RelaySettings)
     deadman: DeadmanSettings = Field(default_factory=DeadmanSettings)
     retention: Retention = Field(default_factory=Retention)
+    deploy: Deploy = Field(default_factory=Deploy)
 
     @model_validator(mode="after")
     def _every_alert_known_and_owned(self) -> MixinConfig:

@@ -123,15 +123,14 @@ def test_check_accepts_the_shipped_config(robot: RunningFake, tmp_path: Path) ->
         **os.environ,
         "OBSCTL_DEADMAN_TOKEN": TOKEN,
         "OBSCTL_DEADMAN_STATE_DIR": str(tmp_path / "state"),
-        "OBSCTL_DEADMAN_DINGTALK_URL": f"{robot.base_url}/robot/send?access_token=tok-deadman",
-        "OBSCTL_DEADMAN_DINGTALK_SECRET": SECRET,
-        "OBSCTL_DEADMAN_SMARTHOST": "127.0.0.1:25",
+        "OBSCTL_DINGTALK_ONCALL_URL": f"{robot.base_url}/robot/send?access_token=tok-deadman",
+        "OBSCTL_DINGTALK_ONCALL_SECRET": SECRET,
     }
     ok = subprocess.run(
         [sys.executable, "-m", "obsctl", "deadman", "--config", str(SHIPPED), "--check"],
         env=env, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    del env["OBSCTL_DEADMAN_SMARTHOST"]
+    del env["OBSCTL_DINGTALK_ONCALL_SECRET"]
     bad = subprocess.run(
         [sys.executable, "-m", "obsctl", "deadman", "--config", str(SHIPPED), "--check"],
         env=env, capture_output=True, text=True, timeout=30,
@@ -141,7 +140,7 @@ def test_check_accepts_the_shipped_config(robot: RunningFake, tmp_path: Path) ->
     assert "alert-path: missing after 180s -> dingtalk, email" in ok.stdout
     assert bad.returncode == 2
     assert (
-        "notify.email.smarthost: environment variable OBSCTL_DEADMAN_SMARTHOST is not set"
+        "notify.dingtalk.secret: environment variable OBSCTL_DINGTALK_ONCALL_SECRET is not set"
         in bad.stderr
     )
     assert SECRET not in ok.stdout + ok.stderr + bad.stderr
