@@ -253,6 +253,14 @@ def check_promtool(v: Validation) -> list[str]:
     return problems
 
 
+def check_prometheus_config(v: Validation) -> list[str]:
+    """promtool check config on the project's prometheus.yml, when it has one."""
+    path = v.project.prometheus_dir / "prometheus.yml"
+    if not path.exists():
+        return []
+    return v.tool(["promtool", "check", "config", str(path)], f"{v.where(path)}: promtool")
+
+
 def _alertmanager_configs(v: Validation) -> list[Path]:
     return sorted(v.project.alertmanager_dir.glob("alertmanager*.yml"))
 
@@ -391,6 +399,7 @@ CHECKS = [
     Check("generated files", check_generated),
     Check("rule lint and runbooks", check_rule_lint),
     Check("promtool", check_promtool),
+    Check("prometheus config", check_prometheus_config),
     Check("alertmanager", check_alertmanager),
     Check("dashboards", check_dashboards),
     Check("systemd units", check_systemd),

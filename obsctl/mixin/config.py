@@ -36,6 +36,7 @@ ONCALL = "oncall"
 HEARTBEAT = "heartbeat"
 # The heartbeat the dead man's switch watches: Alertmanager posts the Watchdog to it.
 DEADMAN_HEARTBEAT = "alert-path"
+_JOB_SELECTOR = re.compile(r'^\s*job\s*=\s*"([^"]+)"\s*$')
 _REFERENCE = re.compile(r"^\$\{(file:[^}]+|[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?)\}$")
 
 
@@ -90,8 +91,13 @@ class _Strict(BaseModel):
 class Selectors(_Strict):
     """PromQL label matchers (without braces) that find each source of metrics."""
 
-    api: str = 'job="demo-app"'
+    api: str = 'job="api"'
     exporter: str = 'job="obsctl-exporter"'
+
+    def job(self, source: str) -> str | None:
+        """The job name a selector matches exactly (`job="x"`), if it is that simple."""
+        match = _JOB_SELECTOR.match(getattr(self, source))
+        return match.group(1) if match else None
 
 
 class Thresholds(_Strict):
@@ -336,6 +342,29 @@ class DeadmanSettings(_Strict):
     reminder: Duration = 1_800.0
 
 
+ScrapeJob = Literal["api", "exporter", "relay", "deadman", "alertmanager", "prometheus", "node"]
+# The job name of each scrape job obsctl knows; api and exporter follow their selectors.
+JOB_NAMES = {
+    "relay": "obsctl-relay",
+    "deadman": "obsctl-deadman",
+    "alertmanager": "alertmanager",
+    "prometheus": "prometheus",
+    "node": "node",
+}
+HostPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\[\]:-]+:\d{1,5}$")]
+
+
+class PrometheusSettings(_Strict):
+    """The Prometheus config of the project (prometheus/prometheus.yml and its targets)."""
+
+    scrape_interval: Duration = 15.0
+    evaluation_interval: Duration = 15.0
+    external_labels: dict[str, str] = Field(default_factory=dict)
+    # host:port of each job's targets; each job's list becomes prometheus/targets/<job>.yml,
+    # so adding a host touches no rule.
+    targets: dict[ScrapeJob, list[HostPort]] = Field(default_factory=dict)
+
+
 class Deploy(_Strict):
     """Where obsctl runs on the hosts (systemd/ units are generated from these)."""
 
@@ -373,6 +402,7 @@ class MixinConfig(_Strict):
     deadman: DeadmanSettings = Field(default_factory=DeadmanSettings)
     retention: Retention = Field(default_factory=Retention)
     deploy: Deploy = Field(default_factory=Deploy)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
 
     @model_validator(mode="after")
     def _every_alert_known_and_owned(self) -> MixinConfig:
@@ -398,6 +428,12 @@ class MixinConfig(_Strict):
                 "alerts.ApiErrorBudgetBurn.for: set `for` per window in slo.api_burn_windows"
             )
         problems += self._reachable()
+        problems += [
+            f'prometheus.targets.{job}: selectors.{job} must be job="<name>" to name its '
+            f"scrape job (found {getattr(self.selectors, job)!r})"
+            for job in ("api", "exporter")
+            if job in self.prometheus.targets and self.selectors.job(job) is None
+        ]
         if self.retention.local_days < self.slo.period_days:
             problems.append(
                 f"retention.local_days: {self.retention.local_days} is shorter than the SLO period "
@@ -496,6 +532,12 @@ class MixinConfig(_Strict):
         if "{alert}" in base:
             return base.format(alert=alert.value)
         return f"{base.rstrip('/')}/{alert.value}.md"
+
+    def job_name(self, job: ScrapeJob) -> str:
+        """The Prometheus job name of one of the jobs obsctl knows."""
+        if job in ("api", "exporter"):
+            return self.selectors.job(job) or job
+        return JOB_NAMES[job]
 
     def dashboard_url(self, board: str) -> str | None:
         """The Grafana link of one dashboard by its key in links.dashboard_uids, if Grafana is."""

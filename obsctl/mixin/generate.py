@@ -9,6 +9,7 @@ from pathlib import Path
 from obsctl.mixin.alertmanager import render_alertmanager
 from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.dashboards import render_dashboards
+from obsctl.mixin.prometheus_config import render_prometheus
 from obsctl.mixin.relay_config import render_relay_configs
 from obsctl.mixin.rule_tests import render_rule_tests
 from obsctl.mixin.rules import render_rules
@@ -22,6 +23,7 @@ RENDERERS: list[Renderer] = [
     render_relay_configs,
     render_dashboards,
     render_units,
+    render_prometheus,
 ]
 
 
