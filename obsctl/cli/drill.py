@@ -100,8 +100,9 @@ def run(
     and nothing is touched.
 
     Exit 0 when every expectation held, 1 when one did not, 2 when a --target drill was not
-    confirmed with --yes, 3 when the system was not in a steady state to begin with, 130 when
-    interrupted (the restore has still run).
+    confirmed with --yes, 3 when the system was not in a steady state to begin with, 4 when
+    another drill is running on it (nothing touched), 130 when interrupted (the restore has
+    still run).
     """
     from obsctl.configfile import ConfigError
     from obsctl.drills.report import summary
@@ -146,7 +147,7 @@ def run(
     _say("")
     _say(summary(result))
     _say(f"journal: {path}")
-    codes = {"passed": 0, "failed": 1, "refused": 3, "interrupted": 130}
+    codes = {"passed": 0, "failed": 1, "refused": 3, "locked": 4, "interrupted": 130}
     sys.exit(codes.get(result.status, 1))
 
 

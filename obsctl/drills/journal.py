@@ -43,7 +43,7 @@ class Journal(BaseModel):
     stack_dir: str = ""  # journals written before remote targets existed
     started_at: float = Field(default_factory=time.time)
     ended_at: float | None = None
-    status: str = "running"  # running | passed | failed | refused | interrupted
+    status: str = "running"  # running | passed | failed | refused | locked | interrupted
     deviated: bool = False
     steady_state_before: dict[str, str] = Field(default_factory=dict)
     steady_state_after: dict[str, str] = Field(default_factory=dict)

@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 from obsctl.drills.journal import Journal, Outcome, Step
+from obsctl.drills.lock import DrillRunning, drill_lock
 from obsctl.drills.scenarios import SCENARIOS, Scenario
 from obsctl.drills.target import DrillError, DrillTarget, Message, wait_until
 from obsctl.mixin.config import AlertName, MixinConfig
@@ -71,6 +72,15 @@ class DrillRun:
 
     def run(self) -> Journal:
         """Run the drill; the journal says how it went (status passed/failed/refused/...)."""
+        try:
+            with drill_lock(self.state_file, self.scenario.name, self.journal.drill_id):
+                return self._run()
+        except DrillRunning as exc:
+            self.journal.status = "locked"
+            self.say(f"refusing to start: {exc}")
+            return self._finish()
+
+    def _run(self) -> Journal:
         inject, restore = self.target.fault(self.scenario, self.variant, self.journal.drill_id)
         with _signals_raise_interrupted():
             try:

@@ -130,6 +130,11 @@ def test_an_interrupted_drill_still_restores(
         return bool(steps) and during in steps[-1].name and steps[-1].ended_at is None
 
     wait_for(f"the drill to reach '{during}'", reached, timeout=180)
+    second = _drill(drill_stack, tmp_path / "second.json", "redis-down")
+    second_output, _ = second.communicate(timeout=60)
+    assert second.returncode == 4, second_output
+    assert "another drill is running on this system: api-errors" in second_output
+    assert Journal.load(tmp_path / "second.json").steps == [], "the second drill touched nothing"
     proc.send_signal(sig)
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == (130 if status == "interrupted" else 0), output

@@ -191,6 +191,51 @@ def test_a_leftover_of_a_killed_remote_drill_is_undone_first(tmp_path: Path) -> 
     assert not target.state_file.exists()
 
 
+def test_a_drill_refuses_at_once_while_another_holds_the_system_and_touches_nothing(
+    tmp_path: Path,
+) -> None:
+    path = _config(tmp_path)
+    target = RemoteTarget(load_target(path))
+    target.state_file.parent.mkdir(parents=True)
+    running = {"scenario": "mysql-down", "drill_id": "d-running"}
+    target.state_file.write_text(json.dumps(running))
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from pathlib import Path\n"
+         "from obsctl.drills.lock import drill_lock\n"
+         "with drill_lock(Path(sys.argv[1]), 'mysql-down', 'd-running'):\n"
+         "    print('held', flush=True)\n"
+         "    time.sleep(60)\n",
+         str(target.state_file)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        said: list[str] = []
+        demo = load_mixin(REPO / "obsctl.yaml")
+        began = time.monotonic()
+        journal = DrillRun(target, SCENARIOS["mysql-down"], None, tmp_path / "j.json",
+                           said.append, demo).run()  # fmt: skip
+        elapsed = time.monotonic() - began
+        done = _obsctl("drill", "run", "mysql-down", "--target", str(path), "--yes",
+                       "--project", str(REPO))  # fmt: skip
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert journal.status == "locked" and elapsed < 5
+    assert "another drill is running on this system: mysql-down (d-running, pid" in said[-1]
+    assert json.loads(target.state_file.read_text()) == running, "its state is left alone"
+    assert not (tmp_path / "restored").exists() and not (tmp_path / "injected").exists()
+    assert done.returncode == 4, done.stdout + done.stderr
+    journal_again = DrillRun(target, SCENARIOS["mysql-down"], None, tmp_path / "k.json",
+                             said.append, demo)  # fmt: skip
+    assert "restored after an interrupted mysql-down drill (d-running)" in (
+        journal_again._recover_leftovers()
+    ), "once the holder is gone, its state is a crashed drill's"
+
+
 def test_the_wait_for_firing_follows_the_alerts_for_duration(tmp_path: Path) -> None:
     from obsctl.mixin.config import AlertName
 
