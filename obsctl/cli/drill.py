@@ -166,20 +166,30 @@ def run(
     show_default=True,
     help="Prometheus's reload endpoint (it needs --web.enable-lifecycle).",
 )
-def label(action: str, drill_id: str | None, prometheus_config: Path, reload_url: str) -> None:
-    """Set (`set DRILL_ID`) or clear the external label drill=<id> in a prometheus.yml.
+@click.option(
+    "--alerts",
+    default=None,
+    help="The drill's own alerts, `Name{key=\"value\"};Other` (a target's {drill_alerts}).",
+)
+def label(
+    action: str, drill_id: str | None, prometheus_config: Path, reload_url: str, alerts: str | None
+) -> None:
+    """Mark (`set DRILL_ID --alerts ...`) a drill's own alerts drill=<id>, or clear the marks.
 
-    For a remote target's drill_label actions, run where the Prometheus config lives. `clear`
-    puts the original file back byte for byte.
+    Only those alerts are marked (alert relabelling in prometheus.yml): a real incident during
+    the drill reaches on-call unmarked. For a remote target's drill_label actions, run where
+    the Prometheus config lives. `clear` puts the original file back byte for byte.
     """
     from obsctl.drills import prometheus_label
     from obsctl.drills.target import DrillError
 
     try:
         if action == "set":
-            if not drill_id:
-                raise click.UsageError("`set` needs the drill id")
-            done = prometheus_label.set_label(prometheus_config, reload_url, drill_id)
+            if not drill_id or not alerts:
+                raise click.UsageError("`set` needs the drill id and --alerts")
+            done = prometheus_label.set_label(
+                prometheus_config, reload_url, drill_id, prometheus_label.parse_alerts(alerts)
+            )
         else:
             done = prometheus_label.clear_label(prometheus_config, reload_url)
     except DrillError as exc:

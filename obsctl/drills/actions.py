@@ -2,7 +2,8 @@
 
 A remote system cannot be stopped the way the local stack is (obsctl does not own its
 processes), so its target config says how, in the spirit of chaostoolkit's process and HTTP
-providers. ``{drill_id}`` anywhere in an argument, URL or JSON string is replaced by the drill's id.
+providers. ``{drill_id}`` anywhere in an argument, URL or JSON string is replaced by the drill's id,
+``{drill_alerts}`` by the alerts it expects (``Name/key=value,Other``, for the label tool).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ class RunAction(StrictModel):
         """One line for the plan shown before a drill."""
         return "run: " + " ".join(self.run)
 
-    def perform(self, drill_id: str) -> str:
+    def perform(self, drill_id: str, drill_alerts: str = "") -> str:
         """Run it; DrillError with the exit code and output tail when it fails."""
-        argv = [_fill(arg, drill_id) for arg in self.run]
+        argv = [_fill(arg, drill_id, drill_alerts) for arg in self.run]
         try:
             done = subprocess.run(
                 argv,
@@ -86,10 +87,10 @@ class HttpAction(StrictModel):
         """One line for the plan (headers are never shown: they carry tokens)."""
         return f"http: {self.http.method} {self.http.url}"
 
-    def perform(self, drill_id: str) -> str:
+    def perform(self, drill_id: str, drill_alerts: str = "") -> str:
         """Send it; DrillError naming the URL and status when the answer is not the expected one."""
         request = self.http
-        url = _fill(request.url, drill_id)
+        url = _fill(request.url, drill_id, drill_alerts)
         headers = {k: v.get_secret_value() for k, v in request.headers.items()}
         if request.bearer_token is not None:
             headers["Authorization"] = f"Bearer {request.bearer_token.get_secret_value()}"
@@ -98,7 +99,7 @@ class HttpAction(StrictModel):
                 request.method,
                 url,
                 headers=headers,
-                json=_fill_json(request.json_body, drill_id),
+                json=_fill_json(request.json_body, drill_id, drill_alerts),
                 timeout=request.timeout,
             )
         except httpx.HTTPError as exc:
@@ -119,12 +120,14 @@ class HttpAction(StrictModel):
 Action = RunAction | HttpAction
 
 
-def perform_all(actions: list[Action], drill_id: str, keep_going: bool = False) -> str:
+def perform_all(
+    actions: list[Action], drill_id: str, keep_going: bool = False, drill_alerts: str = ""
+) -> str:
     """Perform actions in order; stop at the first failure, or (restores) try every one."""
     outputs, errors = [], []
     for action in actions:
         try:
-            outputs.append(action.perform(drill_id))
+            outputs.append(action.perform(drill_id, drill_alerts))
         except DrillError as exc:
             if not keep_going:
                 raise
@@ -134,15 +137,15 @@ def perform_all(actions: list[Action], drill_id: str, keep_going: bool = False) 
     return "; ".join(outputs)
 
 
-def _fill(text: str, drill_id: str) -> str:
-    return text.replace("{drill_id}", drill_id)
+def _fill(text: str, drill_id: str, drill_alerts: str = "") -> str:
+    return text.replace("{drill_id}", drill_id).replace("{drill_alerts}", drill_alerts)
 
 
-def _fill_json(value: Any, drill_id: str) -> Any:
+def _fill_json(value: Any, drill_id: str, drill_alerts: str = "") -> Any:
     if isinstance(value, str):
-        return _fill(value, drill_id)
+        return _fill(value, drill_id, drill_alerts)
     if isinstance(value, list):
-        return [_fill_json(v, drill_id) for v in value]
+        return [_fill_json(v, drill_id, drill_alerts) for v in value]
     if isinstance(value, dict):
-        return {k: _fill_json(v, drill_id) for k, v in value.items()}
+        return {k: _fill_json(v, drill_id, drill_alerts) for k, v in value.items()}
     return value

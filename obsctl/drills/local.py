@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from obsctl.drills.mailbox import email_message
+from obsctl.drills.prometheus_label import relabels
 from obsctl.drills.scenarios import BACKLOG_JOBS, PROVIDER, QUEUE, Expectation, Scenario
 from obsctl.drills.target import DrillError, Message, ObservedSystem, Step
 from obsctl.mixin import config as mixin_config
@@ -139,16 +140,17 @@ class StackTarget(ObservedSystem):
         """`obsctl stack up` again: starts whatever is not running, leaves the rest alone."""
         manager.up(self.layout.root, None, lambda _: None, do_install=False)
 
-    def label_alerts(self, drill_id: str) -> None:
-        """Add the external label drill=<id> to every alert Prometheus sends."""
-        self._render_prometheus_config(drill_id)
+    def label_alerts(self, drill_id: str, expected: list[Expectation]) -> None:
+        """Mark the alerts the drill expects (and only those) drill=<id>."""
+        marked = relabels(drill_id, [(alert.value, labels) for alert, labels in expected])
+        self._render_prometheus_config(marked)
 
     def unlabel_alerts(self, drill_id: str) -> None:
-        """Remove the drill label again."""
-        self._render_prometheus_config(None)
+        """Remove the drill marks again."""
+        self._render_prometheus_config([])
 
-    def _render_prometheus_config(self, drill_id: str | None) -> None:
-        render_prometheus_config(self.layout, drill_id=drill_id)
+    def _render_prometheus_config(self, marks: list[dict[str, Any]]) -> None:
+        render_prometheus_config(self.layout, drill_relabels=marks)
         try:
             reload(f"{self.env['PROMETHEUS_URL']}/-/reload")
         except ReloadError as exc:

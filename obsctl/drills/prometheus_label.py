@@ -1,4 +1,8 @@
-"""Add or remove the external label drill=<id> in any prometheus.yml, then reload Prometheus.
+"""Mark a drill's own alerts with drill=<id> in any prometheus.yml, then reload Prometheus.
+
+Only the alerts the drill expects from its fault are marked, by alert relabelling on their
+name and labels (`alerting.alert_relabel_configs`): every other alert -- a real incident that
+starts during the drill -- reaches on-call unmarked, as it would without the drill.
 
 Meant to run where the Prometheus config lives (``ssh prom1 obsctl drill label set …``): a
 remote target's ``drill_label`` actions call it. The original file is kept byte for byte next to
@@ -8,7 +12,10 @@ the config while a drill runs, and `clear` puts exactly those bytes back, commen
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +25,9 @@ from obsctl.drills.target import DrillError
 from obsctl.reload import ReloadError, reload
 
 BACKUP_SUFFIX = ".obsctl-drill-backup"
+# An alert the drill expects: its name and the labels that pick it out.
+DrillAlert = tuple[str, dict[str, str]]
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def backup_of(config: Path) -> Path:
@@ -25,8 +35,59 @@ def backup_of(config: Path) -> Path:
     return config.with_name(config.name + BACKUP_SUFFIX)
 
 
-def set_label(config: Path, reload_url: str, drill_id: str) -> str:
-    """Write the config with drill=<id> and reload; on any failure the original is back."""
+def relabels(drill_id: str, alerts: Sequence[DrillAlert]) -> list[dict[str, Any]]:
+    """One alert relabelling per expected alert: name and labels matched, drill=<id> set."""
+    found = []
+    for name, labels in alerts:
+        keys = sorted(labels)
+        found.append(
+            {
+                "source_labels": ["alertname", *keys],
+                "separator": ";",
+                "regex": ";".join(re.escape(v) for v in [name, *(labels[k] for k in keys)]),
+                "target_label": "drill",
+                "replacement": drill_id,
+                "action": "replace",
+            }
+        )
+    return found
+
+
+def parse_alerts(text: str) -> list[DrillAlert]:
+    """`Name/key=value,Other` (the label tool's --alerts) as (name, labels) pairs.
+
+    Shell-safe on purpose: it travels as one argument through `ssh host obsctl ...`; values
+    are percent-encoded.
+    """
+    alerts = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, *pairs = part.split("/")
+        labels = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not _NAME.match(key):
+                raise DrillError(f"--alerts: expected Name/key=value, found {part!r}")
+            labels[key] = urllib.parse.unquote(value)
+        if not _NAME.match(name):
+            raise DrillError(f"--alerts: {name!r} is not an alert name")
+        alerts.append((name, labels))
+    if not alerts:
+        raise DrillError("--alerts: name at least one alert the drill expects")
+    return alerts
+
+
+def format_alerts(alerts: Sequence[DrillAlert]) -> str:
+    """The inverse of parse_alerts (what a remote target's {drill_alerts} becomes)."""
+    return ",".join(
+        "/".join(
+            [name, *(f"{k}={urllib.parse.quote(v, safe='')}" for k, v in sorted(labels.items()))]
+        )
+        for name, labels in alerts
+    )
+
+
+def set_label(config: Path, reload_url: str, drill_id: str, alerts: Sequence[DrillAlert]) -> str:
+    """Write the config marking `alerts` with drill=<id> and reload; on failure the original."""
     backup = backup_of(config)
     if not backup.exists():
         shutil.copy2(config, backup)
@@ -39,16 +100,20 @@ def set_label(config: Path, reload_url: str, drill_id: str) -> str:
     if not isinstance(parsed, dict):
         backup.unlink()
         raise DrillError(f"{config}: the top level must be a mapping")
-    global_section = parsed.get("global") or {}
-    labels = {**(global_section.get("external_labels") or {}), "drill": drill_id}
-    parsed["global"] = {**global_section, "external_labels": labels}
+    alerting = parsed.get("alerting") or {}
+    existing = alerting.get("alert_relabel_configs") or []
+    parsed["alerting"] = {
+        **alerting,
+        "alert_relabel_configs": [*relabels(drill_id, alerts), *existing],
+    }
     _write(config, yaml.safe_dump(parsed, sort_keys=False, allow_unicode=True))
     try:
         _reload(reload_url)
     except DrillError:
         clear_label(config, reload_url)
         raise
-    return f"{config}: external label drill={drill_id}, Prometheus reloaded"
+    names = ", ".join(name for name, _ in alerts)
+    return f"{config}: {names} marked drill={drill_id}, Prometheus reloaded"
 
 
 def clear_label(config: Path, reload_url: str) -> str:

@@ -21,6 +21,7 @@ from pydantic import AfterValidator, Field, SecretStr, StringConstraints, field_
 from obsctl.configfile import StrictModel, load_model
 from obsctl.drills.actions import Action, perform_all
 from obsctl.drills.mailbox import ImapMailbox
+from obsctl.drills.prometheus_label import format_alerts
 from obsctl.drills.scenarios import SCENARIOS, Expectation, Scenario
 from obsctl.drills.target import DrillError, Message, ObservedSystem, Step
 
@@ -223,9 +224,10 @@ class RemoteTarget(ObservedSystem):
 
     # --- acting ------------------------------------------------------------------------
 
-    def label_alerts(self, drill_id: str) -> None:
-        """Run the config's actions that add drill=<id> to every alert."""
-        perform_all(self.config.drill_label.set, drill_id)
+    def label_alerts(self, drill_id: str, expected: list[Expectation]) -> None:
+        """Run the config's actions that mark the expected alerts drill=<id>."""
+        alerts = format_alerts([(alert.value, labels) for alert, labels in expected])
+        perform_all(self.config.drill_label.set, drill_id, drill_alerts=alerts)
 
     def unlabel_alerts(self, drill_id: str) -> None:
         """Run the config's actions that remove the drill label (each one is tried)."""

@@ -96,7 +96,7 @@ class DrillRun:
             fault_injected = False
             try:
                 self._write_state()
-                self._step("label alerts as a drill", self._label_alerts)
+                self._step("mark the drill's own alerts", self._label_alerts)
                 self._step(f"inject: {self.scenario.summary}", inject)
                 fault_injected = True
                 self.journal.moments["fault"] = time.time()
@@ -215,8 +215,9 @@ class DrillRun:
         )
 
     def _label_alerts(self) -> str:
-        self.target.label_alerts(self.journal.drill_id)
-        return f"alerts carry drill={self.journal.drill_id}"
+        self.target.label_alerts(self.journal.drill_id, self.expect)
+        names = ", ".join(alert.value for alert, _ in self.expect)
+        return f"{names} carry drill={self.journal.drill_id}; every other alert is unmarked"
 
     def _health_degraded(self, group: str) -> str:
         deadline = time.time() + FIRING_TIMEOUT

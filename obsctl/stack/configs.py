@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import jinja2
+import yaml
 
 from obsctl.mixin import alertmanager
 from obsctl.mixin import config as mixin_config
@@ -29,8 +31,10 @@ def _ports(layout: StackLayout) -> dict[str, int]:
     return {name: layout.port(name) for name in PORT_OFFSETS}
 
 
-def render_prometheus_config(layout: StackLayout, drill_id: str | None = None) -> Path:
-    """Write prometheus.yml for this stack (labelled as a drill when drill_id is set)."""
+def render_prometheus_config(
+    layout: StackLayout, drill_relabels: list[dict[str, Any]] | None = None
+) -> Path:
+    """Write prometheus.yml for this stack (marking a running drill's own alerts, if given)."""
     dest = layout.state("prometheus") / "prometheus.yml"
     _render(
         "prometheus.yml.j2",
@@ -38,7 +42,9 @@ def render_prometheus_config(layout: StackLayout, drill_id: str | None = None) -
         host=HOST,
         ports=_ports(layout),
         rules_glob=str(demo_project().alert_rules / "*.rules.yml"),
-        drill_id=drill_id,
+        drill_relabels=yaml.safe_dump(drill_relabels or [], sort_keys=False)
+        if drill_relabels
+        else None,
     )
     return dest
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,6 +188,68 @@ def _admin(stack: RunningStack) -> httpx.Client:
     )
 
 
+def _oncall_texts(stack: RunningStack, since: float) -> list[str]:
+    found = httpx.get(
+        f"{stack.env['DINGTALK_SINK_URL']}/_messages",
+        params={"token": stack.env["DINGTALK_ONCALL_TOKEN"], "accepted": "true"},
+        timeout=5,
+    ).json()["messages"]
+    return [
+        m["body"]["markdown"]["text"]
+        for m in found
+        if dt.datetime.fromisoformat(m["received_at"]).timestamp() >= since
+    ]
+
+
+def test_a_real_incident_during_a_drill_reaches_on_call_unmarked(
+    drill_stack: RunningStack, tmp_path: Path
+) -> None:
+    wait_for("the stack to be healthy before the drill", lambda: _healthy(drill_stack), 120)
+    wait_for("no redis-down alert still active", lambda: _quiet(drill_stack, "redis-down"), 180)
+    wait_for("no api-errors alert still active", lambda: _quiet(drill_stack, "api-errors"), 180)
+    started = time.time()
+    journal_path = tmp_path / "journal.json"
+    proc = _drill(drill_stack, journal_path, "redis-down")
+    try:
+
+        def injected() -> bool:
+            steps = Journal.load(journal_path).steps if journal_path.exists() else []
+            return any(s.name.startswith("inject") and s.outcome == "ok" for s in steps)
+
+        wait_for("the drill's fault", injected, timeout=120)
+        # Meanwhile, a real incident of another kind: the API answers 5 % errors.
+        _admin(drill_stack).put("/admin/faults", json={"error_rate": 0.05}).raise_for_status()
+
+        def real_alert() -> list[str] | None:
+            texts = [t for t in _oncall_texts(drill_stack, started) if "ApiHighErrorRate" in t]
+            return texts or None
+
+        [real, *_] = wait_for("ApiHighErrorRate on the on-call robot", real_alert, timeout=150)
+
+        # Alert relabelling applies on the way to Alertmanager: its labels are what on-call gets.
+        def in_alertmanager(name: str) -> dict[str, str] | None:
+            firing = httpx.get(f"{drill_stack.env['ALERTMANAGER_URL']}/api/v2/alerts").json()
+            found = [a["labels"] for a in firing if a["labels"]["alertname"] == name]
+            return found[0] if found else None
+
+        real_labels = wait_for(
+            "ApiHighErrorRate in Alertmanager", lambda: in_alertmanager("ApiHighErrorRate"), 120
+        )
+        drills = wait_for(
+            "the drill's own message",
+            lambda: [t for t in _oncall_texts(drill_stack, started) if "DependencyDown" in t],
+            timeout=120,
+        )
+    finally:
+        _admin(drill_stack).put("/admin/faults", json={"error_rate": 0}).raise_for_status()
+        output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    assert "drill" not in real_labels, "the real incident is not the drill's"
+    drill_id = Journal.load(journal_path).drill_id
+    assert any("演练" in text and drill_id in text for text in drills), drills
+    assert "演练" not in real, "a real incident's message carries no drill marker"
+
+
 def test_refuses_to_start_on_a_broken_system(drill_stack: RunningStack, tmp_path: Path) -> None:
     wait_for("the stack to be healthy", lambda: _healthy(drill_stack), 120)
     os.kill(_pid(drill_stack, "redis"), signal.SIGSTOP)
@@ -284,7 +348,9 @@ def _remote_target_config(stack: RunningStack, prometheus_yml: Path, imap_port: 
                 }
             },
             "drill_label": {
-                "set": [{"run": [*label, "set", "{drill_id}", *where]}],
+                "set": [
+                    {"run": [*label, "set", "{drill_id}", "--alerts", "{drill_alerts}", *where]}
+                ],
                 "clear": [{"run": [*label, "clear", *where]}],
             },
             "faults": {"api-errors": {"inject": faults(0.05), "restore": faults(0.0)}},

@@ -364,10 +364,16 @@ def _ready(url: str) -> bool:
         return False
 
 
-def _external_labels(url: str) -> dict[str, str]:
+def _loaded(url: str) -> dict[str, Any]:
     raw = httpx.get(f"{url}/api/v1/status/config", timeout=5).json()["data"]["yaml"]
-    labels: dict[str, str] = yaml.safe_load(raw)["global"].get("external_labels", {})
-    return labels
+    loaded: dict[str, Any] = yaml.safe_load(raw)
+    return loaded
+
+
+def _marks(url: str) -> list[tuple[str, str]]:
+    """(regex, replacement) of each drill mark in the config Prometheus runs."""
+    relabels = (_loaded(url).get("alerting") or {}).get("alert_relabel_configs") or []
+    return [(r["regex"], r["replacement"]) for r in relabels if r.get("target_label") == "drill"]
 
 
 def test_label_tool_sets_and_clears_the_label_and_restores_the_file_exactly(
@@ -376,18 +382,20 @@ def test_label_tool_sets_and_clears_the_label_and_restores_the_file_exactly(
     config, url = prometheus
     original = config.read_bytes()
     done = _obsctl("drill", "label", "set", "d-42", "--prometheus-config", str(config),
-                   "--reload-url", f"{url}/-/reload")  # fmt: skip
+                   "--reload-url", f"{url}/-/reload",
+                   "--alerts", "DependencyDown/dependency=mysql,ApiHighErrorRate")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert _external_labels(url) == {"site": "sh", "drill": "d-42"}
+    assert _marks(url) == [("DependencyDown;mysql", "d-42"), ("ApiHighErrorRate", "d-42")]
+    assert _loaded(url)["global"]["external_labels"] == {"site": "sh"}, "no label on all alerts"
     # A second set (the next drill after a crash) still starts from the original.
-    prometheus_label.set_label(config, f"{url}/-/reload", "d-43")
-    assert _external_labels(url) == {"site": "sh", "drill": "d-43"}
+    prometheus_label.set_label(config, f"{url}/-/reload", "d-43", [("QueueStalled", {})])
+    assert _marks(url) == [("QueueStalled", "d-43")]
 
     done = _obsctl("drill", "label", "clear", "--prometheus-config", str(config),
                    "--reload-url", f"{url}/-/reload")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert config.read_bytes() == original
-    assert _external_labels(url) == {"site": "sh"}
+    assert _marks(url) == []
     assert not prometheus_label.backup_of(config).exists()
     assert "no drill label set" in prometheus_label.clear_label(config, f"{url}/-/reload")
 
@@ -399,7 +407,7 @@ def test_label_tool_puts_the_original_back_when_the_reload_fails(
     original = config.read_bytes()
     dead = f"http://127.0.0.1:{free_port()}/-/reload"
     with pytest.raises(DrillError, match="cannot reload Prometheus"):
-        prometheus_label.set_label(config, dead, "d-1")
+        prometheus_label.set_label(config, dead, "d-1", [("ApiDown", {})])
     assert config.read_bytes() == original
     assert not prometheus_label.backup_of(config).exists()
 
