@@ -12,6 +12,7 @@ from obsctl.mixin.dashboards import render_dashboards
 from obsctl.mixin.relay_config import render_relay_configs
 from obsctl.mixin.rule_tests import render_rule_tests
 from obsctl.mixin.rules import render_rules
+from obsctl.mixin.runbooks import render_runbooks
 
 Renderer = Callable[[MixinConfig], dict[str, str]]
 RENDERERS: list[Renderer] = [
@@ -20,6 +21,7 @@ RENDERERS: list[Renderer] = [
     render_alertmanager,
     render_relay_configs,
     render_dashboards,
+    render_runbooks,
 ]
 
 
