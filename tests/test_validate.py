@@ -11,7 +11,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 COPIED = [
-    "alert-rules", "alertmanager", "dashboards", "runbooks", "drills", "exporters",
+    "alert-rules", "alertmanager", "dashboards", "runbooks", "drills", "exporters", "systemd",
+    "prometheus",
     "compose.yaml", "obsctl.yaml", "obsctl/stack/demo_platform/package.json",
 ]  # fmt: skip
 
@@ -78,8 +79,12 @@ def test_a_missing_runbook_is_reported(checkout: Path) -> None:
     (checkout / "runbooks" / "QueueStalled.md").unlink()
     result = validate(checkout)
     assert result.returncode == 1
-    problem = next(line for line in result.stdout.splitlines() if "QueueStalled" in line)
-    assert problem.startswith("alert-rules/obsctl.rules.yml:") and "runbook" in problem
+    lines = [line for line in result.stdout.splitlines() if "QueueStalled" in line]
+    # Runbooks are generated: the freshness check misses it, and the rule lint names the rule.
+    assert "runbooks/QueueStalled.md: stale: run `obsctl generate` and commit it" in lines
+    assert any(
+        line.startswith("alert-rules/obsctl.rules.yml:") and "runbook" in line for line in lines
+    )
 
 
 def test_a_bad_alertmanager_route_is_reported(checkout: Path) -> None:

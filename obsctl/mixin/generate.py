@@ -13,6 +13,7 @@ from obsctl.mixin.prometheus_config import render_prometheus
 from obsctl.mixin.relay_config import render_relay_configs
 from obsctl.mixin.rule_tests import render_rule_tests
 from obsctl.mixin.rules import render_rules
+from obsctl.mixin.runbooks import render_runbooks
 from obsctl.mixin.systemd import render_units
 
 Renderer = Callable[[MixinConfig], dict[str, str]]
@@ -24,6 +25,7 @@ RENDERERS: list[Renderer] = [
     render_dashboards,
     render_units,
     render_prometheus,
+    render_runbooks,
 ]
 
 
