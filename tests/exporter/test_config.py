@@ -23,6 +23,8 @@ STACK_LIKE_ENV = {
     "OBSCTL_COS_REGION": "ap-guangzhou",
     "PROVIDER_ALPHA_URL": "http://127.0.0.1:9001",
     "PROVIDER_BETA_URL": "http://127.0.0.1:9002",
+    "PROVIDER_ALPHA_KEY": "sk-alpha-key-of-the-stack",
+    "PROVIDER_BETA_KEY": "sk-beta-key-of-the-stack",
 }
 
 
@@ -44,6 +46,10 @@ def test_the_shipped_example_is_valid_with_the_stack_env() -> None:
     assert config.cos is not None and config.cos.bucket == "obsctl-canary-1250000000"
     assert [p.name for p in config.providers] == ["alpha", "beta"]
     assert config.providers[0].timeout == pytest.approx(0.2)
+    for provider in config.providers:
+        key = STACK_LIKE_ENV[f"PROVIDER_{provider.name.upper()}_KEY"]
+        assert provider.headers["Authorization"].get_secret_value() == f"Bearer {key}"
+        assert provider.expect_json is not None and provider.expect_json.field == "status"
 
 
 def test_env_overrides_the_file(tmp_path: Path) -> None:
@@ -131,6 +137,7 @@ def test_check_flag_accepts_the_example() -> None:
     assert result.returncode == 0, result.stderr
     assert "valid" in result.stdout
     assert "s3cret-pw" not in result.stdout + result.stderr
+    assert "key-of-the-stack" not in result.stdout + result.stderr
 
 
 def test_a_section_level_error_never_echoes_secrets_inside_it(tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ import os
 import random
 import re
 
+from obsctl.stack.fakes.provider import API_KEY_ENV
 from obsctl.stack.fakes.provider.app import build_app
-from obsctl.stack.fakes.provider.auth import API_KEY_ENV
 from obsctl.stack.fakes.provider.control import Control
 from obsctl.stack.fakes.provider.tasks import TaskTable
 from obsctl.stack.fakes.serve import serve, setup_logging

@@ -11,7 +11,6 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-API_KEY_ENV = "PROVIDER_API_KEY"
 API_KEY = web.AppKey("api_key", str)
 _OPEN_PREFIXES = ("/v1/results/",)
 
