@@ -42,6 +42,8 @@ RUNTIME_PLACEHOLDERS = {
     "OBSCTL_COS_REGION": "ap-guangzhou",
     "PROVIDER_ALPHA_URL": "http://127.0.0.1:18306",
     "PROVIDER_BETA_URL": "http://127.0.0.1:18307",
+    "PROVIDER_ALPHA_KEY": "placeholder",
+    "PROVIDER_BETA_KEY": "placeholder",
     "OBSCTL_RELAY_TOKEN": "placeholder",
     "OBSCTL_RELAY_LINK_PREFIXES": "http://127.0.0.1:9090 http://127.0.0.1:9093",
     # The shipped spool path is the deployment's; here only its shape is checked.

@@ -28,10 +28,11 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 import psutil
+import yaml
 
 from obsctl.stack import envfile
 from obsctl.stack.install import install_apt
-from obsctl.stack.layout import StackLayout
+from obsctl.stack.layout import PROVIDERS, StackLayout
 from obsctl.stack.process import ProcessTable
 
 PEERS = {
@@ -39,11 +40,19 @@ PEERS = {
     "prometheus-redis-exporter": "prometheus-redis-exporter",
     "prometheus-blackbox-exporter": "prometheus-blackbox-exporter",
 }
-BLACKBOX_CONFIG = """modules:
-  http_2xx:
-    prober: http
-    timeout: 2s
-"""
+
+
+def blackbox_config(env: dict[str, str]) -> str:
+    """http_2xx for S3, and per provider a module sending its key, as obsctl's probe does."""
+    modules: dict[str, object] = {"http_2xx": {"prober": "http", "timeout": "2s"}}
+    for name in PROVIDERS:
+        key = env[f"PROVIDER_{name.upper()}_KEY"]
+        modules[f"provider_{name}"] = {
+            "prober": "http",
+            "timeout": "2s",
+            "http": {"headers": {"Authorization": f"Bearer {key}"}},
+        }
+    return yaml.safe_dump({"modules": modules})
 
 
 def obsctl(*args: str) -> None:
@@ -70,7 +79,7 @@ def peers(env: dict[str, str], work: Path, port_base: int) -> Iterator[dict[str,
     mysql_dsn = (
         f"{unquote(dsn.username or '')}:{unquote(dsn.password or '')}@({dsn.hostname}:{dsn.port})/"
     )
-    (work / "blackbox.yml").write_text(BLACKBOX_CONFIG)
+    (work / "blackbox.yml").write_text(blackbox_config(env))
     redis = urlparse(env["OBSCTL_REDIS_URL"])
     commands = {
         "mysqld_exporter": (
@@ -179,17 +188,15 @@ def main() -> None:
             time.sleep(5)  # let every probe run at least once
             ours = scrape_times([f"{exporter}/metrics"], opts.scrapes)
             base = opts.port_base
-            providers = [
-                v for k, v in env.items() if k.startswith("PROVIDER_") and k != "PROVIDER_URLS"
-            ]
-            blackbox_targets = [f"{p}/v1/heartbeat" for p in providers] + [
-                env["OBSCTL_COS_ENDPOINT"]
-            ]
+            blackbox_targets = [
+                (f"provider_{name}", f"{env[f'PROVIDER_{name.upper()}_URL']}/v1/heartbeat")
+                for name in PROVIDERS
+            ] + [("http_2xx", env["OBSCTL_COS_ENDPOINT"])]
             peer_urls = [
                 f"http://127.0.0.1:{base + 20}/metrics",
                 f"http://127.0.0.1:{base + 21}/metrics",
-                *(f"http://127.0.0.1:{base + 22}/probe?module=http_2xx&target={t}"
-                  for t in blackbox_targets),
+                *(f"http://127.0.0.1:{base + 22}/probe?module={module}&target={t}"
+                  for module, t in blackbox_targets),
             ]  # fmt: skip
             theirs = scrape_times(peer_urls, opts.scrapes)
             latencies = asyncio.run(

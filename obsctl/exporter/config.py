@@ -9,12 +9,23 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from obsctl.configfile import StrictModel, host_port, load_model, set_path
+from obsctl.configfile import (
+    StrictModel,
+    describe_validation_error,
+    host_port,
+    load_model,
+    set_path,
+)
 from obsctl.exporter.probes.bullmq import BullMQConfig
 from obsctl.exporter.probes.business import BusinessConfig
 from obsctl.exporter.probes.cos import COSConfig
 from obsctl.exporter.probes.mysql import MySQLConfig
 from obsctl.exporter.probes.provider import ProviderConfig
+from obsctl.exporter.probes.provider_config import UNRESOLVED
+from obsctl.exporter.probes.provider_headers import (
+    resolve_header_references,
+    without_header_values,
+)
 from obsctl.exporter.probes.redis import RedisConfig
 from obsctl.httpserve import ServerLimits
 
@@ -103,13 +114,22 @@ class ExporterConfig(StrictModel):
 def load(path: Path, environ: Mapping[str, str] | None = None) -> ExporterConfig:
     """Read, resolve and validate a config file; raise ConfigError listing every problem."""
     environ = os.environ if environ is None else environ
-    return load_model(path, ExporterConfig, environ, _apply_env_overrides)
+    return load_model(path, ExporterConfig, environ, _prepare, _explain)
 
 
-def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+def _prepare(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Apply the OBSCTL_* overrides, then resolve the references inside header values."""
     for var, paths in ENV_OVERRIDES.items():
         value = environ.get(var)
         if not value:
             continue
         for path in paths:
             set_path(raw, path, value)
+    resolve_header_references(raw, environ)
+
+
+def _explain(error: Any, raw: dict[str, Any]) -> str:
+    """One problem as the loader says it, with no provider header value ever quoted."""
+    if error.get("type") == UNRESOLVED:
+        return str(error.get("msg"))
+    return describe_validation_error(error, without_header_values(raw))

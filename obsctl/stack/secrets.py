@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ def _token(nbytes: int = 18) -> str:
 
 def _hex(nbytes: int = 16) -> str:
     return secrets.token_hex(nbytes)
+
+
+def _provider_key() -> str:
+    return "sk-" + _token(24)
 
 
 def robot_env(target: str) -> str:
@@ -42,6 +47,8 @@ class StackSecrets(BaseModel):
     # One robot per relay target of the routing (mixin config), keyed by the target's name.
     dingtalk_robots: dict[str, RobotSecret] = Field(default_factory=dict)
     relay_token: str = Field(default_factory=_token)
+    # The API key each fake AI provider requires, keyed by the provider's name.
+    provider_keys: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -64,6 +71,11 @@ class StackSecrets(BaseModel):
         robots = {t: self.dingtalk_robots.get(t) or RobotSecret() for t in targets}
         return self.model_copy(update={"dingtalk_robots": {**self.dingtalk_robots, **robots}})
 
+    def with_provider_keys(self, providers: Sequence[str]) -> StackSecrets:
+        """These secrets with an API key for every provider (new ones get fresh values)."""
+        keys = {name: self.provider_keys.get(name) or _provider_key() for name in providers}
+        return self.model_copy(update={"provider_keys": {**self.provider_keys, **keys}})
+
     def robot(self, target: str) -> RobotSecret:
         """The robot of one relay target."""
         return self.dingtalk_robots[target]
@@ -80,19 +92,22 @@ class StackSecrets(BaseModel):
         )
 
 
-def load_or_create(path: Path, robots: list[str]) -> StackSecrets:
+def load_or_create(path: Path, robots: list[str], providers: Sequence[str] = ()) -> StackSecrets:
     """The stack's secrets, created on first use so a restarted stack keeps its accounts.
 
-    `robots` are the relay targets that need a DingTalk robot; one missing from an existing
-    file (a target added to the routing) is created and kept.
+    `robots` are the relay targets that need a DingTalk robot, `providers` the fake providers
+    that need an API key; one missing from an existing file (a target added to the routing, a
+    file older than the keys) is created and kept.
     """
     if path.exists():
         text = path.read_text()
-        loaded = StackSecrets.model_validate_json(text).with_robots(robots)
+        loaded = (
+            StackSecrets.model_validate_json(text).with_robots(robots).with_provider_keys(providers)
+        )
         if loaded.model_dump_json(indent=2) != text:
             write_private(path, loaded.model_dump_json(indent=2))  # keep new defaults stable
         return loaded
-    created = StackSecrets.generate().with_robots(robots)
+    created = StackSecrets.generate().with_robots(robots).with_provider_keys(providers)
     write_private(path, created.model_dump_json(indent=2))
     return created
 

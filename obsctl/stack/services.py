@@ -16,6 +16,7 @@ from obsctl.relay.config import target_env_prefix
 from obsctl.stack import mysql_setup, readiness
 from obsctl.stack.checkout import demo_project
 from obsctl.stack.configs import render_alertmanager_config, render_prometheus_config
+from obsctl.stack.fakes.provider import API_KEY_ENV
 from obsctl.stack.install import DEMO_PLATFORM_DIR
 from obsctl.stack.layout import HOST, PROVIDERS, StackLayout
 from obsctl.stack.secrets import (
@@ -57,8 +58,8 @@ def relay_targets() -> list[str]:
 
 
 def load_secrets(layout: StackLayout) -> StackSecrets:
-    """The stack's secrets, with a robot for every relay target."""
-    return load_or_create(layout.secrets_file, relay_targets())
+    """The stack's secrets, with a robot for every relay target and a key for every provider."""
+    return load_or_create(layout.secrets_file, relay_targets(), PROVIDERS)
 
 
 def provider_urls(layout: StackLayout) -> str:
@@ -118,7 +119,7 @@ def build(layout: StackLayout, secrets: StackSecrets) -> list[Service]:
             ready=readiness.smtp(HOST, layout.port("smtp")),
             prepare=lambda: layout.state("smtp").mkdir(parents=True, exist_ok=True),
         ),
-        *[_provider(layout, name) for name in PROVIDERS],
+        *[_provider(layout, name, secrets) for name in PROVIDERS],
         _dingtalk(layout, secrets),
         _alertmanager(layout, secrets),
         _relay(layout, secrets),
@@ -183,7 +184,12 @@ def _mariadb(layout: StackLayout, secrets: StackSecrets) -> Service:
     )
 
 
-def _provider(layout: StackLayout, name: str) -> Service:
+def provider_keys_env(secrets: StackSecrets) -> dict[str, str]:
+    """PROVIDER_<NAME>_KEY, the API key of every provider of the stack (`PROVIDER_ALPHA_KEY`)."""
+    return {f"PROVIDER_{name.upper()}_KEY": secrets.provider_keys[name] for name in PROVIDERS}
+
+
+def _provider(layout: StackLayout, name: str, secrets: StackSecrets) -> Service:
     service = f"provider-{name}"
     return Service(
         name=service,
@@ -200,6 +206,8 @@ def _provider(layout: StackLayout, name: str) -> Service:
             str(layout.port(service)),
         ],
         ready=readiness.http(f"{layout.url(service)}/_control"),
+        # In the environment, not the argv: a command line is readable by every local user.
+        env={**os.environ, API_KEY_ENV: secrets.provider_keys[name]},
     )
 
 
@@ -316,6 +324,7 @@ def _demo_app(layout: StackLayout, secrets: StackSecrets) -> Service:
         "PLATFORM_MYSQL_DSN": platform_dsn(layout, secrets),
         "REDIS_URL": f"redis://{HOST}:{layout.port('redis')}/0",
         "PROVIDER_URLS": provider_urls(layout),
+        **provider_keys_env(secrets),
         "DEMO_ADMIN_TOKEN": secrets.demo_admin_token,
         "DEMO_TASKS_PER_SECOND": os.environ.get("DEMO_TASKS_PER_SECOND", DEMO_TASKS_PER_SECOND),
     }
@@ -402,6 +411,7 @@ def stack_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
         "DEMO_ADMIN_TOKEN": secrets.demo_admin_token,
         "PROVIDER_URLS": provider_urls(layout),
         **{f"PROVIDER_{name.upper()}_URL": layout.url(f"provider-{name}") for name in PROVIDERS},
+        **provider_keys_env(secrets),
         "DINGTALK_SINK_URL": layout.url("dingtalk"),
         **{
             f"{robot_env(target)}_{part.upper()}": getattr(robot, part)

@@ -23,6 +23,8 @@ STACK_LIKE_ENV = {
     "OBSCTL_COS_REGION": "ap-guangzhou",
     "PROVIDER_ALPHA_URL": "http://127.0.0.1:9001",
     "PROVIDER_BETA_URL": "http://127.0.0.1:9002",
+    "PROVIDER_ALPHA_KEY": "sk-alpha-key-of-the-stack",
+    "PROVIDER_BETA_KEY": "sk-beta-key-of-the-stack",
 }
 
 
@@ -44,6 +46,10 @@ def test_the_shipped_example_is_valid_with_the_stack_env() -> None:
     assert config.cos is not None and config.cos.bucket == "obsctl-canary-1250000000"
     assert [p.name for p in config.providers] == ["alpha", "beta"]
     assert config.providers[0].timeout == pytest.approx(0.2)
+    for provider in config.providers:
+        key = STACK_LIKE_ENV[f"PROVIDER_{provider.name.upper()}_KEY"]
+        assert provider.headers["Authorization"].get_secret_value() == f"Bearer {key}"
+        assert provider.expect_json is not None and provider.expect_json.field == "status"
 
 
 def test_env_overrides_the_file(tmp_path: Path) -> None:
@@ -131,6 +137,7 @@ def test_check_flag_accepts_the_example() -> None:
     assert result.returncode == 0, result.stderr
     assert "valid" in result.stdout
     assert "s3cret-pw" not in result.stdout + result.stderr
+    assert "key-of-the-stack" not in result.stdout + result.stderr
 
 
 def test_a_section_level_error_never_echoes_secrets_inside_it(tmp_path: Path) -> None:
@@ -169,3 +176,124 @@ def test_what_startup_would_reject_is_refused_by_the_check(tmp_path: Path) -> No
         "providers[0].timeout: Value error, timeout (5s) must not be longer than interval (1s) "
         "(found '5s')"
     )
+
+
+def test_a_key_inside_a_header_value_is_resolved_from_env_or_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "beta.key"
+    key_file.write_text("sk-beta-from-file\n")
+    path = _write(
+        tmp_path,
+        "providers:\n"
+        "  - name: alpha\n    url: http://p\n"
+        "    headers: {Authorization: 'Bearer ${ALPHA_KEY}', X-Team: '${TEAM:-images}'}\n"
+        f"  - name: beta\n    url: http://p\n    headers: {{X-API-Key: '${{file:{key_file}}}'}}\n",
+    )
+    alpha, beta = load(path, {"ALPHA_KEY": "sk-alpha"}).providers
+    assert {k: v.get_secret_value() for k, v in alpha.headers.items()} == {
+        "Authorization": "Bearer sk-alpha",
+        "X-Team": "images",
+    }
+    assert beta.headers["X-API-Key"].get_secret_value() == "sk-beta-from-file"
+    assert "sk-alpha" not in repr(alpha) and "sk-beta" not in repr(beta)
+
+
+def test_a_missing_or_empty_key_in_a_header_names_its_key_path(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "providers:\n"
+        "  - {name: alpha, url: 'http://p', headers: {Authorization: 'Bearer ${ALPHA_KEY}'}}\n"
+        "  - {name: beta, url: 'http://p', headers: {Authorization: 'Bearer ${BETA_KEY}'}}\n"
+        "  - {name: gamma, url: 'http://p', headers: {X-API-Key: '${GAMMA_KEY}'}}\n",
+    )
+    # Sorted: a whole-value reference is reported as the file is read, the others on validation.
+    assert sorted(_problems(path, {"BETA_KEY": ""})) == [
+        "providers[0].headers.Authorization: environment variable ALPHA_KEY is not set",
+        "providers[1].headers.Authorization: ${BETA_KEY} resolves to an empty value",
+        "providers[2].headers.X-API-Key: environment variable GAMMA_KEY is not set",
+    ]
+
+
+def test_header_problems_name_the_key_path_and_never_echo_a_value(tmp_path: Path) -> None:
+    literal, from_env = "Bearer sk-literal-9f8e7d", "sk-from-env-1a2b3c"
+    path = _write(
+        tmp_path,
+        "providers:\n"
+        f"  - {{name: alpha, url: 'http://p', headers: {{Authorization: '{literal}'}}}}\n"
+        f"  - {{name: alpha, url: 'http://p', headers: {{X-Key: 'Bearer ${{KEY}}'}}}}\n",
+    )
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "providers:\n"
+        "  - name: alpha\n    url: http://p\n"
+        f"    headers: {{Authorization: \"{literal}\\u0007\", 'Bad Name': x, Host: h}}\n"
+        f"  - {{name: beta, url: 'http://p', headers: ['Authorization: {literal}']}}\n"
+        f"  - {{name: gamma, url: 'http://p', headers: {{A: '{literal}', a: '{literal}'}}}}\n"
+        "  - {name: delta, url: 'http://p', headers: {X-Key: '${KEY}x', X-Other: 7}}\n",
+    )
+    env = {"KEY": from_env}
+
+    (repeated,) = _problems(path, env)
+    problems = _problems(broken, env)
+
+    assert repeated.startswith("providers: Value error, provider names must be unique")
+    assert problems == [
+        "providers[0].headers.Authorization: Value error, a header value holds printable ASCII "
+        "only, found another character at position 25 (the value is never shown)",
+        "providers[0].headers.Bad Name.[key]: Value error, not a header name: letters, digits and "
+        "!#$%&'*+.^_`|~- only, at most 64 (found 'Bad Name')",
+        "providers[0].headers.Host.[key]: Value error, the HTTP client sets Host from the request "
+        "itself (found Host)",
+        "providers[1].headers: Value error, expected a mapping of header name to value, found list",
+        "providers[2].headers: Value error, header names ignore case, found A and a",
+        "providers[3].headers.X-Other: Value error, a header value must be text, found int",
+    ]
+    for text in (repeated, *problems):
+        assert "sk-literal" not in text and from_env not in text
+
+
+def test_the_request_and_the_expected_answer_are_checked(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "providers:\n"
+        "  - {name: a, url: 'http://p', heartbeat_path: /v1/ping}\n"
+        "  - {name: b, url: 'http://p', method: PUT}\n"
+        "  - {name: c, url: 'http://p', body: {prompt: hi}}\n"
+        "  - {name: d, url: 'http://p', method: head, expect_json: {field: status, equals: ok}}\n"
+        "  - {name: e, url: 'http://p', expect_status: [200, 200]}\n"
+        "  - {name: f, url: 'http://p', expect_status: [700]}\n"
+        "  - {name: g, url: 'http://p', expect_json: {field: 'a..b'}}\n"
+        "  - {name: h, url: 'http://p', path: v1/heartbeat}\n",
+    )
+    problems = _problems(path)
+    assert problems[0] == (
+        "providers[0].heartbeat_path: Value error, renamed to `path` (the same request path, "
+        "e.g. /v1/heartbeat) (found '/v1/ping')"
+    )
+    assert problems[1].startswith("providers[1].method: Input should be 'GET', 'HEAD' or 'POST'")
+    assert problems[2:5] == [
+        "providers[2].body: Value error, a body is sent only with method POST, found method GET",
+        "providers[3].expect_json: Value error, a HEAD answer has no body to check, found method "
+        "HEAD",
+        "providers[4].expect_status: Value error, each status code once, found [200, 200]",
+    ]
+    assert problems[5].startswith("providers[5].expect_status[0]: Input should be less than")
+    assert [p.split(":")[0] for p in problems[6:]] == [
+        "providers[6].expect_json.field",
+        "providers[6].expect_json.equals",
+        "providers[7].path",
+    ]
+
+
+def test_a_provider_request_is_fully_configurable(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "providers:\n"
+        "  - name: alpha\n    url: http://p\n    method: post\n    path: /v1/tasks\n"
+        "    body: {feature: matting, n: 1}\n    expect_status: 202\n"
+        "    expect_json: {field: status, equals: processing}\n",
+    )
+    (provider,) = load(path, {}).providers
+    assert (provider.method, provider.path, provider.expect_status) == ("POST", "/v1/tasks", [202])
+    assert provider.body == {"feature": "matting", "n": 1}
+    assert provider.expect_json is not None and provider.expect_json.field == "status"
+    assert provider.accepts(202) and not provider.accepts(200)

@@ -26,8 +26,16 @@ redis: {interval: 1s, timeout: 500ms}
 bullmq: {interval: 1s, timeout: 500ms}
 cos: {interval: 1s, timeout: 500ms}
 providers:
-  - {name: alpha, url: "${PROVIDER_ALPHA_URL}", interval: 1s, timeout: 200ms}
-  - {name: beta, url: "${PROVIDER_BETA_URL}", interval: 1s, timeout: 200ms}
+  - name: alpha
+    url: "${PROVIDER_ALPHA_URL}"
+    headers: {Authorization: "Bearer ${PROVIDER_ALPHA_KEY}"}
+    interval: 1s
+    timeout: 200ms
+  - name: beta
+    url: "${PROVIDER_BETA_URL}"
+    headers: {Authorization: "Bearer ${PROVIDER_BETA_KEY}"}
+    interval: 1s
+    timeout: 200ms
 """
 
 

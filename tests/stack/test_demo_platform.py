@@ -9,7 +9,7 @@ import pymysql
 import pytest
 import redis
 
-from conftest import RunningStack, wait_for
+from conftest import RunningStack, processes_mentioning, wait_for
 
 FEATURES = ("matting", "outfit", "faceswap", "outpaint")
 
@@ -153,14 +153,31 @@ def test_admin_injects_api_errors_and_restores(stack: RunningStack) -> None:
 
 def test_admin_switches_a_provider_into_an_outage_and_back(stack: RunningStack) -> None:
     beta = dict(p.split("=", 1) for p in stack.env["PROVIDER_URLS"].split(","))["beta"]
+    key = {"Authorization": f"Bearer {stack.env['PROVIDER_BETA_KEY']}"}
     with _admin(stack) as admin:
         assert admin.put("/admin/providers/nope", json={"mode": "down"}).status_code == 404
         assert admin.put("/admin/providers/beta", json={"mode": "down"}).is_success
         try:
-            assert httpx.get(f"{beta}/v1/heartbeat", timeout=2).status_code == 503
+            assert httpx.get(f"{beta}/v1/heartbeat", headers=key, timeout=2).status_code == 503
         finally:
             assert admin.put("/admin/providers/beta", json={"mode": "ok"}).is_success
-        assert httpx.get(f"{beta}/v1/heartbeat", timeout=2).status_code == 200
+        assert httpx.get(f"{beta}/v1/heartbeat", headers=key, timeout=2).status_code == 200
+
+
+def test_the_stack_providers_require_their_own_key(stack: RunningStack) -> None:
+    alpha = stack.env["PROVIDER_ALPHA_URL"]
+    answers = {
+        name: httpx.get(f"{alpha}/v1/heartbeat", headers=headers, timeout=2).status_code
+        for name, headers in {
+            "none": {},
+            "beta's key": {"Authorization": f"Bearer {stack.env['PROVIDER_BETA_KEY']}"},
+            "alpha's key": {"Authorization": f"Bearer {stack.env['PROVIDER_ALPHA_KEY']}"},
+        }.items()
+    }
+
+    assert answers == {"none": 401, "beta's key": 401, "alpha's key": 200}
+    # The stack hands the keys over in the environment: no command line shows one.
+    assert processes_mentioning(stack.env["PROVIDER_ALPHA_KEY"]) == []
 
 
 def test_admin_pauses_workers_so_the_backlog_grows(stack: RunningStack) -> None:

@@ -47,7 +47,9 @@ def load_config(env: dict[str, str]) -> Any:
       const {{ loadConfig }} = require('./src/config');
       try {{
         const c = loadConfig({json.dumps(env)});
-        console.log(JSON.stringify({{ ...c, providers: [...c.providers] }}));
+        console.log(JSON.stringify({{
+          ...c, providers: [...c.providers], providerKeys: [...c.providerKeys],
+        }}));
       }} catch (err) {{
         console.log(JSON.stringify({{ problems: err.problems }}));
       }}
@@ -99,6 +101,18 @@ def test_config_names_every_bad_variable_without_leaking_the_password() -> None:
         "DEMO_ADMIN_TOKEN",
     }
     assert not any("topsecret" in p for p in problems)
+
+
+def test_provider_keys_are_read_per_provider_and_never_echoed() -> None:
+    keyed = load_config(
+        {**VALID_ENV, "PROVIDER_ALPHA_KEY": "sk-alpha-1", "PROVIDER_GAMMA_KEY": "x"}
+    )
+    broken = load_config({**VALID_ENV, "PROVIDER_BETA_KEY": "sk-beta 2\n"})
+
+    assert keyed["providerKeys"] == [["alpha", "sk-alpha-1"]]
+    assert broken["problems"] == [
+        "PROVIDER_BETA_KEY: must be printable ASCII without spaces (the key is not shown)"
+    ]
 
 
 def test_weighted_provider_choice_follows_the_weights() -> None:

@@ -1,5 +1,8 @@
 """The AI provider fake, run as a real process on loopback and driven over HTTP."""
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,20 +15,80 @@ from obsctl.stack.fakes.launcher import RunningFake, start_fake
 MODULE = "obsctl.stack.fakes.provider"
 DEFAULTS = {"mode": "ok", "latency_ms": 500, "failure_rate": 0.05, "task_latency_ms": 800}
 TASK = {"feature": "matting", "input_url": "http://cos.local/in/1.png", "client_task_id": "t-1"}
+API_KEY = "sk-fake-acme-6f1c2d9e8b7a"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[RunningFake]:
-    fake = start_fake(MODULE, ["--name", "acme", "--seed", "7"])
+    fake = start_fake(MODULE, ["--name", "acme", "--seed", "7", "--api-key", API_KEY])
     yield fake
     fake.close()
 
 
 @pytest.fixture
 def client(provider: RunningFake) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=provider.base_url, timeout=5.0) as http:
+    with httpx.Client(base_url=provider.base_url, timeout=5.0, headers=AUTH) as http:
         yield http
         http.put("/_control", json=DEFAULTS).raise_for_status()
+
+
+@pytest.fixture
+def anonymous(provider: RunningFake) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=provider.base_url, timeout=5.0) as http:
+        yield http
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer sk-wrong"}, {"Authorization": API_KEY}, {"X-API-Key": "x"}],
+    ids=["no-key", "wrong-key", "no-bearer-scheme", "wrong-x-api-key"],
+)
+def test_every_v1_call_without_the_key_is_401(
+    anonymous: httpx.Client, headers: dict[str, str]
+) -> None:
+    answers = [
+        anonymous.get("/v1/heartbeat", headers=headers),
+        anonymous.post("/v1/tasks", json=TASK, headers=headers),
+        anonymous.get("/v1/tasks/acme-doesnotexist", headers=headers),
+    ]
+
+    for response in answers:
+        assert response.status_code == 401, response.request.url
+        assert response.json()["error"] == "unauthorized"
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_the_key_is_taken_as_bearer_or_x_api_key(anonymous: httpx.Client) -> None:
+    bearer = anonymous.get("/v1/heartbeat", headers={"Authorization": f"bearer {API_KEY}"})
+    x_api_key = anonymous.get("/v1/heartbeat", headers={"X-API-Key": API_KEY})
+
+    assert (bearer.status_code, x_api_key.status_code) == (200, 200)
+
+
+def test_control_needs_no_key_and_refusals_never_log_a_key(
+    provider: RunningFake, anonymous: httpx.Client
+) -> None:
+    anonymous.get("/v1/heartbeat", headers={"Authorization": "Bearer sk-presented-wrong-key"})
+
+    assert anonymous.get("/_control").status_code == 200
+    logs = provider.logs()
+    assert "refused GET /v1/heartbeat: a wrong key" in logs
+    assert "sk-presented-wrong-key" not in logs and API_KEY not in logs
+
+
+def test_the_fake_refuses_to_start_without_a_key() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PROVIDER_API_KEY"}
+    result = subprocess.run(
+        [sys.executable, "-m", MODULE, "--name", "acme", "--port", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+
+    assert result.returncode == 2
+    assert "an API key is required: set PROVIDER_API_KEY or pass --api-key" in result.stderr
 
 
 def _configure(client: httpx.Client, **changes: Any) -> None:
@@ -63,7 +126,8 @@ def test_task_is_processing_then_succeeds_with_a_fetchable_result(client: httpx.
     assert first_look == {"task_id": task_id, "status": "processing"}
     assert finished["status"] == "succeeded"
     assert "error" not in finished
-    image = client.get(finished["result_url"])
+    # Like a real provider's result link, the image needs no key.
+    image = httpx.get(finished["result_url"], timeout=5.0)
     assert image.status_code == 200
     assert image.headers["content-type"] == "image/png"
     assert image.content.startswith(b"\x89PNG\r\n\x1a\n")
@@ -225,11 +289,11 @@ def test_each_control_change_is_logged(provider: RunningFake, client: httpx.Clie
 
 
 def test_sigterm_exits_cleanly_even_with_a_hanging_request() -> None:
-    fake = start_fake(MODULE, ["--name", "other"])
+    fake = start_fake(MODULE, ["--name", "other", "--api-key", API_KEY])
     try:
         httpx.put(fake.base_url + "/_control", json={"mode": "timeout"}).raise_for_status()
         with pytest.raises(httpx.ReadTimeout):
-            httpx.get(fake.base_url + "/v1/heartbeat", timeout=0.3)
+            httpx.get(fake.base_url + "/v1/heartbeat", headers=AUTH, timeout=0.3)
 
         started = time.monotonic()
         returncode = fake.stop()

@@ -42,3 +42,17 @@ def test_a_new_stack_gets_a_distinct_robot_per_target(tmp_path: Path) -> None:
     secrets = load_or_create(tmp_path / "secrets.json", ["oncall", "team"])
     tokens = {secrets.robot(t).token for t in ("oncall", "team")}
     assert len(tokens) == 2
+
+
+def test_each_provider_gets_its_own_key_kept_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.json"
+    path.write_text(json.dumps(OLDER_FILE))
+
+    secrets = load_or_create(path, ["oncall"], ["alpha", "beta"])
+    again = load_or_create(path, ["oncall"], ["alpha", "beta"])
+
+    keys = secrets.provider_keys
+    assert set(keys) == {"alpha", "beta"} and keys["alpha"] != keys["beta"]
+    assert all(key.startswith("sk-") and len(key) >= 32 for key in keys.values())
+    assert again.provider_keys == keys, "an older file gains the keys and keeps them"
+    assert (path.stat().st_mode & 0o777) == 0o600

@@ -39,8 +39,30 @@ function loadConfig(env = process.env) {
     seedUsers: read('DEMO_SEED_USERS', (v) => parseInteger(v, 1, 1000000), { fallback: 1000 }),
     bullmqPrefix: read('BULLMQ_PREFIX', parsePrefix, { fallback: 'bull' }),
   };
+  config.providerKeys = readProviderKeys(env, config.providers, problems);
   if (problems.length) throw new ConfigError(problems);
   return config;
+}
+
+/** The variable of one provider's API key: alpha -> PROVIDER_ALPHA_KEY. */
+function providerKeyVariable(name) {
+  return `PROVIDER_${name.toUpperCase().replace(/-/g, '_')}_KEY`;
+}
+
+/** Map(name -> API key) for each provider whose PROVIDER_<NAME>_KEY is set; never echoes a key. */
+function readProviderKeys(env, providers, problems) {
+  const keys = new Map();
+  for (const name of providers ? providers.keys() : []) {
+    const variable = providerKeyVariable(name);
+    const key = (env[variable] || '').trim();
+    if (!key) continue;
+    if (!/^[\x21-\x7e]+$/.test(key)) {
+      problems.push(`${variable}: must be printable ASCII without spaces (the key is not shown)`);
+      continue;
+    }
+    keys.set(name, key);
+  }
+  return keys;
 }
 
 function parseNumber(text, min, max) {

@@ -16,18 +16,22 @@ class ProviderError extends Error {
 }
 
 /**
- * JSON over HTTP with a per-call timeout. Maps transport failures to ProviderError:
- * timeout -> provider_timeout, refused/reset -> provider_unavailable,
- * non-2xx -> provider_error, unusable 2xx body -> provider_bad_response (see expectOk).
+ * JSON over HTTP with a per-call timeout, sending `apiKey` as `Authorization: Bearer`.
+ * Maps transport failures to ProviderError: timeout -> provider_timeout,
+ * refused/reset -> provider_unavailable, non-2xx -> provider_error,
+ * unusable 2xx body -> provider_bad_response (see expectOk). Messages never hold the key.
  */
-async function requestJson(url, { method = 'GET', body, timeoutMs = CALL_TIMEOUT_MS } = {}) {
+async function requestJson(url, { method = 'GET', body, apiKey, timeoutMs = CALL_TIMEOUT_MS } = {}) {
   const timeout = AbortSignal.timeout(timeoutMs);
+  const headers = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (apiKey) headers.authorization = `Bearer ${apiKey}`;
   let response;
   let text;
   try {
     response = await fetch(url, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: timeout,
     });
@@ -53,11 +57,12 @@ function expectOk({ status, json }, what) {
 }
 
 /** POST /v1/tasks; returns the provider's task id. */
-async function submitTask(baseUrl, { feature, taskId }) {
+async function submitTask(baseUrl, { feature, taskId, apiKey }) {
   const json = expectOk(
     await requestJson(`${baseUrl}/v1/tasks`, {
       method: 'POST',
       body: { feature, input_url: `cos://demo/${taskId}.png`, client_task_id: String(taskId) },
+      apiKey,
     }),
     'POST /v1/tasks',
   );
@@ -68,11 +73,11 @@ async function submitTask(baseUrl, { feature, taskId }) {
 }
 
 /** Polls GET /v1/tasks/{id} until succeeded or failed; returns {status, error}. */
-async function waitForResult(baseUrl, vendorTaskId, { pollMs = POLL_INTERVAL_MS, giveUpMs = GIVE_UP_AFTER_MS } = {}) {
+async function waitForResult(baseUrl, vendorTaskId, { apiKey, pollMs = POLL_INTERVAL_MS, giveUpMs = GIVE_UP_AFTER_MS } = {}) {
   const deadline = Date.now() + giveUpMs;
   const url = `${baseUrl}/v1/tasks/${encodeURIComponent(vendorTaskId)}`;
   for (;;) {
-    const json = expectOk(await requestJson(url), 'GET /v1/tasks/{id}');
+    const json = expectOk(await requestJson(url, { apiKey }), 'GET /v1/tasks/{id}');
     if (json.status === 'succeeded' || json.status === 'failed') {
       return { status: json.status, error: typeof json.error === 'string' ? json.error : null };
     }

@@ -128,7 +128,11 @@ async function main() {
     ctx.workers = new WorkerPool({
       redisUrl: config.redisUrl,
       prefix: config.bullmqPrefix,
-      processor: createTaskProcessor({ repo: ctx.repo, providerUrls: config.providers }),
+      processor: createTaskProcessor({
+        repo: ctx.repo,
+        providerUrls: config.providers,
+        providerKeys: config.providerKeys,
+      }),
     });
     await withTimeout(ctx.workers.waitUntilReady(), REDIS_WAIT_MS, `redis not reachable after ${REDIS_WAIT_MS} ms`);
 

@@ -13,7 +13,7 @@ const CONCURRENCY = 4;
  * Processes a {taskId} job: processing -> provider call -> poll -> succeeded/failed.
  * A provider error fails the task and rethrows, so the job lands in BullMQ's failed set.
  */
-function createTaskProcessor({ repo, providerUrls }) {
+function createTaskProcessor({ repo, providerUrls, providerKeys = new Map() }) {
   return async function processTask(job) {
     const { taskId } = job.data;
     const task = await repo.getTask(taskId);
@@ -27,14 +27,15 @@ function createTaskProcessor({ repo, providerUrls }) {
     }
 
     if (!(await repo.markProcessing(taskId))) return { skipped: 'terminal' };
+    const apiKey = providerKeys.get(task.provider);
     try {
       // A job re-run after a restart keeps following the vendor task it already started.
       let vendorTaskId = task.vendor_task_id;
       if (!vendorTaskId) {
-        vendorTaskId = await submitTask(baseUrl, { feature: task.feature, taskId });
+        vendorTaskId = await submitTask(baseUrl, { feature: task.feature, taskId, apiKey });
         await repo.setVendorTaskId(taskId, vendorTaskId);
       }
-      const result = await waitForResult(baseUrl, vendorTaskId);
+      const result = await waitForResult(baseUrl, vendorTaskId, { apiKey });
       if (result.status === TASK_STATUS.SUCCEEDED) {
         await repo.finishTask(taskId, TASK_STATUS.SUCCEEDED);
       } else {

@@ -1,9 +1,11 @@
 """Command line of the AI provider fake."""
 
 import argparse
+import os
 import random
 import re
 
+from obsctl.stack.fakes.provider import API_KEY_ENV
 from obsctl.stack.fakes.provider.app import build_app
 from obsctl.stack.fakes.provider.control import Control
 from obsctl.stack.fakes.provider.tasks import TaskTable
@@ -27,10 +29,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, required=True, help="port to listen on")
     parser.add_argument("--seed", type=int, help="seed task durations and failures")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV),
+        help=f"the key every /v1 call must carry (default: ${API_KEY_ENV}; the environment "
+        "keeps it out of the process list)",
+    )
     args = parser.parse_args(argv)
+    if not args.api_key:
+        parser.error(f"an API key is required: set {API_KEY_ENV} or pass --api-key")
     setup_logging()
     tasks = TaskTable(args.name, random.Random(args.seed))
-    serve(build_app(Control(provider=args.name), tasks), args.host, args.port, "provider")
+    app = build_app(Control(provider=args.name), tasks, args.api_key)
+    serve(app, args.host, args.port, "provider")
 
 
 if __name__ == "__main__":

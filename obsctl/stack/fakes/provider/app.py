@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from obsctl.stack.fakes.provider.auth import API_KEY, require_key
 from obsctl.stack.fakes.provider.control import Control, ControlError
 from obsctl.stack.fakes.provider.results import RESULT_PNG
 from obsctl.stack.fakes.provider.tasks import TaskTable
@@ -125,11 +126,13 @@ async def put_control(request: web.Request) -> web.Response:
     return web.json_response(control.snapshot())
 
 
-def build_app(control: Control, tasks: TaskTable) -> web.Application:
-    """Wire the provider fake's routes around its state."""
-    app = web.Application(middlewares=[apply_mode])
+def build_app(control: Control, tasks: TaskTable, api_key: str) -> web.Application:
+    """Wire the provider fake's routes around its state; every task API call needs `api_key`."""
+    # The key is checked first: a gateway refuses a call without one before any backend fault.
+    app = web.Application(middlewares=[require_key, apply_mode])
     app[CONTROL] = control
     app[TASKS] = tasks
+    app[API_KEY] = api_key
     app.router.add_get("/v1/heartbeat", heartbeat)
     app.router.add_post("/v1/tasks", create_task)
     app.router.add_get("/v1/tasks/{task_id}", get_task)
