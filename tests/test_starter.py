@@ -27,7 +27,7 @@ def uncomment(text: str, section: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def test_the_starter_exporter_config_loads_as_shipped(tmp_path: Path) -> None:
+def test_the_starter_exporter_config_loads_as_shipped() -> None:
     config = load(STARTER / "obsctl-exporter.yml", ENVIRON)
     assert config.providers == []
 
