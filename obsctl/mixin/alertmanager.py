@@ -41,7 +41,6 @@ HEADER = (
 DEPENDENT_ON_A_DEPENDENCY = (
     AlertName.MYSQL_PROBE_SLOW,
     AlertName.DB_POOL_SATURATED,
-    AlertName.CACHE_HIT_RATIO_LOW,
 )
 
 

@@ -78,7 +78,6 @@ class AlertName(StrEnum):
     PROVIDER_DOWN = "ProviderDown"
     MYSQL_PROBE_SLOW = "MySQLProbeSlow"
     DB_POOL_SATURATED = "DBPoolSaturated"
-    CACHE_HIT_RATIO_LOW = "CacheHitRatioLow"
     TASK_PASS_RATE_LOW = "TaskPassRateLow"
     EXPORTER_DOWN = "ExporterDown"
     WATCHDOG = "Watchdog"
@@ -111,7 +110,7 @@ class Thresholds(_Strict):
     queue_stalled_seconds: Positive = 300.0  # oldest waiting job age while workers exist
     mysql_probe_latency_seconds: Positive = 0.05  # seed: DB probe latency > 50 ms
     db_connections_ratio: Ratio = 0.8  # threads_connected / max_connections
-    cache_hit_ratio: Ratio = 0.85  # seed: Redis keyspace hit ratio < 85 %
+    cache_hit_ratio: Ratio = 0.85  # seed: cache hit ratio < 85 % (dashboards; pages nobody yet)
     cache_min_lookup_rate: Positive = 1.0  # lookups/s below which a hit ratio is noise
     task_pass_rate: Ratio = 0.9  # succeeded / (succeeded + failed) per feature or provider
     task_min_finished_rate: Positive = 0.05  # tasks/s below which pass rates are noise
@@ -204,7 +203,6 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.PROVIDER_DOWN: policy("critical", "ai", "20s"),
         AlertName.MYSQL_PROBE_SLOW: policy("warning", "sre", "5m"),
         AlertName.DB_POOL_SATURATED: policy("warning", "sre", "5m"),
-        AlertName.CACHE_HIT_RATIO_LOW: policy("warning", "sre", "15m"),
         AlertName.TASK_PASS_RATE_LOW: policy("warning", "ai", "10m"),
         AlertName.EXPORTER_DOWN: policy("critical", "sre", "2m"),
         AlertName.WATCHDOG: policy("info", "sre", None),

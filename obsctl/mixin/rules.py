@@ -310,19 +310,6 @@ def _dependency_alerts(config: MixinConfig) -> list[Alert]:
             "database",
             labels={"dependency": "mysql"},
         ),
-        Alert(
-            AlertName.CACHE_HIT_RATIO_LOW,
-            f'label_replace(target:redis_keyspace_hits:ratio_rate{CACHE_WINDOW}, "dependency",'
-            f' "redis", "target", ".*") < {number(t.cache_hit_ratio)}'
-            f" and on (target) target:redis_keyspace_lookups:rate{CACHE_WINDOW}"
-            f" > {number(t.cache_min_lookup_rate)}",
-            "The Redis cache hit ratio is low",
-            "Redis {{ $labels.target }} answers {{ $value | humanizePercentage }} of keyspace"
-            f" lookups from cache over the last {CACHE_WINDOW} (threshold"
-            f" {percent(t.cache_hit_ratio)}).",
-            "dependencies",
-            labels={"dependency": "redis", **EXPORTER},
-        ),
     ]
 
 

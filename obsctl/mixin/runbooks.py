@@ -145,7 +145,6 @@ def _context(config: MixinConfig, alert: AlertName, alerts: list[rules.Alert]) -
         "budget": rules.error_budget(config),
         "fast": rules.FAST_WINDOW,
         "slow": rules.DASHBOARD_WINDOW,
-        "cache_window": parse_duration(rules.CACHE_WINDOW),
         "task_window": parse_duration(rules.TASK_WINDOW),
         "rules_path": rules.RULES_PATH,
         "dependencies": rules.DEPENDENCIES,

@@ -95,7 +95,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
     groups = []
     for path in (TESTS_PATH, SLO_TESTS_PATH):
         groups += yaml.safe_load((REPO / path).read_text())["tests"]
-    cases = [(t["alertname"], bool(t["exp_alerts"])) for g in groups for t in g["alert_rule_test"]]
+    cases = [(t["alertname"], bool(t["exp_alerts"])) for g in groups for t in g.get("alert_rule_test", [])]
     for alert in AlertName:
         assert (alert.value, True) in cases, f"{alert} never fires in the tests"
         if alert is not AlertName.WATCHDOG:  # vector(1) cannot be quiet
@@ -121,11 +121,12 @@ def test_exporter_alerts_carry_source_and_exporter_down_does_not() -> None:
                 by_name.setdefault(rule["alert"], []).append(rule["labels"])
     assert all("source" not in labels for labels in by_name["ExporterDown"])
     for name in ("QueueBacklogHigh", "QueueStalled", "DependencyDown", "ProviderDown",
-                 "MySQLProbeSlow", "CacheHitRatioLow", "TaskPassRateLow"):  # fmt: skip
+                 "MySQLProbeSlow", "TaskPassRateLow"):  # fmt: skip
         assert all(labels.get("source") == "exporter" for labels in by_name[name]), name
     for name in ("MySQLProbeSlow", "DBPoolSaturated"):
         assert all(labels["dependency"] == "mysql" for labels in by_name[name])
-    assert by_name["CacheHitRatioLow"][0]["dependency"] == "redis"
+    # The keyspace hit ratio is server-wide (BullMQ's polling included): a figure, not a page.
+    assert "CacheHitRatioLow" not in by_name
     assert "drill" not in yaml.safe_dump(_rules())
 
 

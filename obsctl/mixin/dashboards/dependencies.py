@@ -139,8 +139,9 @@ def build(config: MixinConfig) -> Board:
     board.row("Redis")
     board.timeseries(
         "Cache hit ratio",
-        "Keyspace hits / lookups over the rate interval, and since Redis started; the dashed "
-        "line is the CacheHitRatioLow threshold.",
+        "Keyspace hits / lookups over the rate interval, and since Redis started. Server-wide "
+        "(BullMQ's polling counts too), so it pages nobody; the dashed line is the plan's 85 % "
+        "target for the configuration cache.",
         "percentunit",
         [
             Target(cache_hit_ratio(exp), "recent"),

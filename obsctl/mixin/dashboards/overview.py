@@ -119,7 +119,7 @@ def build(config: MixinConfig) -> Board:
     )
     board.stat(
         "Cache hit ratio",
-        "Redis keyspace hits / lookups over the rate interval (CacheHitRatioLow).",
+        "Redis keyspace hits / lookups over the rate interval, server-wide: a figure, no alert.",
         "percentunit",
         [Target(dependencies.cache_hit_ratio(exp), "hit ratio")],
         line=Line(limits.cache_hit_ratio, above=False),
