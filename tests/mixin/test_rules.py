@@ -95,7 +95,11 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
     groups = []
     for path in (TESTS_PATH, SLO_TESTS_PATH):
         groups += yaml.safe_load((REPO / path).read_text())["tests"]
-    cases = [(t["alertname"], bool(t["exp_alerts"])) for g in groups for t in g.get("alert_rule_test", [])]
+    cases = [
+        (t["alertname"], bool(t["exp_alerts"]))
+        for g in groups
+        for t in g.get("alert_rule_test", [])
+    ]
     for alert in AlertName:
         assert (alert.value, True) in cases, f"{alert} never fires in the tests"
         if alert is not AlertName.WATCHDOG:  # vector(1) cannot be quiet
