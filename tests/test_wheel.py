@@ -225,7 +225,7 @@ def test_team_b_is_paged_on_its_own_robot_through_alertmanager_and_the_relay(
         wait_for("the relay", lambda: _answers(f"http://127.0.0.1:{relay_port}/ready"))
         wait_for("Alertmanager", lambda: _answers(f"http://127.0.0.1:{am_port}/-/ready"))
         health = wait_for(
-            "the exporter's first probe results",
+            "the exporter's MySQL and Redis probes to succeed",
             lambda: _exporter_ok(f"http://127.0.0.1:{exporter_port}/health"),
             timeout=60,
         )
@@ -258,7 +258,8 @@ def _exporter_ok(url: str) -> dict[str, Any] | None:
         body: dict[str, Any] = httpx.get(url, timeout=1).json()
     except (httpx.TransportError, ValueError):
         return None
-    return body if body.get("deps", {}).get("db", {}).get("ok") else None
+    deps = body.get("deps", {})
+    return body if all(deps.get(name, {}).get("ok") for name in ("db", "redis")) else None
 
 
 def _accepted(robots: RunningFake, token: str) -> list[dict[str, Any]]:

@@ -169,7 +169,13 @@ def test_a_provider_that_never_answers_is_down_within_its_timeout(
         )
         latency = _dep(exporter, "providers", "provider:beta")["latency_ms"]
         assert isinstance(latency, float) and latency < 260, latency
-        assert _dep(exporter, "providers", "provider:alpha")["ok"] is True
+        # Beta's hang must not hold alpha: alpha keeps succeeding (over a few of its probes, as
+        # one probe of a 200 ms budget can miss on a loaded machine).
+        wait_for(
+            "alpha to stay up while beta hangs",
+            lambda: _dep(exporter, "providers", "provider:alpha")["ok"] is True,
+            timeout=10,
+        )
         _assert_endpoints_fast(exporter)
     finally:
         httpx.put(f"{beta}/_control", json={"mode": "ok"}, timeout=2).raise_for_status()
