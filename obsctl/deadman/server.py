@@ -117,6 +117,9 @@ async def health(request: web.Request) -> web.Response:
             else round(now - beat.last_seen, 1),
             "last_seen": beat.last_seen,
             "missing_since": beat.missing_since,
+            # When the last notice was queued: for a missing heartbeat, when it was paged
+            # (or reminded).
+            "notified_at": beat.notified_at,
             "timeout_seconds": timeouts[name],
             "received": beat.received,
         }
