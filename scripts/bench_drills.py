@@ -17,8 +17,14 @@ from pathlib import Path
 from obsctl.drills.journal import Journal
 from obsctl.drills.scenarios import SCENARIOS
 
-RUNS = [(name, None) for name in SCENARIOS] + [("mysql-down", "hang"), ("redis-down", "hang")]
+RUNS = [(name, None) for name in SCENARIOS] + [
+    ("mysql-down", "hang"),
+    ("redis-down", "hang"),
+    ("alert-path-down", "hang"),
+]
 COLUMNS = ["fault_to_firing", "fault_to_dingtalk", "fault_to_email", "restore_to_dingtalk_resolved"]
+# The drills that stop the alert path also give the dead man's switch's detection time.
+DEADMAN_COLUMNS = ["last_heartbeat_to_firing"]
 
 
 def obsctl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -54,11 +60,14 @@ def main() -> None:
                 print(f"{rows[-1][0]}: {journal.status}", file=sys.stderr)
         finally:
             obsctl("stack", "down", "--dir", str(root))
-    print("| scenario | status | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |")
-    print("|---|---|" + "---|" * len(COLUMNS))
+    columns = COLUMNS
+    if any(SCENARIOS[journal.scenario].deadman for _, journal in rows):
+        columns = DEADMAN_COLUMNS + COLUMNS
+    print("| scenario | status | " + " | ".join(c.replace("_", " ") for c in columns) + " |")
+    print("|---|---|" + "---|" * len(columns))
     for label, journal in rows:
         timings = journal.timings()
-        cells = [f"{timings[c]:.1f} s" if c in timings else "—" for c in COLUMNS]
+        cells = [f"{timings[c]:.1f} s" if c in timings else "—" for c in columns]
         print(f"| {label} | {journal.status} | " + " | ".join(cells) + " |")
 
 

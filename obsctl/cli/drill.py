@@ -37,7 +37,10 @@ def list_scenarios(target_file: Path | None) -> None:
 
     if target_file is None:
         for scenario in SCENARIOS.values():
-            alerts = ", ".join(a.value for a, _ in scenario.expect)
+            alerts = ", ".join(
+                [a.value for a, _ in scenario.expect]
+                + (["WatchdogMissing from obsctl deadman"] if scenario.deadman else [])
+            )
             variants = f" [variants: {', '.join(scenario.variants)}]" if scenario.variants else ""
             click.echo(
                 f"{scenario.name:<16} {scenario.summary}{variants}\n{'':<16} expects {alerts}"
@@ -51,9 +54,12 @@ def list_scenarios(target_file: Path | None) -> None:
         raise click.ClickException(str(exc)) from exc
     for name, fault in target.config.faults.items():
         expected = ", ".join(
-            a.value
-            + ("{" + ",".join(f"{k}={v}" for k, v in labels.items()) + "}" if labels else "")
-            for a, labels in target.expectations(SCENARIOS[name])
+            [
+                a.value
+                + ("{" + ",".join(f"{k}={v}" for k, v in labels.items()) + "}" if labels else "")
+                for a, labels in target.expectations(SCENARIOS[name])
+            ]
+            + (["WatchdogMissing from obsctl deadman"] if SCENARIOS[name].deadman else [])
         )
         variants = f" [variants: {', '.join(fault.variants)}]" if fault.variants else ""
         click.echo(f"{name:<16} on {target.config.name}{variants}\n{'':<16} expects {expected}")

@@ -85,6 +85,8 @@ class NotifyConfig(StrictModel):
     # A failed send is retried with this backoff ceiling until it goes out.
     retry_max: Duration = 60.0
     send_timeout: Duration = 5.0
+    # Recent notices a channel accepted, kept for GET /api/v1/deliveries (drills' proof).
+    log_size: int = Field(default=200, ge=0, le=10_000)
 
     @model_validator(mode="after")
     def _one_channel(self) -> NotifyConfig:

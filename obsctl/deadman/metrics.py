@@ -58,6 +58,11 @@ class DeadmanMetrics:
             "obsctl_deadman_notices_unsent",
             "Notices a channel has yet to take.", ["channel"], registry=r,
         )  # fmt: skip
+        self.drill = Gauge(
+            "obsctl_deadman_drill_marked",
+            "1 while a drill's mark is set (the outage it causes is announced as a drill).",
+            registry=r,
+        )  # fmt: skip
         self.http = HttpCounters.register(r)
         self._heartbeats = list(heartbeats)
         for name in self._heartbeats:
@@ -77,6 +82,7 @@ class DeadmanMetrics:
             self.missing.labels(name).set_function(partial(_missing, watcher, name))
         for channel in self.channels:
             self.unsent.labels(channel).set_function(partial(_unsent, watcher, channel))
+        self.drill.set_function(partial(_drill_marked, watcher))
 
 
 def _age(watcher: Watcher, name: str) -> float:
@@ -86,6 +92,10 @@ def _age(watcher: Watcher, name: str) -> float:
 
 def _missing(watcher: Watcher, name: str) -> float:
     return float(watcher.state.heartbeats[name].phase is Phase.MISSING)
+
+
+def _drill_marked(watcher: Watcher) -> float:
+    return float(watcher.active_drill(time.time()) is not None)
 
 
 def _unsent(watcher: Watcher, channel: str) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import ssl
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
@@ -50,6 +51,11 @@ _WORDS = {
             "Alertmanager 和 relay。"
         ),
         "back": "Watchdog 心跳重新送达\N{FULLWIDTH COMMA}告警链路恢复工作。",
+        "drill_tag": "[演练]",
+        "drill": (
+            "【演练】这是故障演练 {id} 触发的告警\N{FULLWIDTH COMMA}用于验证告警链路"
+            "\N{FULLWIDTH COMMA}无需处理。"
+        ),
     },
     "en-US": {
         "heartbeat": "Heartbeat",
@@ -63,6 +69,8 @@ _WORDS = {
             "relay now."
         ),
         "back": "The Watchdog arrives again: the alert path works.",
+        "drill_tag": "[DRILL]",
+        "drill": "DRILL raised by fault drill {id} to prove the alert path; no action needed.",
     },
 }
 
@@ -78,9 +86,10 @@ class Texts:
         self._summaries = {h.name: h.summary for h in config.heartbeats}
 
     def title(self, notice: Notice) -> str:
-        """e.g. "[告警中] WatchdogMissing production"."""
+        """e.g. "[告警中] WatchdogMissing alert-path" ("[演练] [告警中] ..." for a drill's)."""
         _, state, _ = self._headlines[notice.kind]
-        return f"[{state}] {ALERT_NAME} {notice.heartbeat}"
+        drill = f"{self._words['drill_tag']} " if notice.drill else ""
+        return f"{drill}[{state}] {ALERT_NAME} {notice.heartbeat}"
 
     def lines(self, notice: Notice, now: float) -> list[str]:
         """The facts of the notice, one per line, without markup."""
@@ -91,7 +100,10 @@ class Texts:
             if notice.last_seen is not None
             else words["never"]
         )
-        lines = [f"{icon} {ALERT_NAME} · {headline}", f"{words['heartbeat']}: {notice.heartbeat}"]
+        lines = [f"{icon} {ALERT_NAME} · {headline}"]
+        if notice.drill:
+            lines.append(words["drill"].format(id=notice.drill))
+        lines.append(f"{words['heartbeat']}: {notice.heartbeat}")
         summary = self._summaries.get(notice.heartbeat)
         if summary:
             lines.append(summary)
@@ -108,6 +120,9 @@ class Texts:
         """The DingTalk message; on-call is @-mentioned unless it is the recovery."""
         first, *rest = self.lines(notice, now)
         body = [f"### {markdown.text(first)[0]}", ""]
+        if notice.drill:
+            drill, *rest = rest
+            body += [f"> **{markdown.text(drill)[0]}**", ""]
         body += [f"- {markdown.text(line)[0]}" for line in rest]
         paging = notice.kind is not Kind.RECOVERED
         mobiles = robot.mobiles if paging else []
@@ -132,6 +147,25 @@ class Texts:
         return message
 
 
+@dataclass(frozen=True)
+class Sent:
+    """What a channel delivered (`problem` None), or why it could not."""
+
+    problem: str | None
+    title: str = ""
+    text: str = ""
+    mobiles: tuple[str, ...] = ()
+
+
+def kind_of_title(title: str) -> Kind | None:
+    """Which notice a title (as `Texts.title` writes it, in any language) is, if it is one."""
+    for headlines in _HEADLINES.values():
+        for kind, (_, state, _) in headlines.items():
+            if f"[{state}] {ALERT_NAME} " in title:
+                return kind
+    return None
+
+
 class DingTalkChannel:
     """Posts notices to the configured robot."""
 
@@ -142,10 +176,13 @@ class DingTalkChannel:
         target = TargetConfig(url=robot.url, secret=robot.secret)
         self._client = RobotClient(target, http, timeout)
 
-    async def send(self, notice: Notice, texts: Texts, now: float) -> str | None:
-        """None when DingTalk accepted it, else why not."""
-        result = await self._client.send(texts.markdown(notice, now, self._robot))
-        return None if result.ok else f"{result.failure}: {result.detail}"
+    async def send(self, notice: Notice, texts: Texts, now: float) -> Sent:
+        """What DingTalk accepted, or why it did not."""
+        message = texts.markdown(notice, now, self._robot)
+        result = await self._client.send(message)
+        if not result.ok:
+            return Sent(f"{result.failure}: {result.detail}")
+        return Sent(None, message.title, message.text, message.mobiles)
 
 
 class EmailChannel:
@@ -157,14 +194,14 @@ class EmailChannel:
         self._config = config
         self._timeout = timeout
 
-    async def send(self, notice: Notice, texts: Texts, now: float) -> str | None:
-        """None when the SMTP server accepted it, else why not."""
+    async def send(self, notice: Notice, texts: Texts, now: float) -> Sent:
+        """What the SMTP server accepted, or why it did not."""
         message = texts.email(notice, now, self._config)
         try:
             await asyncio.to_thread(self._deliver, message)
         except (OSError, smtplib.SMTPException) as exc:
-            return f"{type(exc).__name__}: {str(exc)[:120]}"
-        return None
+            return Sent(f"{type(exc).__name__}: {str(exc)[:120]}")
+        return Sent(None, str(message["Subject"]), message.get_content())
 
     def _deliver(self, message: EmailMessage) -> None:
         host, _, port = self._config.smarthost.rpartition(":")

@@ -14,8 +14,9 @@ from typing import Protocol
 import httpx
 
 from obsctl.deadman.config import DeadmanConfig
+from obsctl.deadman.deliveries import DeliveryLog
 from obsctl.deadman.metrics import DeadmanMetrics
-from obsctl.deadman.notify import DingTalkChannel, EmailChannel, Texts
+from obsctl.deadman.notify import DingTalkChannel, EmailChannel, Sent, Texts
 from obsctl.deadman.server import DeadmanState, build_app
 from obsctl.deadman.watch import Notice, Watcher
 from obsctl.httpserve import serve_app
@@ -30,14 +31,14 @@ class Channel(Protocol):
 
     name: str
 
-    async def send(self, notice: Notice, texts: Texts, now: float) -> str | None:
-        """None when the notice went out, else why not."""
+    async def send(self, notice: Notice, texts: Texts, now: float) -> Sent:
+        """What went out, or why nothing did."""
 
 
-async def _deliver(
-    channel: Channel, watcher: Watcher, texts: Texts, metrics: DeadmanMetrics, retry_max: float
-) -> None:
+async def _deliver(channel: Channel, state: DeadmanState, texts: Texts) -> None:
     """Send every notice owed to `channel`, retrying with capped backoff, forever."""
+    watcher, metrics = state.watcher, state.metrics
+    retry_max = state.config.notify.retry_max
     failures = 0
     while True:
         owed = watcher.owed(channel.name)
@@ -46,10 +47,12 @@ async def _deliver(
             await asyncio.sleep(TICK_SECONDS / 4)
             continue
         notice = owed[0]
-        problem = await channel.send(notice, texts, time.time())
+        sent = await channel.send(notice, texts, time.time())
+        problem = sent.problem
         if problem is None:
             failures = 0
             watcher.delivered(notice, channel.name)
+            state.deliveries.record(channel.name, notice, sent)
             metrics.sent.labels(channel.name, notice.kind.value).inc()
             log.info("%s: %s notice for %s sent", channel.name, notice.kind, notice.heartbeat)
             continue
@@ -83,14 +86,11 @@ async def running(config: DeadmanConfig) -> AsyncIterator[DeadmanState]:
             watcher = Watcher(config.heartbeats, names, config.state_dir, time.time())
             metrics = DeadmanMetrics([h.name for h in config.heartbeats], names)
             metrics.watch(watcher)
-            state = DeadmanState(config, watcher, metrics)
+            state = DeadmanState(config, watcher, metrics, DeliveryLog(config.notify.log_size))
             texts = Texts(config)
             tasks = [asyncio.create_task(_check(watcher), name="deadman-check")]
             tasks += [
-                asyncio.create_task(
-                    _deliver(c, watcher, texts, metrics, config.notify.retry_max),
-                    name=f"deadman-{c.name}",
-                )
+                asyncio.create_task(_deliver(c, state, texts), name=f"deadman-{c.name}")
                 for c in channels
             ]
             host, port = config.host_port

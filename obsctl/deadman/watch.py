@@ -7,6 +7,12 @@ Turning missing queues one ``missing`` notice; staying missing queues a ``remind
 Watchdog queues ``recovered``. Each notice is owed to every configured channel until that
 channel took it, and the whole state is saved after every change, so a restart neither
 forgets an outage nor tells it twice.
+
+A drill that stops the alert path on purpose (``obsctl drill run alert-path-down``) sets a
+*drill mark* first, with a time to live. A notice says it is a drill only when the outage began
+while that mark was set and the mark is still set when the notice is made: an outage that was
+already there, or one that outlives the drill (its restore failed, the mark expired or was
+cleared), pages unmarked, as a real one.
 """
 
 from __future__ import annotations
@@ -54,6 +60,16 @@ class Notice(BaseModel):
     last_seen: float | None
     missing_since: float
     pending: list[str]
+    # The drill that caused this outage, when the notice must say so (see the module docstring).
+    drill: str | None = None
+
+
+class DrillMark(BaseModel):
+    """A drill under way that stops the alert path on purpose, until `until` at the latest."""
+
+    id: str
+    since: float
+    until: float
 
 
 class Heartbeat(BaseModel):
@@ -65,6 +81,8 @@ class Heartbeat(BaseModel):
     missing_since: float | None = None
     notified_at: float | None = None
     received: int = 0
+    # The drill mark's id when this outage began under it.
+    drill: str | None = None
 
 
 class State(BaseModel):
@@ -72,6 +90,7 @@ class State(BaseModel):
 
     heartbeats: dict[str, Heartbeat] = Field(default_factory=dict)
     notices: list[Notice] = Field(default_factory=list)
+    drill: DrillMark | None = None
 
 
 class Watcher:
@@ -127,12 +146,18 @@ class Watcher:
         heartbeat.phase = Phase.OK
         heartbeat.last_seen = now
         heartbeat.missing_since = None
+        heartbeat.drill = None
         heartbeat.received += 1
         self.save()
 
     def tick(self, now: float) -> None:
         """Turn overdue heartbeats missing and queue the reminders that are due."""
         changed = False
+        mark = self.state.drill
+        if mark is not None and now >= mark.until:
+            log.warning("drill %s: its mark expired; notices are no longer marked", mark.id)
+            self.state.drill = None
+            changed = True
         for name, config in self._configs.items():
             heartbeat = self.state.heartbeats[name]
             if heartbeat.phase is not Phase.MISSING:
@@ -140,6 +165,7 @@ class Watcher:
                 if now - since >= config.timeout:
                     heartbeat.phase = Phase.MISSING
                     heartbeat.missing_since = heartbeat.last_seen or heartbeat.watching_since
+                    heartbeat.drill = self.active_drill(now)
                     self._owe(Kind.MISSING, name, heartbeat, now)
                     log.warning("%s: no Watchdog for %.0fs: paging on-call", name, now - since)
                     changed = True
@@ -156,6 +182,7 @@ class Watcher:
 
     def _owe(self, kind: Kind, name: str, heartbeat: Heartbeat, now: float) -> None:
         assert heartbeat.missing_since is not None
+        drill = heartbeat.drill if heartbeat.drill == self.active_drill(now) else None
         self.state.notices.append(
             Notice(
                 kind=kind,
@@ -164,9 +191,31 @@ class Watcher:
                 last_seen=heartbeat.last_seen,
                 missing_since=heartbeat.missing_since,
                 pending=list(self._channels),
+                drill=drill,
             )
         )
         heartbeat.notified_at = now
+
+    def active_drill(self, now: float) -> str | None:
+        """The id of the drill mark in force at `now`, if any."""
+        mark = self.state.drill
+        return mark.id if mark is not None and mark.since <= now < mark.until else None
+
+    def mark_drill(self, drill_id: str, now: float, ttl: float) -> DrillMark:
+        """A drill is about to stop the alert path: mark what it causes, for `ttl` seconds."""
+        self.state.drill = DrillMark(id=drill_id, since=now, until=now + ttl)
+        self.save()
+        log.info("drill %s: marking the notices of outages it causes for %.0fs", drill_id, ttl)
+        return self.state.drill
+
+    def clear_drill(self, drill_id: str) -> bool:
+        """The drill is over: remove its mark (another drill's is left alone); True if removed."""
+        if self.state.drill is None or self.state.drill.id != drill_id:
+            return False
+        self.state.drill = None
+        self.save()
+        log.info("drill %s: mark cleared", drill_id)
+        return True
 
     def delivered(self, notice: Notice, channel: str) -> None:
         """`channel` took `notice`; forget the notice once every channel has."""

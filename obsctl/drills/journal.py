@@ -49,13 +49,16 @@ class Journal(BaseModel):
     steady_state_after: dict[str, str] = Field(default_factory=dict)
     steps: list[Step] = Field(default_factory=list)
     # Key moments as unix times: fault, pending, firing, alertmanager, dingtalk, email,
-    # restore, resolved, dingtalk_resolved, email_resolved.
+    # restore, resolved, dingtalk_resolved, email_resolved. A drill that stops the alert path
+    # has last_heartbeat (the last Watchdog before the fault), firing (the dead man's switch
+    # turned missing) and resolved (a Watchdog reached it again) instead of the alert's.
     moments: dict[str, float] = Field(default_factory=dict)
 
     def timings(self) -> dict[str, float]:
         """The key intervals in seconds, for the report and BENCHMARKS.md."""
         m = self.moments
         pairs = {
+            "last_heartbeat_to_firing": ("last_heartbeat", "firing"),
             "fault_to_pending": ("fault", "pending"),
             "fault_to_firing": ("fault", "firing"),
             "firing_to_alertmanager": ("firing", "alertmanager"),

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from obsctl.drills.deadman import DINGTALK_CHANNEL, DeadmanClient, DeadmanObserver
 from obsctl.drills.mailbox import email_message
 from obsctl.drills.prometheus_label import relabels
 from obsctl.drills.scenarios import BACKLOG_JOBS, PROVIDER, QUEUE, Expectation, Scenario
@@ -32,7 +33,7 @@ from obsctl.stack.secrets import robot_env
 
 
 @dataclass
-class StackTarget(ObservedSystem):
+class StackTarget(ObservedSystem, DeadmanObserver):
     """The local stack in one directory: its servers, URLs, sinks and knobs."""
 
     layout: StackLayout
@@ -42,6 +43,10 @@ class StackTarget(ObservedSystem):
         self.prometheus_url = self.env["PROMETHEUS_URL"]
         self.alertmanager_url = self.env["ALERTMANAGER_URL"]
         self.exporter_url = f"http://{self.env['OBSCTL_LISTEN']}"
+        if "DEADMAN_URL" in self.env:  # absent from a stack started before it ran one
+            self.deadman_client = DeadmanClient(
+                self.env["DEADMAN_URL"], self.env.get("OBSCTL_DEADMAN_TOKEN")
+            )
 
     @classmethod
     def open(cls, root: Path) -> StackTarget:
@@ -94,8 +99,13 @@ class StackTarget(ObservedSystem):
             markdown = body.get("markdown") or {}
             text = markdown.get("text") or (body.get("text") or {}).get("content", "")
             channel = f"dingtalk:{robots.get(record.get('token', ''), 'unknown')}"
-            found.append(Message(received, channel, markdown.get("title", ""), text))
+            mentions = tuple((record.get("at") or {}).get("atMobiles") or ())
+            found.append(Message(received, channel, markdown.get("title", ""), text, mentions))
         return found
+
+    def deadman_messages(self, since: float) -> list[Message]:
+        """What the on-call robot accepted (signature verified by the fake), the switch's too."""
+        return [m for m in self.dingtalk_messages(since) if m.channel == DINGTALK_CHANNEL]
 
     def emails(self, since: float) -> list[Message]:
         """Emails in the SMTP sink's maildir delivered since a unix time."""
@@ -242,4 +252,5 @@ LOCAL_FAULTS: dict[str, LocalFault] = {
     "api-latency": LocalFault(_api_faults(0.0, 400), _api_faults(0.0, 0)),
     "provider-outage": LocalFault(_provider_mode("timeout"), _provider_mode("ok")),
     "cos-down": LocalFault(_stop("s3"), _bring_back("s3")),
+    "alert-path-down": _server_down("alertmanager"),
 }

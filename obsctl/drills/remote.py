@@ -4,7 +4,8 @@ obsctl owns none of a remote system's processes, so the config names everything:
 Prometheus, Alertmanager, the exporter and the relay answer, how each scenario's fault is
 injected and undone (``obsctl.drills.actions``), how alerts get the ``drill`` label, and the
 mailbox the alert emails land in. Delivery to DingTalk is proven by the relay's record of what
-DingTalk accepted (``GET /api/v1/deliveries``), since DingTalk offers no way to read a group.
+DingTalk accepted (``GET /api/v1/deliveries``), since DingTalk offers no way to read a group; for
+the dead man's switch, which posts to DingTalk itself, by the switch's own record.
 """
 
 from __future__ import annotations
@@ -16,10 +17,18 @@ from pathlib import Path
 from typing import Annotated
 
 import httpx
-from pydantic import AfterValidator, Field, SecretStr, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from obsctl.configfile import StrictModel, load_model
 from obsctl.drills.actions import Action, perform_all
+from obsctl.drills.deadman import DeadmanClient, DeadmanObserver
 from obsctl.drills.mailbox import ImapMailbox
 from obsctl.drills.prometheus_label import format_alerts
 from obsctl.drills.scenarios import SCENARIOS, Expectation, Scenario
@@ -57,6 +66,13 @@ class RelayEndpoint(StrictModel):
     token: SecretStr | None = None
 
 
+class DeadmanEndpoint(StrictModel):
+    """The target's dead man's switch (obsctl deadman), for the drills that stop the alert path."""
+
+    url: Url
+    token: SecretStr | None = None
+
+
 class Mailbox(StrictModel):
     """Where the target's alert emails can be read back."""
 
@@ -78,6 +94,8 @@ class TargetConfig(StrictModel):
     alertmanager: Url
     exporter: Url
     relay: RelayEndpoint
+    # Needed by the scenarios that stop the alert path (alert-path-down).
+    deadman: DeadmanEndpoint | None = None
     mailbox: Mailbox
     drill_label: DrillLabel
     faults: dict[str, FaultConfig] = Field(min_length=1)
@@ -99,6 +117,16 @@ class TargetConfig(StrictModel):
                 raise ValueError(f"{name}: unknown variant {', '.join(extra)} (variants: {known})")
         return faults
 
+    @model_validator(mode="after")
+    def _deadman_for_its_scenarios(self) -> TargetConfig:
+        needing = [name for name in self.faults if SCENARIOS[name].deadman]
+        if needing and self.deadman is None:
+            raise ValueError(
+                f"{', '.join(needing)} stops the alert path: only the dead man's switch can tell, "
+                "so name it (deadman: {url, token})"
+            )
+        return self
+
 
 def load_target(path: Path, environ: Mapping[str, str] | None = None) -> TargetConfig:
     """Read and validate a target config (ConfigError lists every problem with its key path)."""
@@ -115,7 +143,7 @@ def _no_env(raw: dict[str, object], environ: Mapping[str, str]) -> None:
     """Target configs take no overrides from the environment beyond ${VAR} references."""
 
 
-class RemoteTarget(ObservedSystem):
+class RemoteTarget(ObservedSystem, DeadmanObserver):
     """A system named by a target config, observed over HTTP and faulted by its actions."""
 
     def __init__(self, config: TargetConfig) -> None:
@@ -124,6 +152,11 @@ class RemoteTarget(ObservedSystem):
         self.alertmanager_url = config.alertmanager.rstrip("/")
         self.exporter_url = config.exporter.rstrip("/")
         self.relay_url = config.relay.url.rstrip("/")
+        if config.deadman is not None:
+            token = config.deadman.token
+            self.deadman_client = DeadmanClient(
+                config.deadman.url.rstrip("/"), token.get_secret_value() if token else None
+            )
 
     @property
     def description(self) -> str:
@@ -172,10 +205,16 @@ class RemoteTarget(ObservedSystem):
     def plan(self, scenario: Scenario, variant: str | None) -> list[str]:
         """What the drill will do to this target, one line per action (shown before --yes)."""
         steps = self.fault_config(scenario, variant)
-        lines = [f"label alerts:  {a.describe()}" for a in self.config.drill_label.set]
+        lines = []
+        if scenario.expect:
+            lines += [f"label alerts:  {a.describe()}" for a in self.config.drill_label.set]
+        if scenario.deadman and self.config.deadman is not None:
+            lines.append(f"mark drill:    PUT {self.config.deadman.url}/api/v1/drill")
         lines += [f"inject:        {a.describe()}" for a in steps.inject]
         lines += [f"restore:       {a.describe()}" for a in steps.restore]
         lines += [f"remove label:  {a.describe()}" for a in self.config.drill_label.clear]
+        if scenario.deadman and self.config.deadman is not None:
+            lines.append(f"unmark drill:  DELETE {self.config.deadman.url}/api/v1/drill/<id>")
         return lines
 
     # --- observing ---------------------------------------------------------------------
@@ -188,6 +227,8 @@ class RemoteTarget(ObservedSystem):
             "relay": f"{self.relay_url}/health",
             "exporter": f"{self.exporter_url}/health",
         }
+        if self.config.deadman is not None:
+            checks["deadman"] = f"{self.config.deadman.url.rstrip('/')}/ready"
         answering = {}
         for name, url in checks.items():
             try:
@@ -217,6 +258,10 @@ class RemoteTarget(ObservedSystem):
             Message(d["sent_at"], f"dingtalk:{d['target']}", d["title"], d["text"])
             for d in response.json()["deliveries"]
         ]
+
+    def deadman_messages(self, since: float) -> list[Message]:
+        """Messages DingTalk accepted from the dead man's switch, as the switch recorded them."""
+        return self._deadman().deliveries(since)
 
     def emails(self, since: float) -> list[Message]:
         """Emails in the configured mailbox that arrived since a unix time."""

@@ -9,6 +9,7 @@ from obsctl.drills.journal import Journal, Outcome
 
 # Order and wording of the key moments on the timeline.
 MOMENTS = [
+    ("last_heartbeat", "last Watchdog"),
     ("fault", "fault injected"),
     ("pending", "alert pending"),
     ("firing", "alert firing"),

@@ -14,11 +14,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from obsctl.deadman.notify import ALERT_NAME as WATCHDOG_MISSING
+from obsctl.deadman.notify import kind_of_title
+from obsctl.deadman.watch import Kind
+from obsctl.drills.deadman import DINGTALK_CHANNEL
 from obsctl.drills.journal import Journal, Outcome, Step
 from obsctl.drills.lock import DrillRunning, drill_lock
 from obsctl.drills.scenarios import SCENARIOS, Scenario
 from obsctl.drills.target import DrillError, DrillTarget, Message, wait_until
-from obsctl.mixin.config import AlertName, MixinConfig
+from obsctl.mixin.config import DEADMAN_HEARTBEAT, AlertName, MixinConfig
+from obsctl.mixin.relay_config import deadman_document
 
 Say = Callable[[str], None]
 FIRING_TIMEOUT = 150.0
@@ -27,6 +32,12 @@ FIRING_BEYOND_FOR = 130.0
 NOTIFY_TIMEOUT = 120.0
 RESOLVE_TIMEOUT = 180.0
 STEADY_TIMEOUT = 90.0
+STOP_TIMEOUT = 30.0  # for a stopped server to stop answering
+# How long past its heartbeat timeout the dead man's switch may take to turn missing (it checks
+# every second); the timeout itself runs from the last Watchdog, which came before the fault.
+DEADMAN_BEYOND_TIMEOUT = 30.0
+# A drill's mark on the dead man's switch lasts the heartbeat timeout plus this, at most.
+DEADMAN_MARK_BEYOND_TIMEOUT = 600.0
 # How the relay's templates (zh-CN, en-US) and the email mark a resolved alert.
 RESOLVED_WORDS = ("RESOLVED", "已恢复", "· resolved")
 _SECTION = re.compile(r"(?=^#### )|(?=<tr>)", re.MULTILINE)
@@ -67,6 +78,7 @@ class DrillRun:
         )
         self.state_file = target.state_file
         self.expect = target.expectations(scenario)
+        self._restore_began = 0.0
 
     # --- the experiment ----------------------------------------------------------------
 
@@ -116,6 +128,9 @@ class DrillRun:
         return self._finish()
 
     def _expect_during_fault(self) -> None:
+        if self.scenario.stops:
+            server = self.scenario.stops
+            self._step(f"{server} stops answering", partial(self._stopped, server))
         if self.scenario.health_group:
             group = self.scenario.health_group
             self._step(f"/health/{group} turns 503", lambda: self._health_degraded(group))
@@ -127,12 +142,31 @@ class DrillRun:
                     f"{alert.value} message on {channel}",
                     partial(self._notified, alert, channel, False),
                 )
+        if self.scenario.deadman:
+            self._step("the dead man's switch misses the Watchdog", self._deadman_missing)
+            for channel in self._deadman_channels():
+                self._step(
+                    f"{WATCHDOG_MISSING} message on {channel}",
+                    partial(self._deadman_notified, channel, False),
+                )
 
     def _rollback(self, restore: Callable[[], object], fault_injected: bool) -> None:
         """Always runs: restore, watch the alert resolve, drop the drill label, steady state."""
+        # A restarted Alertmanager may deliver the Watchdog before the restore step returns.
+        self._restore_began = time.time()
         self._step("restore", restore, must=False)
         self.journal.moments["restore"] = time.time()
         if fault_injected and self.journal.status != "interrupted":
+            if self.scenario.deadman:
+                self._step(
+                    "the Watchdog reaches the dead man's switch again", self._deadman_back, False
+                )
+                for channel in self._deadman_channels():
+                    self._step(
+                        f"{WATCHDOG_MISSING} recovery message on {channel}",
+                        partial(self._deadman_notified, channel, True),
+                        must=False,
+                    )
             for alert, labels in self.expect:
                 self._step(f"{alert.value} resolved", partial(self._resolved, alert, labels), False)
                 for channel in self._channels(alert):
@@ -141,8 +175,7 @@ class DrillRun:
                         partial(self._notified, alert, channel, True),
                         must=False,
                     )
-        drill_id = self.journal.drill_id
-        self._step("remove the drill label", lambda: self.target.unlabel_alerts(drill_id), False)
+        self._step("remove the drill label", self._unlabel_alerts, must=False)
         self.state_file.unlink(missing_ok=True)
         if self.journal.status != "interrupted":
             self._step("check the steady state again", self._steady_state_after, must=False)
@@ -159,6 +192,8 @@ class DrillRun:
             _, restore = self.target.fault(scenario, left.get("variant"), left_id)
             restore()
         self.target.unlabel_alerts(left_id)
+        if scenario is not None and scenario.deadman:
+            self.target.unmark_deadman(left_id)
         self.state_file.unlink(missing_ok=True)
         return (
             f"restored after an interrupted {left.get('scenario')} drill ({left.get('drill_id')})"
@@ -199,6 +234,32 @@ class DrillRun:
             name = alert["labels"].get("alertname")
             if any(name == a.value for a, _ in self.expect):
                 problems[f"alert {name}"] = f"already {alert['state']}"
+        if self.scenario.deadman:
+            problems.update(self._deadman_problems())
+        return problems
+
+    def _deadman_problems(self) -> dict[str, str]:
+        """Why the dead man's switch could not prove this drill: it must hear the Watchdog."""
+        if deadman_document(self.mixin) is None:
+            return {"obsctl.yaml": "routes the Watchdog to no dead man's switch (routing.deadman)"}
+        code, body = self.target.deadman_health()
+        beat = body.get("heartbeats", {}).get(DEADMAN_HEARTBEAT) if code == 200 else None
+        if beat is None:
+            found = f"no heartbeat {DEADMAN_HEARTBEAT}" if code == 200 else body.get("error")
+            return {"dead man's switch": f"HTTP {code}: {found}"}
+        problems = {}
+        if beat["phase"] != "ok":
+            since = beat.get("seconds_since_last")
+            problems["dead man's switch"] = f"heartbeat {DEADMAN_HEARTBEAT} is {beat['phase']}" + (
+                f", last Watchdog {since:.0f}s ago" if since is not None else ""
+            )
+        unsent = {channel: n for channel, n in body.get("unsent", {}).items() if n}
+        if unsent:
+            problems["dead man's switch unsent"] = ", ".join(
+                f"{n} on {c}" for c, n in unsent.items()
+            )
+        if body.get("drill"):
+            problems["dead man's switch drill mark"] = f"set by {body['drill'].get('id')}"
         return problems
 
     def _write_state(self) -> None:
@@ -215,9 +276,23 @@ class DrillRun:
         )
 
     def _label_alerts(self) -> str:
-        self.target.label_alerts(self.journal.drill_id, self.expect)
-        names = ", ".join(alert.value for alert, _ in self.expect)
-        return f"{names} carry drill={self.journal.drill_id}; every other alert is unmarked"
+        drill_id = self.journal.drill_id
+        done = []
+        if self.expect:
+            self.target.label_alerts(drill_id, self.expect)
+            names = ", ".join(alert.value for alert, _ in self.expect)
+            done.append(f"{names} carry drill={drill_id}; every other alert is unmarked")
+        if self.scenario.deadman:
+            ttl = self._deadman_timeout() + DEADMAN_MARK_BEYOND_TIMEOUT
+            done.append(self.target.mark_deadman(drill_id, ttl))
+        return "; ".join(done)
+
+    def _unlabel_alerts(self) -> str:
+        drill_id = self.journal.drill_id
+        self.target.unlabel_alerts(drill_id)
+        if self.scenario.deadman:
+            return self.target.unmark_deadman(drill_id)
+        return "no alert carries the drill label"
 
     def _health_degraded(self, group: str) -> str:
         deadline = time.time() + FIRING_TIMEOUT
@@ -305,6 +380,128 @@ class DrillRun:
             and any(word in section for word in RESOLVED_WORDS) == resolved
             for section in sections
         )
+
+    def _stopped(self, server: str) -> str:
+        deadline = time.time() + STOP_TIMEOUT
+        while True:
+            if not self.target.servers_answering().get(server, True):
+                after = time.time() - self.journal.moments["fault"]
+                return f"no answer from {server} {after:.1f}s after the fault"
+            if not wait_until(deadline):
+                raise StepFailed(f"{server} still answers {STOP_TIMEOUT:.0f}s after the fault")
+
+    # --- the dead man's switch (scenarios that stop the alert path) --------------------
+
+    def _deadman_heartbeat(self) -> dict[str, Any]:
+        code, body = self.target.deadman_health()
+        beat = body.get("heartbeats", {}).get(DEADMAN_HEARTBEAT) if code == 200 else None
+        if beat is None:
+            raise DrillError(f"dead man's switch /health: HTTP {code}: {str(body)[:200]}")
+        return dict(beat)
+
+    def _deadman_timeout(self) -> float:
+        return float(self._deadman_heartbeat()["timeout_seconds"])
+
+    def _deadman_channels(self) -> list[str]:
+        """Where the dead man's switch pages: as alertmanager/deadman.yaml is generated."""
+        document = deadman_document(self.mixin)
+        if document is None:
+            raise DrillError(
+                "obsctl.yaml routes the Watchdog to no dead man's switch (routing.deadman)"
+            )
+        notify = document["notify"]
+        channels = []
+        if "dingtalk" in notify:
+            channels.append(DINGTALK_CHANNEL)
+        if "email" in notify:
+            channels.append("email")
+        return channels
+
+    def _deadman_mobiles(self) -> list[str]:
+        document = deadman_document(self.mixin) or {}
+        return list(document.get("notify", {}).get("dingtalk", {}).get("mobiles", []))
+
+    def _deadman_missing(self) -> str:
+        fault = self.journal.moments["fault"]
+        timeout = self._deadman_timeout()
+        deadline = fault + timeout + DEADMAN_BEYOND_TIMEOUT
+        while True:
+            beat = self._deadman_heartbeat()
+            if beat["phase"] == "missing":
+                now = beat.get("notified_at") or time.time()  # when it paged
+                self.journal.moments.setdefault("firing", now)
+                last = beat.get("last_seen")
+                if last is None:
+                    return (
+                        f"missing {now - fault:.0f}s after the fault (no Watchdog since it started)"
+                    )
+                self.journal.moments.setdefault("last_heartbeat", last)
+                if last > fault + 2.0:
+                    raise StepFailed(
+                        f"a Watchdog reached the dead man's switch {last - fault:.0f}s after the "
+                        "fault: the fault did not stop the alert path"
+                    )
+                return (
+                    f"missing {now - last:.0f}s after the last Watchdog (timeout {timeout:.0f}s), "
+                    f"{now - fault:.0f}s after the fault"
+                )
+            if not wait_until(deadline):
+                raise StepFailed(
+                    f"the dead man's switch still says {beat['phase']} {deadline - fault:.0f}s "
+                    f"after the fault (timeout {timeout:.0f}s)"
+                )
+
+    def _deadman_back(self) -> str:
+        restore = self._restore_began
+        deadline = self.journal.moments["restore"] + RESOLVE_TIMEOUT
+        while True:
+            beat = self._deadman_heartbeat()
+            last = beat.get("last_seen") or 0.0
+            if beat["phase"] == "ok" and last >= restore:
+                self.journal.moments.setdefault("resolved", last)
+                after = last - self.journal.moments["restore"]
+                return f"a Watchdog arrived {after:.1f}s after the restore"
+            if not wait_until(deadline):
+                raise StepFailed(
+                    f"no Watchdog at the dead man's switch since the restore ({beat['phase']})"
+                )
+
+    def _deadman_notified(self, channel: str, recovered: bool) -> str:
+        since = self._restore_began if recovered else self.journal.moments["fault"]
+        deadline = time.time() + (RESOLVE_TIMEOUT if recovered else NOTIFY_TIMEOUT)
+        moment = ("email" if channel == "email" else "dingtalk") + (
+            "_resolved" if recovered else ""
+        )
+        wanted = Kind.RECOVERED if recovered else Kind.MISSING
+        mobiles = [] if recovered or channel == "email" else self._deadman_mobiles()
+        problem = ""
+        while True:
+            if channel == "email":
+                messages = self.target.emails(since)
+            else:
+                messages = [m for m in self.target.deadman_messages(since) if m.channel == channel]
+            for message in messages:
+                if kind_of_title(message.title) is not wanted:
+                    continue
+                problem = self._deadman_message_problem(message, mobiles)
+                if not problem:
+                    self.journal.moments.setdefault(moment, message.received_at)
+                    return f"{message.title!r} at +{message.received_at - since:.1f}s"
+            if not wait_until(deadline, 1.0):
+                kind = "recovery message" if recovered else "message"
+                raise StepFailed(
+                    f"no {WATCHDOG_MISSING} {kind} on {channel}"
+                    + (f": {problem}" if problem else "")
+                )
+
+    def _deadman_message_problem(self, message: Message, mobiles: list[str]) -> str:
+        """Why a WatchdogMissing message is not this drill's proper page ('' when it is)."""
+        if self.journal.drill_id not in message.text:
+            return f"{message.title!r} does not name drill {self.journal.drill_id}"
+        missing = [m for m in mobiles if m not in message.mentions or f"@{m}" not in message.text]
+        if missing:
+            return f"{message.title!r} does not @-mention {', '.join(missing)}"
+        return ""
 
     def _resolved(self, alert: AlertName, labels: dict[str, str]) -> str:
         deadline = time.time() + RESOLVE_TIMEOUT

@@ -28,6 +28,10 @@ class Scenario:
     expect: list[Expectation]
     health_group: str | None = None  # /health/<group> must turn 503 during the fault
     variants: tuple[str, ...] = ()
+    # The fault stops the alert path itself: the dead man's switch (obsctl deadman), not
+    # Prometheus, must page on-call (WatchdogMissing) and then tell the recovery.
+    deadman: bool = False
+    stops: str | None = None  # a server that must stop answering during the fault
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -73,6 +77,14 @@ SCENARIOS: dict[str, Scenario] = {
             summary="stop the S3 endpoint that stands in for COS",
             expect=[(AlertName.DEPENDENCY_DOWN, {"dependency": "cos"})],
             health_group="cos",
+        ),
+        Scenario(
+            name="alert-path-down",
+            summary="stop Alertmanager (variant hang: freeze it with SIGSTOP)",
+            expect=[],
+            variants=("hang",),
+            deadman=True,
+            stops="alertmanager",
         ),
     ]
 }

@@ -116,7 +116,8 @@ def deadman_document(config: MixinConfig) -> dict[str, Any] | None:
                 "name": DEADMAN_HEARTBEAT,
                 "timeout": duration(timeout),
                 "reminder": duration(settings.reminder),
-                "summary": "Prometheus -> Alertmanager -> relay -> DingTalk",
+                # The deadman hears Alertmanager itself: the relay is not on this path.
+                "summary": "Prometheus -> Alertmanager, the path of every alert",
             }
         ],
         "notify": notify,

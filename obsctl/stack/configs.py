@@ -41,6 +41,7 @@ def render_prometheus_config(
         dest,
         host=HOST,
         ports=_ports(layout),
+        jobs=mixin_config.JOB_NAMES,
         rules_glob=str(demo_project().alert_rules / "*.rules.yml"),
         drill_relabels=yaml.safe_dump(drill_relabels or [], sort_keys=False)
         if drill_relabels
@@ -50,10 +51,16 @@ def render_prometheus_config(
 
 
 def render_alertmanager_config(layout: StackLayout, secrets: StackSecrets) -> Path:
-    """Write this stack's alertmanager.yml: the generated config, pointed at the stack's relay."""
+    """Write this stack's alertmanager.yml: the project's routing, at the stack's addresses.
+
+    Only the relay, the deadman and the SMTP sink move to the stack's servers; receivers,
+    grouping and the Watchdog's repeat interval stay the project's.
+    """
     state = layout.state("alertmanager")
     token_file = state / "relay-token"
     write_private(token_file, secrets.relay_token)
+    deadman_token_file = state / "deadman-token"
+    write_private(deadman_token_file, secrets.deadman_token)
     config = mixin_config.load(demo_project().config_file)
     smtp = mixin_config.Email.model_validate(
         {"smarthost": f"{HOST}:{layout.port('smtp')}", "from": "obsctl-alertmanager@localhost",
@@ -62,8 +69,9 @@ def render_alertmanager_config(layout: StackLayout, secrets: StackSecrets) -> Pa
     routing = config.routing.model_copy(
         update={
             "relay": mixin_config.Endpoint(url=layout.url("relay"), token_file=str(token_file)),
-            # The stack runs no deadman; the alert-path drill starts its own.
-            "deadman": None,
+            "deadman": mixin_config.Endpoint(
+                url=layout.url("deadman"), token_file=str(deadman_token_file)
+            ),
             "email": smtp,
         }
     )

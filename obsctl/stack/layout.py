@@ -8,7 +8,7 @@ from pathlib import Path
 DEFAULT_PORT_BASE = 18300
 HOST = "127.0.0.1"
 
-# Offsets from the port base; a gap is left for servers later issues add (the exporter, the relay).
+# Offsets from the port base; the obsctl servers keep the offsets of their default ports (18310…).
 PORT_OFFSETS: dict[str, int] = {
     "mariadb": 0,
     "redis": 1,
@@ -22,6 +22,7 @@ PORT_OFFSETS: dict[str, int] = {
     "demo-app": 9,
     "exporter": 10,
     "relay": 11,
+    "deadman": 12,
 }
 PROVIDERS = ("alpha", "beta")
 
@@ -69,6 +70,11 @@ class StackLayout:
     def secrets_file(self) -> Path:
         """Generated passwords and keys, kept across restarts of the same stack."""
         return self.run_dir / "secrets.json"
+
+    @property
+    def deadman_state_dir(self) -> Path:
+        """The dead man's switch's state (each heartbeat, the notices it owes, a drill's mark)."""
+        return self.state("deadman") / "state"
 
     @property
     def mariadb_socket(self) -> Path:

@@ -23,7 +23,7 @@ from obsctl.stack.services import Service, StackError, build, load_secrets, stac
 
 Say = Callable[[str], None]
 _POLL_INTERVAL = 0.1
-CLIENT_SERVERS = frozenset({"demo-app", "exporter", "relay"})
+CLIENT_SERVERS = frozenset({"demo-app", "exporter", "relay", "deadman"})
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -123,6 +124,7 @@ def build(layout: StackLayout, secrets: StackSecrets) -> list[Service]:
         _dingtalk(layout, secrets),
         _alertmanager(layout, secrets),
         _relay(layout, secrets),
+        _deadman(layout, secrets),
         _prometheus(layout),
         _demo_app(layout, secrets),
         _exporter(layout, secrets),
@@ -278,6 +280,58 @@ def relay_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
     return env
 
 
+def _deadman(layout: StackLayout, secrets: StackSecrets) -> Service:
+    return Service(
+        name="deadman",
+        address=layout.url("deadman"),
+        argv=[
+            sys.executable,
+            "-m",
+            "obsctl",
+            "deadman",
+            "--config",
+            str(demo_project().deadman_config),
+        ],
+        ready=readiness.http(f"{layout.url('deadman')}/ready"),
+        env={**os.environ, **deadman_env(layout, secrets)},
+    )
+
+
+def deadman_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
+    """The deadman's variables, as production sets them: listen, token, state, SMTP, the robot.
+
+    Its config is the project's generated alertmanager/deadman.yaml; only addresses and
+    secrets are the stack's: the on-call robot's URL and secret go in the variables its
+    references name (obsctl.yaml `oncall.dingtalk`), pointing at the stack's fake robot.
+    """
+    env = {
+        "OBSCTL_DEADMAN_LISTEN": f"{HOST}:{layout.port('deadman')}",
+        "OBSCTL_DEADMAN_TOKEN": secrets.deadman_token,
+        "OBSCTL_DEADMAN_STATE_DIR": str(layout.deadman_state_dir),
+        "OBSCTL_DEADMAN_SMARTHOST": f"{HOST}:{layout.port('smtp')}",
+    }
+    oncall = mixin_config.load(demo_project().config_file).oncall.dingtalk
+    if oncall is not None:
+        robot = secrets.robot(mixin_config.ONCALL)
+        env[_reference_variable(oncall.url)] = (
+            f"{layout.url('dingtalk')}/robot/send?access_token={robot.token}"
+        )
+        if oncall.secret:
+            env[_reference_variable(oncall.secret)] = robot.secret
+    return env
+
+
+def _reference_variable(reference: str) -> str:
+    """The variable a ${VAR} reference of obsctl.yaml reads."""
+    match = re.match(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}$", reference)
+    if match is None:
+        raise StackError(
+            f"the demo project's on-call robot is {reference!r}: the stack sets ${{VAR}} "
+            "references only"
+        )
+    return match.group(1)
+
+
 def _alertmanager(layout: StackLayout, secrets: StackSecrets) -> Service:
     state = layout.state("alertmanager")
     return Service(
@@ -420,6 +474,8 @@ def stack_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
         },
         "RELAY_URL": layout.url("relay"),
         **relay_env(layout, secrets),
+        "DEADMAN_URL": layout.url("deadman"),
+        **deadman_env(layout, secrets),
         "SMTP_SMARTHOST": f"{HOST}:{layout.port('smtp')}",
         "SMTP_SINK_DIR": str(layout.state("smtp") / "maildir"),
     }

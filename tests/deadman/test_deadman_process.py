@@ -222,3 +222,108 @@ def test_a_silent_alert_path_pages_by_dingtalk_and_email_then_recovers(
     assert "Traceback" not in log and SECRET not in log and TOKEN not in log
     state = json.loads((tmp_path / "state" / "state.json").read_text())
     assert state["heartbeats"]["alert-path"]["phase"] == "ok" and state["notices"] == []
+
+
+def test_a_drill_mark_announces_the_outage_and_deliveries_prove_what_went_out(
+    robot: RunningFake, tmp_path: Path
+) -> None:
+    smtp = SmtpSink(tmp_path / "maildir")
+    smtp.start()
+    port = free_port()
+    config = tmp_path / "deadman.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "listen": f"127.0.0.1:{port}",
+                "webhook": {"token": TOKEN},
+                "state_dir": "state",
+                "heartbeats": [{"name": "alert-path", "timeout": "10s", "reminder": 0}],
+                "notify": {
+                    "dingtalk": {
+                        "url": f"{robot.base_url}/robot/send?access_token=tok-deadman",
+                        "secret": SECRET,
+                        "mobiles": ["13800000000"],
+                    },
+                    "email": {"smarthost": f"127.0.0.1:{smtp.port}",
+                              "sender": "deadman@example.com", "to": ["oncall@example.com"]},
+                },
+            }
+        ),
+        encoding="utf-8",
+    )  # fmt: skip
+    before = len(robot_messages(robot))
+    base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    drill = "alert-path-down-20261201T101500-1a2b"
+    process = start_deadman(config, dict(os.environ), tmp_path / "deadman.log")
+    try:
+        wait_until(lambda: _listening(port))
+        started = time.time()
+        httpx.post(f"{base}/heartbeat/alert-path", json=WATCHDOG, headers=auth)
+        assert (
+            httpx.put(f"{base}/api/v1/drill", json={"id": drill, "ttl_seconds": 300}).status_code
+            == 401
+        )
+        for bad in (
+            {"id": drill},
+            {"id": "a b", "ttl_seconds": 60},
+            {"id": drill, "ttl_seconds": 7200},
+        ):
+            assert httpx.put(f"{base}/api/v1/drill", json=bad, headers=auth).status_code == 400, bad
+        marked = httpx.put(
+            f"{base}/api/v1/drill", json={"id": drill, "ttl_seconds": 300}, headers=auth
+        )
+        assert marked.status_code == 200 and marked.json()["drill"]["id"] == drill
+        health = httpx.get(f"{base}/health").json()
+        assert health["drill"]["id"] == drill
+        assert health["heartbeats"]["alert-path"]["timeout_seconds"] == 10
+        assert "obsctl_deadman_drill_marked 1.0" in httpx.get(f"{base}/metrics").text
+
+        page = wait_until(lambda: robot_messages(robot)[before:], timeout=25)[0]
+        assert page["body"]["markdown"]["title"] == "[演练] [告警中] WatchdogMissing alert-path"
+        assert f"故障演练 {drill} 触发" in page["body"]["markdown"]["text"]
+        assert page["at"]["atMobiles"] == ["13800000000"], "a drill's page still @-mentions"
+        [mail] = wait_until(smtp.mails, timeout=15)
+        assert mail["Subject"] == "[演练] [告警中] WatchdogMissing alert-path"
+        assert drill in mail.get_content()
+
+        assert httpx.get(f"{base}/api/v1/deliveries").status_code == 401
+        sent = httpx.get(
+            f"{base}/api/v1/deliveries", params={"since": started}, headers=auth
+        ).json()["deliveries"]
+        assert {(d["channel"], d["kind"], d["drill"]) for d in sent} == {
+            ("dingtalk", "missing", drill),
+            ("email", "missing", drill),
+        }
+        [dingtalk] = [d for d in sent if d["channel"] == "dingtalk"]
+        assert dingtalk["title"] == page["body"]["markdown"]["title"]
+        assert dingtalk["text"] == page["body"]["markdown"]["text"]
+        assert dingtalk["mobiles"] == ["13800000000"]
+        later = httpx.get(
+            f"{base}/api/v1/deliveries",
+            params={"since": time.time() + 1, "channel": "email"},
+            headers=auth,
+        )
+        assert later.json() == {"deliveries": []}
+        assert (
+            httpx.get(
+                f"{base}/api/v1/deliveries", params={"channel": "sms"}, headers=auth
+            ).status_code
+            == 404
+        )
+
+        httpx.post(f"{base}/heartbeat/alert-path", json=WATCHDOG, headers=auth)
+        back = wait_until(lambda: robot_messages(robot)[before + 1 :], timeout=15)[0]
+        assert back["body"]["markdown"]["title"] == "[演练] [已恢复] WatchdogMissing alert-path"
+        cleared = httpx.delete(f"{base}/api/v1/drill/{drill}", headers=auth)
+        assert cleared.json() == {"cleared": True}
+        assert httpx.delete(f"{base}/api/v1/drill/{drill}", headers=auth).json() == {
+            "cleared": False
+        }
+        assert httpx.get(f"{base}/health").json()["drill"] is None
+    finally:
+        code = stop(process)
+        smtp.stop()
+    assert code == 0
+    log = (tmp_path / "deadman.log").read_text()
+    assert "Traceback" not in log and TOKEN not in log

@@ -87,3 +87,56 @@ def test_reminders_can_be_off(tmp_path: Path) -> None:
         w.delivered(notice, "email")
     w.tick(T0 + 100_000)
     assert kinds(w) == []
+
+
+def test_a_drill_marks_only_the_outage_it_causes_while_its_mark_lasts(tmp_path: Path) -> None:
+    w = watcher(tmp_path)
+    w.beat("alert-path", T0)
+    w.mark_drill("alert-path-down-1", T0 + 5, ttl=600)
+    w.tick(T0 + 180)
+    w.beat("alert-path", T0 + 200)
+    assert [(n.kind.value, n.drill) for n in w.owed("dingtalk")] == [
+        ("missing", "alert-path-down-1"),
+        ("recovered", "alert-path-down-1"),
+    ]
+    assert w.state.heartbeats["alert-path"].drill is None, "the next outage starts unmarked"
+
+    # A reminder made after the drill's mark is gone pages as a real outage: the restore failed.
+    w.tick(T0 + 380)
+    assert w.owed("dingtalk")[-1].drill == "alert-path-down-1"
+    for notice in list(w.state.notices):
+        w.delivered(notice, "dingtalk")
+        w.delivered(notice, "email")
+    assert w.clear_drill("alert-path-down-1")
+    w.tick(T0 + 380 + 600)
+    [reminder] = w.owed("dingtalk")
+    assert (reminder.kind, reminder.drill) == (Kind.REMINDER, None)
+
+
+def test_an_outage_that_began_before_the_mark_or_after_it_expired_is_not_a_drill(
+    tmp_path: Path,
+) -> None:
+    w = watcher(tmp_path)
+    w.tick(T0 + 180)  # missing before any drill
+    w.mark_drill("alert-path-down-2", T0 + 190, ttl=60)
+    w.beat("alert-path", T0 + 200)
+    assert [n.drill for n in w.owed("dingtalk")] == [None, None]
+
+    expiring = watcher(tmp_path / "expiring")
+    expiring.beat("alert-path", T0)
+    expiring.mark_drill("alert-path-down-3", T0, ttl=60)
+    expiring.tick(T0 + 61)
+    assert expiring.state.drill is None, "an expired mark is dropped"
+    expiring.tick(T0 + 180)
+    assert [n.drill for n in expiring.owed("dingtalk")] == [None]
+
+
+def test_the_drill_mark_survives_a_restart_and_only_its_own_id_clears_it(tmp_path: Path) -> None:
+    w = watcher(tmp_path)
+    w.mark_drill("alert-path-down-4", T0, ttl=600)
+    again = watcher(tmp_path, now=T0 + 10)
+    assert again.active_drill(T0 + 10) == "alert-path-down-4"
+    assert not again.clear_drill("another-drill")
+    assert again.active_drill(T0 + 10) == "alert-path-down-4"
+    assert again.clear_drill("alert-path-down-4")
+    assert watcher(tmp_path, now=T0 + 20).active_drill(T0 + 20) is None

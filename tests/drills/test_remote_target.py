@@ -29,9 +29,9 @@ from obsctl.drills.mailbox import ImapMailbox
 from obsctl.drills.remote import RemoteTarget, load_target
 from obsctl.drills.runner import DrillRun
 from obsctl.drills.scenarios import SCENARIOS
-from obsctl.drills.target import DrillError
+from obsctl.drills.target import DrillError, Message
 from obsctl.mixin.config import load as load_mixin
-from obsctl.stack.fakes.launcher import free_port
+from obsctl.stack.fakes.launcher import free_port, start_fake
 
 from conftest import imap_server, traversable_tmp_dir, wait_for
 
@@ -85,7 +85,8 @@ def test_a_valid_config_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
 
 
 def test_the_shipped_example_is_a_valid_config() -> None:
-    env = {"STAGING_RELAY_TOKEN": "x", "STAGING_ADMIN_TOKEN": "y", "STAGING_IMAP_PASSWORD": "z"}
+    env = {"STAGING_RELAY_TOKEN": "x", "STAGING_ADMIN_TOKEN": "y", "STAGING_IMAP_PASSWORD": "z",
+           "STAGING_DEADMAN_TOKEN": "w"}  # fmt: skip
     config = load_target(EXAMPLE, env)
     assert set(config.faults) == set(SCENARIOS), "the example shows every scenario"
 
@@ -105,6 +106,9 @@ def test_the_shipped_example_is_a_valid_config() -> None:
         ({"faults": {"api-errors": {"inject": [], "restore": [{"run": ["y"]}]}}},
          "faults.api-errors.inject: List should have at least 1 item"),
         ({"mailbox": None}, "mailbox: Input should be a valid dictionary"),
+        ({"faults": {"alert-path-down": {"inject": [{"run": ["x"]}], "restore": [{"run": ["y"]}]}}},
+         "alert-path-down stops the alert path: only the dead man's switch can tell, so name it "
+         "(deadman: {url, token})"),
         ({"pager": "yes"}, "pager: unknown key"),
     ],
 )  # fmt: skip
@@ -234,6 +238,133 @@ def test_a_drill_refuses_at_once_while_another_holds_the_system_and_touches_noth
     assert "restored after an interrupted mysql-down drill (d-running)" in (
         journal_again._recover_leftovers()
     ), "once the holder is gone, its state is a crashed drill's"
+
+
+# --- the dead man's switch of a remote target ----------------------------------------------
+
+DEADMAN_TOKEN = "deadman-remote-7f3e"
+ROBOT_SECRET = "SECremote0a1b2c3d4e5f60718293a4b5c6d7e8f9012345678abcdef012345678"
+WATCHDOG = {"version": "4", "status": "firing", "receiver": "heartbeat",
+            "alerts": [{"status": "firing", "labels": {"alertname": "Watchdog"}}]}  # fmt: skip
+
+
+@pytest.fixture
+def remote_deadman(tmp_path: Path) -> Iterator[str]:
+    """A real `obsctl deadman` (10 s timeout) paging a fake robot: the remote target's switch."""
+    robots = tmp_path / "robots.json"
+    robots.write_text(json.dumps({"tok-oncall": {"secret": ROBOT_SECRET}}))
+    store = tmp_path / "messages.jsonl"
+    robot = start_fake(
+        "obsctl.stack.fakes.dingtalk", ["--robots", str(robots), "--store", str(store)]
+    )
+    port = free_port()
+    config = tmp_path / "deadman.yaml"
+    mobiles = load_mixin(REPO / "obsctl.yaml").oncall.mobiles
+    config.write_text(yaml.safe_dump({
+        "listen": f"127.0.0.1:{port}", "webhook": {"token": DEADMAN_TOKEN},
+        "state_dir": "deadman-state",
+        "heartbeats": [{"name": "alert-path", "timeout": "10s", "reminder": 0}],
+        "notify": {"dingtalk": {"url": f"{robot.base_url}/robot/send?access_token=tok-oncall",
+                                "secret": ROBOT_SECRET, "mobiles": mobiles}},
+    }))  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "obsctl", "deadman", "--config", str(config)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for("the deadman", lambda: _answers(f"{url}/ready"), 20)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        robot.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _beat(url: str) -> None:
+    headers = {"Authorization": f"Bearer {DEADMAN_TOKEN}"}
+    httpx.post(f"{url}/heartbeat/alert-path", json=WATCHDOG, headers=headers).raise_for_status()
+
+
+def test_a_remote_alert_path_drill_takes_its_proof_from_the_deadman(
+    tmp_path: Path, remote_deadman: str
+) -> None:
+    fault = {"inject": [{"run": ["true"]}], "restore": [{"run": ["true"]}]}
+    path = _config(tmp_path, faults={"alert-path-down": fault},
+                   deadman={"url": remote_deadman, "token": DEADMAN_TOKEN})  # fmt: skip
+    target = RemoteTarget(load_target(path))
+    scenario = SCENARIOS["alert-path-down"]
+    assert target.plan(scenario, None) == [
+        f"mark drill:    PUT {remote_deadman}/api/v1/drill",
+        "inject:        run: true",
+        "restore:       run: true",
+        "remove label:  run: true",
+        f"unmark drill:  DELETE {remote_deadman}/api/v1/drill/<id>",
+    ], "no alert to label: only the switch is told"
+    assert target.servers_answering()["deadman"] is True
+    demo = load_mixin(REPO / "obsctl.yaml")
+    run = DrillRun(target, scenario, None, tmp_path / "j.json", lambda _: None, demo)
+    drill_id = run.journal.drill_id
+
+    assert "heartbeat alert-path is waiting" in run._deadman_problems()["dead man's switch"]
+    _beat(remote_deadman)
+    assert run._deadman_problems() == {}
+    assert f"announces the outage as drill {drill_id}" in run._label_alerts()
+    run.journal.moments["fault"] = time.time()
+    assert "(timeout 10s)" in run._deadman_missing()
+    # Where the project's deadman.yaml pages (email is read back over IMAP, as for alerts).
+    assert run._deadman_channels() == ["dingtalk:oncall", "email"]
+    # The switch's own record of what DingTalk accepted, with the @-mentions: the proof.
+    assert "WatchdogMissing alert-path" in run._deadman_notified("dingtalk:oncall", False)
+    [page] = target.deadman_messages(run.journal.moments["fault"])
+    assert page.channel == "dingtalk:oncall" and page.mentions == tuple(demo.oncall.mobiles)
+    assert page.title == "[演练] [告警中] WatchdogMissing alert-path"
+
+    run._restore_began = run.journal.moments["restore"] = time.time()
+    _beat(remote_deadman)
+    assert "a Watchdog arrived" in run._deadman_back()
+    assert "[演练] [已恢复] WatchdogMissing" in run._deadman_notified("dingtalk:oncall", True)
+    assert run._unlabel_alerts() == "the dead man's switch's drill mark removed"
+    assert httpx.get(f"{remote_deadman}/health").json()["drill"] is None
+
+
+def test_a_page_without_the_drill_id_or_the_mentions_is_not_the_drills_proof(
+    tmp_path: Path, remote_deadman: str
+) -> None:
+    fault = {"inject": [{"run": ["true"]}], "restore": [{"run": ["true"]}]}
+    path = _config(tmp_path, faults={"alert-path-down": fault},
+                   deadman={"url": remote_deadman, "token": DEADMAN_TOKEN})  # fmt: skip
+    target = RemoteTarget(load_target(path))
+    demo = load_mixin(REPO / "obsctl.yaml")
+    run = DrillRun(target, SCENARIOS["alert-path-down"], None, tmp_path / "j.json",
+                   lambda _: None, demo)  # fmt: skip
+    _beat(remote_deadman)
+    run.journal.moments["fault"] = time.time()  # no mark: a real outage's page, unmarked
+    run._deadman_missing()
+    [page] = wait_for("the page", lambda: target.deadman_messages(0), 15)
+    assert page.title == "[告警中] WatchdogMissing alert-path"
+    assert "does not name drill" in run._deadman_message_problem(page, demo.oncall.mobiles)
+    unmentioned = Message(page.received_at, page.channel, page.title,
+                          f"{page.text} {run.journal.drill_id}")  # fmt: skip
+    assert "does not @-mention 13800000000" in run._deadman_message_problem(
+        unmentioned, demo.oncall.mobiles
+    )
+
+    # A crashed remote drill's mark is cleared by the next run, with its restore.
+    target.mark_deadman("alert-path-down-crashed", 300)
+    target.state_file.parent.mkdir(parents=True)
+    target.state_file.write_text(
+        json.dumps({"scenario": "alert-path-down", "drill_id": "alert-path-down-crashed"})
+    )
+    assert "restored after an interrupted alert-path-down drill" in run._recover_leftovers()
+    assert httpx.get(f"{remote_deadman}/health").json()["drill"] is None
 
 
 def test_the_wait_for_firing_follows_the_alerts_for_duration(tmp_path: Path) -> None:

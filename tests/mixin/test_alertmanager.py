@@ -35,6 +35,23 @@ def test_amtool_check_config_passes() -> None:
     assert "3 inhibit rules" in result.stdout
 
 
+@pytest.mark.parametrize("interval", [20.0, 60.0, 300.0])
+def test_the_watchdog_goes_out_at_every_flush_of_its_group(interval: float) -> None:
+    # Alertmanager logs a notification just after its flush, so a repeat_interval equal to
+    # the group_interval would skip every other flush (a Watchdog every 2 minutes for 1m).
+    config = demo_config()
+    routing = config.routing.model_copy(update={"watchdog_repeat_interval": interval})
+    route = build(config.model_copy(update={"routing": routing}))["route"]["routes"][0]
+    assert route["matchers"] == ['alertname="Watchdog"']
+    group, repeat = (_seconds(route[key]) for key in ("group_interval", "repeat_interval"))
+    assert group == interval
+    assert interval - 10 <= repeat < group, route
+
+
+def _seconds(value: str) -> float:
+    return float(value[:-1]) * {"s": 1, "m": 60, "h": 3600}[value[-1]]
+
+
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [

@@ -74,6 +74,9 @@ def test_services_use_the_same_files_as_the_local_stack(resolved: dict[str, Any]
     assert _mounts(services["relay"])["/opt/obsctl/alertmanager/relay.yaml"] == (
         REPO / "alertmanager" / "relay.yaml"
     )
+    assert _mounts(services["deadman"])["/opt/obsctl/alertmanager/deadman.yaml"] == (
+        REPO / "alertmanager" / "deadman.yaml"
+    )
     assert _mounts(services["prometheus"])["/etc/prometheus/rules"] == REPO / "alert-rules"
     assert _mounts(services["alertmanager"])["/etc/alertmanager/alertmanager.yml"] == (
         REPO / COMPOSE_CONFIG_PATH
@@ -111,3 +114,17 @@ def test_compose_prometheus_config_is_valid() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_compose_deadman_is_reached_and_scraped_where_it_listens(
+    resolved: dict[str, Any],
+) -> None:
+    environment = resolved["services"]["deadman"]["environment"]
+    port = environment["OBSCTL_DEADMAN_LISTEN"].rsplit(":", 1)[1]
+    prometheus = yaml.safe_load((REPO / "exporters" / "compose" / "prometheus.yml").read_text())
+    [job] = [j for j in prometheus["scrape_configs"] if j["job_name"] == "obsctl-deadman"]
+    assert job["static_configs"][0]["targets"] == [f"deadman:{port}"]
+    alertmanager = yaml.safe_load((REPO / COMPOSE_CONFIG_PATH).read_text())
+    [heartbeat] = [r for r in alertmanager["receivers"] if r["name"] == "heartbeat"]
+    urls = [hook["url"] for hook in heartbeat["webhook_configs"]]
+    assert f"http://deadman:{port}/heartbeat/alert-path" in urls

@@ -28,7 +28,7 @@ from conftest import (
 
 SERVERS = [
     "mariadb", "redis", "s3", "smtp", "provider-alpha", "provider-beta",
-    "dingtalk", "alertmanager", "relay", "prometheus", "demo-app", "exporter",
+    "dingtalk", "alertmanager", "relay", "deadman", "prometheus", "demo-app", "exporter",
 ]  # fmt: skip
 
 REQUIRED_ENV = [
