@@ -1,8 +1,9 @@
-"""The obsctl exporter's series names, declared once (as in query-exporter's builtin_metrics).
+"""Series names obsctl builds or reads, declared once (as in query-exporter's builtin_metrics).
 
-The exporter builds its families under these names; the rule and dashboard generators query
-them and the dashboard lint knows them from here. Counters are named as their samples are
-(`..._total`); `exposed()` lists every sample name a scrape can hold.
+The exporter, the relay and the dead man's switch build their families under these names; the
+rule and dashboard generators query them and the dashboard lint knows them from here, together
+with the few series of Prometheus and Alertmanager the alert-path rules read. Counters are named
+as their samples are (`..._total`); `exposed()` lists every sample name a scrape can hold.
 """
 
 from __future__ import annotations
@@ -94,6 +95,57 @@ class BusinessMetric(StrEnum):
     TRACKED_TASKS = "obsctl_business_tracked_tasks"
 
 
+class RelayMetric(StrEnum):
+    """The DingTalk relay (obsctl.relay.metrics), per target robot where labelled `target`."""
+
+    SENT = "obsctl_relay_messages_sent_total"  # messages DingTalk accepted (errcode 0)
+    FAILED = "obsctl_relay_messages_failed_total"  # send attempts that did not deliver, {reason}
+    RETRIES = "obsctl_relay_retries_total"
+    RATE_LIMITED = "obsctl_relay_rate_limited_total"  # DingTalk's "send too fast" answers
+    ALERTS_RECEIVED = "obsctl_relay_alerts_received_total"
+    NOTIFICATIONS = "obsctl_relay_notifications_total"  # webhooks answered, {outcome}
+    ALERTS_MERGED = "obsctl_relay_alerts_merged_total"
+    DROPPED = "obsctl_relay_alerts_dropped_total"  # accepted alerts given up on, {reason}
+    RENDER_FAILURES = "obsctl_relay_render_failures_total"
+    OLDEST_QUEUED = "obsctl_relay_oldest_queued_seconds"
+    TARGET_STATE = "obsctl_relay_target_state"  # 1 for ok, pacing, throttled or failing
+    SPOOL_OPEN = "obsctl_relay_spool_open_alerts"
+    WEBHOOK_ERRORS = "obsctl_relay_webhook_errors_total"
+    QUEUE_DEPTH = "obsctl_relay_queue_depth"
+    SEND_DURATION = "obsctl_relay_send_duration_seconds"
+
+
+class DeadmanMetric(StrEnum):
+    """The dead man's switch (obsctl.deadman.metrics)."""
+
+    HEARTBEATS_RECEIVED = "obsctl_deadman_heartbeats_received_total"
+    HEARTBEATS_IGNORED = "obsctl_deadman_heartbeats_ignored_total"
+    WEBHOOK_ERRORS = "obsctl_deadman_webhook_errors_total"
+    NOTIFICATIONS_SENT = "obsctl_deadman_notifications_sent_total"
+    NOTIFICATIONS_FAILED = "obsctl_deadman_notifications_failed_total"
+    HEARTBEAT_AGE = "obsctl_deadman_heartbeat_age_seconds"
+    HEARTBEAT_MISSING = "obsctl_deadman_heartbeat_missing"
+    NOTICES_UNSENT = "obsctl_deadman_notices_unsent"
+    DRILL_MARKED = "obsctl_deadman_drill_marked"
+
+
+class PrometheusMetric(StrEnum):
+    """Prometheus' own series the alert-path rules and panels read (Prometheus 2.x names)."""
+
+    RULE_EVALUATION_FAILURES = "prometheus_rule_evaluation_failures_total"  # {rule_group}
+    NOTIFICATIONS_SENT = "prometheus_notifications_sent_total"  # alerts sent, {alertmanager}
+    NOTIFICATIONS_ERRORS = "prometheus_notifications_errors_total"  # of those, failed
+    NOTIFICATIONS_DROPPED = "prometheus_notifications_dropped_total"
+    ALERTMANAGERS_DISCOVERED = "prometheus_notifications_alertmanagers_discovered"
+
+
+class AlertmanagerMetric(StrEnum):
+    """Alertmanager's own series the alert-path rules and panels read."""
+
+    NOTIFICATIONS = "alertmanager_notifications_total"  # attempts, {integration}
+    NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"  # {integration[, reason]}
+
+
 FAMILIES: tuple[type[StrEnum], ...] = (
     ProbeMetric,
     ExporterMetric,
@@ -103,15 +155,24 @@ FAMILIES: tuple[type[StrEnum], ...] = (
     BullMQMetric,
     BusinessMetric,
 )
+# The servers of the alert path: obsctl's relay and deadman (with HttpMetric, their HTTP guard),
+# and the Prometheus and Alertmanager they watch.
+ALERT_PATH_FAMILIES: tuple[type[StrEnum], ...] = (
+    RelayMetric,
+    DeadmanMetric,
+    HttpMetric,
+    PrometheusMetric,
+    AlertmanagerMetric,
+)
 # Families whose samples carry suffixes of their own.
-HISTOGRAMS = frozenset({BusinessMetric.TASK_LATENCY})
+HISTOGRAMS = frozenset({BusinessMetric.TASK_LATENCY, RelayMetric.SEND_DURATION})
 INFOS = frozenset({ExporterMetric.BUILD})
 
 
-def exposed() -> frozenset[str]:
-    """Every sample name the exporter can expose: histogram buckets, counts and sums included."""
+def exposed(families: tuple[type[StrEnum], ...] = FAMILIES) -> frozenset[str]:
+    """Every sample name of the families (default: the exporter's), buckets and counts included."""
     names: set[str] = set()
-    for family in FAMILIES:
+    for family in families:
         for name in family:
             if name in HISTOGRAMS:
                 names.update(f"{name}{suffix}" for suffix in ("_bucket", "_count", "_sum"))

@@ -133,12 +133,18 @@ def _config_errors(exc: ConfigError) -> list[str]:
 
 
 def check_project_config(v: Validation) -> list[str]:
-    """obsctl.yaml itself validates."""
+    """obsctl.yaml itself validates, and every alert has a way to people.
+
+    The alerts about the relay need routing.email: through the relay alone, a broken relay
+    would page nobody. The generated files are right without it, so `obsctl generate` only
+    warns; this check fails before the project is deployed.
+    """
     try:
-        _mixin(v)
+        config = _mixin(v)
     except ConfigError as exc:
         return _config_errors(exc)
-    return []
+    where = v.where(v.project.config_file)
+    return [f"{where}: {gap}" for gap in config.alert_path_gaps()]
 
 
 def check_exporter_config(v: Validation) -> list[str]:
@@ -321,7 +327,8 @@ def _routes(v: Validation, path: Path) -> list[str]:
     except ConfigError:
         return []
     problems = []
-    for alert, policy in config.alerts.items():
+    for alert in config.generated_alerts():
+        policy = config.policy(alert)
         expected = config.receiver_name(alert)
         labels = [f"alertname={alert.value}", f"severity={policy.severity.value}",
                   f"team={policy.team}"]  # fmt: skip

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 COPIED = [
@@ -97,6 +98,31 @@ def test_a_bad_alertmanager_route_is_reported(checkout: Path) -> None:
     assert "receiver 'critical-a1' is not defined" in result.stdout
     assert "QueueStalled (critical, team ai) routes to" in result.stdout
     assert "alertmanager/alertmanager.yml: stale" in result.stdout
+
+
+def test_relay_alerts_without_a_way_around_the_relay_fail_validate_not_generate(
+    checkout: Path,
+) -> None:
+    config = checkout / "obsctl.yaml"
+    raw = yaml.safe_load(config.read_text())
+    del raw["routing"]["email"]
+    raw["routing"]["receivers"]["critical"].pop("email")
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    generated = subprocess.run(
+        [sys.executable, "-m", "obsctl", "generate", "--project", str(checkout)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    assert "warning: obsctl.yaml: routing.email: not set: RelayDown" in generated.stderr
+    result = validate(checkout)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "obsctl.yaml: routing.email: not set: RelayDown, RelayDeliveriesFailing,"
+        " RelayBacklogStale would reach people only through the relay they are about, so a"
+        " broken relay pages nobody; set routing.email (Alertmanager's SMTP server) and"
+        " oncall.email"
+    ]
+    assert "FAIL  project config" in result.stderr and "ok  alertmanager" in result.stderr
 
 
 def test_a_broken_drill_target_is_reported_with_its_key(checkout: Path) -> None:

@@ -31,6 +31,9 @@ def generate(project_dir: Path | None, check: bool, show_diff: bool, run_lint: b
 
     project = open_project(project_dir)
     config = load_config(load, project.config_file)
+    # Files are still right; `obsctl validate` fails on these before anything is deployed.
+    for gap in config.alert_path_gaps():
+        click.echo(f"warning: {project.relative(project.config_file)}: {gap}", err=True)
     failed = False
     if show_diff:
         changes = diff(config, project.root)

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from obsctl.deadman.watch import Kind, Phase, Watcher
 from obsctl.httpserve import HttpCounters
+from obsctl.metric_names import DeadmanMetric
 
 REJECTIONS = ("unauthorized", "unknown_heartbeat", "too_large", "read_timeout", "bad_payload")
 
@@ -22,44 +23,44 @@ class DeadmanMetrics:
         r = self.registry
         self.channels = list(channels)
         self.received = Counter(
-            "obsctl_deadman_heartbeats_received_total",
+            DeadmanMetric.HEARTBEATS_RECEIVED,
             "Watchdog notifications received, per heartbeat.", ["heartbeat"], registry=r,
         )  # fmt: skip
         self.ignored = Counter(
-            "obsctl_deadman_heartbeats_ignored_total",
+            DeadmanMetric.HEARTBEATS_IGNORED,
             "Notifications without a firing alert (a resolved Watchdog), per heartbeat.",
             ["heartbeat"], registry=r,
         )  # fmt: skip
         self.rejected = Counter(
-            "obsctl_deadman_webhook_errors_total",
+            DeadmanMetric.WEBHOOK_ERRORS,
             "Requests refused with a 4xx, by reason.", ["reason"], registry=r,
         )  # fmt: skip
         self.sent = Counter(
-            "obsctl_deadman_notifications_sent_total",
+            DeadmanMetric.NOTIFICATIONS_SENT,
             "Notices a channel accepted, by kind (missing, reminder, recovered).",
             ["channel", "kind"], registry=r,
         )  # fmt: skip
         self.failed = Counter(
-            "obsctl_deadman_notifications_failed_total",
+            DeadmanMetric.NOTIFICATIONS_FAILED,
             "Send attempts a channel refused or that failed (each is retried).",
             ["channel"], registry=r,
         )  # fmt: skip
         self.age = Gauge(
-            "obsctl_deadman_heartbeat_age_seconds",
+            DeadmanMetric.HEARTBEAT_AGE,
             "Seconds since the last Watchdog (since this process started if none yet).",
             ["heartbeat"], registry=r,
         )  # fmt: skip
         self.missing = Gauge(
-            "obsctl_deadman_heartbeat_missing",
+            DeadmanMetric.HEARTBEAT_MISSING,
             "1 while a heartbeat is missing (on-call has been paged), else 0.",
             ["heartbeat"], registry=r,
         )  # fmt: skip
         self.unsent = Gauge(
-            "obsctl_deadman_notices_unsent",
+            DeadmanMetric.NOTICES_UNSENT,
             "Notices a channel has yet to take.", ["channel"], registry=r,
         )  # fmt: skip
         self.drill = Gauge(
-            "obsctl_deadman_drill_marked",
+            DeadmanMetric.DRILL_MARKED,
             "1 while a drill's mark is set (the outage it causes is announced as a drill).",
             registry=r,
         )  # fmt: skip

@@ -3,6 +3,11 @@
 Routes (first match wins):
   Watchdog                  -> heartbeat         (the heartbeat robot via the relay, and the
                                                   dead man's switch, every minute)
+  alerts about the relay    -> relay-bypass-<s>-<t>  (what <s>-<t> gets, and email to on-call
+                                                  and team <t> straight from Alertmanager: an
+                                                  alert about the relay cannot travel through
+                                                  it; AlertmanagerFailedToSendAlerts of the
+                                                  webhook integration too)
   severity=<s>, team=<t>    -> <s>-<t>           (what routing.receivers.<s> says: the on-call
                                                   and/or team <t>'s robot, email, @mentions)
   severity=<s>, other team  -> <s>-unowned       (the on-call part only)
@@ -16,9 +21,11 @@ from typing import Any
 import yaml
 
 from obsctl.mixin.config import (
+    ABOUT_THE_RELAY,
     BLACKHOLE,
     DEADMAN_HEARTBEAT,
     HEARTBEAT,
+    RELAY_BYPASS,
     AlertName,
     Endpoint,
     MixinConfig,
@@ -42,6 +49,8 @@ DEPENDENT_ON_A_DEPENDENCY = (
     AlertName.MYSQL_PROBE_SLOW,
     AlertName.DB_POOL_SATURATED,
 )
+# Alertmanager's integration that posts to the relay (and the dead man's switch).
+RELAY_INTEGRATION = "webhook"
 
 
 def duration(seconds: float) -> str:
@@ -105,6 +114,39 @@ def build(config: MixinConfig, templates_glob: str = "templates/*.tmpl") -> dict
             found["email_configs"] = [email(addresses)]
         return found
 
+    def bypass_routes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Alerts about the relay, mailed around it: (routes, receivers)."""
+        groups: dict[tuple[Severity, str], list[AlertName]] = {}
+        for alert in ABOUT_THE_RELAY:
+            if config.bypasses_relay(alert):
+                policy = config.policy(alert)
+                groups.setdefault((policy.severity, policy.team), []).append(alert)
+        failed = config.policy(AlertName.ALERTMANAGER_FAILED_TO_SEND_ALERTS)
+        webhook = [f'alertname="{AlertName.ALERTMANAGER_FAILED_TO_SEND_ALERTS.value}"',
+                   f'integration="{RELAY_INTEGRATION}"']  # fmt: skip
+        matched = [
+            (severity, team, ['alertname=~"' + "|".join(a.value for a in alerts) + '"'])
+            for (severity, team), alerts in groups.items()
+        ]
+        if config.bypass_email(failed.team):
+            matched.append((failed.severity, failed.team, webhook))
+        routes, found = [], {}
+        for severity, team, matchers in matched:
+            name = f"{RELAY_BYPASS}-{severity.value}-{team}"
+            route: dict[str, Any] = {
+                "matchers": [*matchers, f'severity="{severity.value}"', f'team="{team}"'],
+                "receiver": name,
+            }
+            if severity is Severity.CRITICAL:
+                route["repeat_interval"] = duration(routing.repeat_interval_critical)
+            routes.append(route)
+            delivery = routing.receivers.get(severity, Receiver())
+            usual = receiver(name, delivery, team)
+            addresses = [*config.email_to(delivery, team), *config.bypass_email(team)]
+            usual["email_configs"] = [email(list(dict.fromkeys(addresses)))]
+            found[name] = usual
+        return routes, list(found.values())
+
     def severity_route(severity: Severity) -> dict[str, Any]:
         route: dict[str, Any] = {
             "matchers": [f'severity="{severity.value}"'],
@@ -128,6 +170,8 @@ def build(config: MixinConfig, templates_glob: str = "templates/*.tmpl") -> dict
     for severity, delivery in routing.receivers.items():
         receivers += [receiver(f"{severity.value}-{team}", delivery, team) for team in config.teams]
         receivers.append(receiver(f"{severity.value}-{UNOWNED}", delivery, None))
+    bypasses, bypass_receivers = bypass_routes()
+    receivers += bypass_receivers
     smtp: dict[str, Any] = {}
     if routing.email is not None:
         smtp = {
@@ -152,6 +196,7 @@ def build(config: MixinConfig, templates_glob: str = "templates/*.tmpl") -> dict
                     "group_interval": duration(routing.watchdog_repeat_interval),
                     "repeat_interval": duration(watchdog_repeat(routing.watchdog_repeat_interval)),
                 },
+                *bypasses,
                 *(severity_route(severity) for severity in routing.receivers),
             ],
         },

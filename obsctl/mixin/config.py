@@ -81,10 +81,46 @@ class AlertName(StrEnum):
     TASK_PASS_RATE_LOW = "TaskPassRateLow"
     EXPORTER_DOWN = "ExporterDown"
     WATCHDOG = "Watchdog"
+    # The alert path watching itself (kube-prometheus' names where the prometheus- and
+    # alertmanager-mixins have the alert).
+    PROMETHEUS_RULE_FAILURES = "PrometheusRuleFailures"
+    PROMETHEUS_NOT_CONNECTED_TO_ALERTMANAGERS = "PrometheusNotConnectedToAlertmanagers"
+    PROMETHEUS_ERROR_SENDING_ALERTS = "PrometheusErrorSendingAlertsToAnyAlertmanager"
+    ALERTMANAGER_FAILED_TO_SEND_ALERTS = "AlertmanagerFailedToSendAlerts"
+    RELAY_DOWN = "RelayDown"
+    RELAY_DELIVERIES_FAILING = "RelayDeliveriesFailing"
+    RELAY_BACKLOG_STALE = "RelayBacklogStale"
+    DEADMAN_DOWN = "DeadmanDown"  # only with routing.deadman
+
+
+# Alerts about the relay cannot travel through it: Alertmanager mails them to on-call itself.
+ABOUT_THE_RELAY = (
+    AlertName.RELAY_DOWN,
+    AlertName.RELAY_DELIVERIES_FAILING,
+    AlertName.RELAY_BACKLOG_STALE,
+)
+# The Alertmanager receivers of those: what <severity>-<team> gets, plus that email.
+RELAY_BYPASS = "relay-bypass"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+ScrapeJob = Literal["api", "exporter", "relay", "deadman", "alertmanager", "prometheus", "node"]
+# The job name of each scrape job obsctl knows; the jobs that have a selector
+# follow it (Selectors' defaults are these names).
+JOB_NAMES = {
+    "relay": "obsctl-relay",
+    "deadman": "obsctl-deadman",
+    "alertmanager": "alertmanager",
+    "prometheus": "prometheus",
+    "node": "node",
+}
+
+
+def _job(job: ScrapeJob) -> str:
+    return f'job="{JOB_NAMES[job]}"'
 
 
 class Selectors(_Strict):
@@ -92,6 +128,11 @@ class Selectors(_Strict):
 
     api: str = 'job="api"'
     exporter: str = 'job="obsctl-exporter"'
+    # The alert path: Prometheus itself, Alertmanager, the relay and the dead man's switch.
+    prometheus: str = _job("prometheus")
+    alertmanager: str = _job("alertmanager")
+    relay: str = _job("relay")
+    deadman: str = _job("deadman")
 
     def job(self, source: str) -> str | None:
         """The job name a selector matches exactly (`job="x"`), if it is that simple."""
@@ -115,9 +156,31 @@ class Thresholds(_Strict):
     task_pass_rate: Ratio = 0.9  # succeeded / (succeeded + failed) per feature or provider
     task_min_finished_rate: Positive = 0.05  # tasks/s below which pass rates are noise
     exporter_stale_intervals: Annotated[int, Field(ge=2, le=20)] = 3  # probe results this old
+    # The alert path. Prometheus -> Alertmanager and Alertmanager -> integrations: the
+    # prometheus- and alertmanager-mixins' ratios (3 % of alerts to the best Alertmanager, 1 % of
+    # notifications per integration).
+    prometheus_notification_error_ratio: Ratio = 0.03
+    alertmanager_failed_notification_ratio: Ratio = 0.01
+    # Failed DingTalk sends per robot over all send attempts (rate-limit answers left out: the
+    # relay waits those out, see relay_oldest_queued_seconds). Every failure is retried, so this
+    # is about delay; a wrong secret or keyword fails every attempt.
+    relay_failed_send_ratio: Ratio = 0.1
+    # Age of the oldest alert a robot's queue holds. Must be above what the relay holds an alert
+    # for on purpose (RELAY_LONGEST_NORMAL_WAIT: DingTalk's 10-minute throttle after a rate-limit
+    # answer, a full send-budget window and one capped retry), or a throttle alone would page.
+    relay_oldest_queued_seconds: Positive = 900.0
 
 
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+# How long the relay (obsctl.relay) holds an alert on purpose, at most: after DingTalk's "send
+# too fast" answer it leaves the robot alone for delivery.rate_limited_backoff (DingTalk's own
+# 10-minute throttle); the send budget may then make it wait a whole window (pacing.WINDOW_SECONDS
+# + MARGIN_SECONDS), and a failed send waits at most delivery.retry.max. The relay.yaml obsctl
+# generates keeps the relay's defaults; tests/mixin/test_alert_path_rules.py pins these to them.
+RELAY_THROTTLE_SECONDS = 600.0
+RELAY_PACING_SECONDS = 61.0
+RELAY_RETRY_CAP_SECONDS = 30.0
+RELAY_LONGEST_NORMAL_WAIT = RELAY_THROTTLE_SECONDS + RELAY_PACING_SECONDS + RELAY_RETRY_CAP_SECONDS
 
 
 class BurnWindow(_Strict):
@@ -206,6 +269,15 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.TASK_PASS_RATE_LOW: policy("warning", "ai", "10m"),
         AlertName.EXPORTER_DOWN: policy("critical", "sre", "2m"),
         AlertName.WATCHDOG: policy("info", "sre", None),
+        # The alert path: kube-prometheus' severities and `for`s where its mixins have the alert.
+        AlertName.PROMETHEUS_RULE_FAILURES: policy("critical", "sre", "15m"),
+        AlertName.PROMETHEUS_NOT_CONNECTED_TO_ALERTMANAGERS: policy("warning", "sre", "10m"),
+        AlertName.PROMETHEUS_ERROR_SENDING_ALERTS: policy("critical", "sre", "15m"),
+        AlertName.ALERTMANAGER_FAILED_TO_SEND_ALERTS: policy("warning", "sre", "5m"),
+        AlertName.RELAY_DOWN: policy("critical", "sre", "2m"),
+        AlertName.RELAY_DELIVERIES_FAILING: policy("critical", "sre", "5m"),
+        AlertName.RELAY_BACKLOG_STALE: policy("critical", "sre", "1m"),
+        AlertName.DEADMAN_DOWN: policy("warning", "sre", "5m"),
     }
 
 
@@ -340,15 +412,6 @@ class DeadmanSettings(_Strict):
     reminder: Duration = 1_800.0
 
 
-ScrapeJob = Literal["api", "exporter", "relay", "deadman", "alertmanager", "prometheus", "node"]
-# The job name of each scrape job obsctl knows; api and exporter follow their selectors.
-JOB_NAMES = {
-    "relay": "obsctl-relay",
-    "deadman": "obsctl-deadman",
-    "alertmanager": "alertmanager",
-    "prometheus": "prometheus",
-    "node": "node",
-}
 HostPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\[\]:-]+:\d{1,5}$")]
 
 
@@ -407,7 +470,7 @@ class MixinConfig(_Strict):
         # One "key.path: problem" per line; load() turns each line into one ConfigError problem.
         problems = [
             f"alerts.{name}: required key is missing"
-            for name in AlertName
+            for name in self.generated_alerts()
             if name not in self.alerts
         ]
         problems += [
@@ -429,9 +492,19 @@ class MixinConfig(_Strict):
         problems += [
             f'prometheus.targets.{job}: selectors.{job} must be job="<name>" to name its '
             f"scrape job (found {getattr(self.selectors, job)!r})"
-            for job in ("api", "exporter")
+            for job in Selectors.model_fields
             if job in self.prometheus.targets and self.selectors.job(job) is None
         ]
+        problems += self._scraped()
+        backlog = self.thresholds.relay_oldest_queued_seconds
+        if backlog <= RELAY_LONGEST_NORMAL_WAIT:
+            problems.append(
+                f"thresholds.relay_oldest_queued_seconds: {backlog:g}s is not above the"
+                f" {RELAY_LONGEST_NORMAL_WAIT:g}s the relay holds an alert for on purpose"
+                f" (DingTalk's {RELAY_THROTTLE_SECONDS:g}s throttle after a rate-limit answer, a"
+                f" {RELAY_PACING_SECONDS:g}s send-budget window, a {RELAY_RETRY_CAP_SECONDS:g}s"
+                " retry): RelayBacklogStale would page for a throttle the relay waits out"
+            )
         if self.retention.local_days < self.slo.period_days:
             problems.append(
                 f"retention.local_days: {self.retention.local_days} is shorter than the SLO period "
@@ -440,6 +513,42 @@ class MixinConfig(_Strict):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _scraped(self) -> list[str]:
+        """A generated prometheus.yml scrapes every server an alert watches.
+
+        ApiDown, ExporterDown, RelayDown and DeadmanDown also fire on absent(up): a job the
+        project's Prometheus does not scrape would page forever. The Prometheus alerts read its
+        own metrics; without the Alertmanager job Prometheus sends alerts nowhere.
+        """
+        if not self.prometheus.targets:
+            return []  # the project brings its own Prometheus config
+        why = {
+            "api": "ApiDown fires while Prometheus scrapes no API target",
+            "exporter": "ExporterDown fires while Prometheus does not scrape the exporter",
+            "prometheus": "PrometheusRuleFailures and the alerts on sending alerts read"
+            " Prometheus' own metrics",
+            "alertmanager": "without it Prometheus sends its alerts nowhere",
+            "relay": "Alertmanager posts every alert to the relay (routing.relay), and RelayDown"
+            " fires while Prometheus does not scrape it",
+            "deadman": "routing.deadman is set, and DeadmanDown fires while Prometheus does not"
+            " scrape the dead man's switch",
+        }
+        if self.routing.deadman is None:
+            del why["deadman"]
+        return [
+            f"prometheus.targets.{job}: required key is missing: {reason}"
+            for job, reason in why.items()
+            if job not in self.prometheus.targets
+        ]
+
+    def generated_alerts(self) -> list[AlertName]:
+        """Every alert the mixin generates for this project (DeadmanDown with a deadman only)."""
+        return [
+            alert
+            for alert in AlertName
+            if alert is not AlertName.DEADMAN_DOWN or self.routing.deadman is not None
+        ]
 
     def _reachable(self) -> list[str]:
         """Everyone a receiver sends to has the robot or the addresses it needs."""
@@ -473,13 +582,43 @@ class MixinConfig(_Strict):
         """Where an alert's severity is delivered (None: nowhere; the Watchdog has its own)."""
         return self.routing.receivers.get(self.policy(alert).severity)
 
+    def bypass_email(self, team: str) -> list[str]:
+        """Where alerts about the relay are mailed around it: on-call and the owning team."""
+        if self.routing.email is None:
+            return []
+        return list(dict.fromkeys([*self.oncall.email, *self.teams[team].email]))
+
+    def bypasses_relay(self, alert: AlertName) -> bool:
+        """Whether Alertmanager also mails an alert directly, because it is about the relay."""
+        return alert in ABOUT_THE_RELAY and bool(self.bypass_email(self.policy(alert).team))
+
+    def alert_path_gaps(self) -> list[str]:
+        """What the routing cannot deliver when the relay is down (`obsctl validate` fails)."""
+        names = ", ".join(alert.value for alert in ABOUT_THE_RELAY)
+        lost = (
+            f"{names} would reach people only through the relay they are about, so a broken"
+            " relay pages nobody"
+        )
+        if self.routing.email is None:
+            return [
+                f"routing.email: not set: {lost}; set routing.email (Alertmanager's SMTP"
+                " server) and oncall.email"
+            ]
+        return [
+            f"oncall.email: empty, and so is teams.{team}.email: {lost}; add an address"
+            for team in sorted({self.policy(alert).team for alert in ABOUT_THE_RELAY})
+            if not self.bypass_email(team)
+        ]
+
     def receiver_name(self, alert: AlertName) -> str:
         """The Alertmanager receiver an alert reaches."""
         if alert is AlertName.WATCHDOG:
             return HEARTBEAT
+        policy = self.policy(alert)
+        if self.bypasses_relay(alert):
+            return f"{RELAY_BYPASS}-{policy.severity.value}-{policy.team}"
         if self.delivery(alert) is None:
             return BLACKHOLE
-        policy = self.policy(alert)
         return f"{policy.severity.value}-{policy.team}"
 
     def relay_target(self, party: str, team: str) -> str:
@@ -505,11 +644,13 @@ class MixinConfig(_Strict):
         if alert is AlertName.WATCHDOG:
             return [f"dingtalk:{HEARTBEAT}"]
         receiver = self.delivery(alert)
-        if receiver is None:
-            return []
         team = self.policy(alert).team
+        mailed = self.bypasses_relay(alert)
+        if receiver is None:
+            return ["email"] if mailed else []
         robots = [f"dingtalk:{self.relay_target(party, team)}" for party in receiver.dingtalk]
-        return [*robots, *(["email"] if self.email_to(receiver, team) else [])]
+        mailed = mailed or bool(self.email_to(receiver, team))
+        return [*robots, *(["email"] if mailed else [])]
 
     def email_to(self, receiver: Receiver, team: str) -> list[str]:
         """The addresses a receiver mails an alert of `team` to."""
@@ -532,9 +673,9 @@ class MixinConfig(_Strict):
         return f"{base.rstrip('/')}/{alert.value}.md"
 
     def job_name(self, job: ScrapeJob) -> str:
-        """The Prometheus job name of one of the jobs obsctl knows."""
-        if job in ("api", "exporter"):
-            return self.selectors.job(job) or job
+        """The Prometheus job name of a job obsctl knows (its selector's, if it has one)."""
+        if job in Selectors.model_fields:
+            return self.selectors.job(job) or JOB_NAMES.get(job, job)
         return JOB_NAMES[job]
 
     def dashboard_url(self, board: str) -> str | None:

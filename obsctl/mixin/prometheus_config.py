@@ -43,7 +43,7 @@ def build(config: MixinConfig) -> dict[str, Any]:
             "alertmanagers": [{"file_sd_configs": [{"files": ["targets/alertmanager.yml"]}]}]
         }
         scrapes.append(
-            {"job_name": "alertmanager",
+            {"job_name": config.job_name("alertmanager"),
              "file_sd_configs": [{"files": ["targets/alertmanager.yml"]}]}
         )  # fmt: skip
     document["scrape_configs"] = scrapes

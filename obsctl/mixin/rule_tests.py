@@ -14,12 +14,24 @@ from typing import Any
 
 import yaml
 
-from obsctl.metric_names import BullMQMetric, BusinessMetric, MySQLMetric, ProbeMetric, RedisMetric
-from obsctl.mixin.config import AlertName, MixinConfig
+from obsctl.config_types import parse_duration
+from obsctl.metric_names import (
+    AlertmanagerMetric,
+    BullMQMetric,
+    BusinessMetric,
+    MySQLMetric,
+    ProbeMetric,
+    PrometheusMetric,
+    RedisMetric,
+    RelayMetric,
+)
+from obsctl.mixin.config import RELAY_LONGEST_NORMAL_WAIT, AlertName, MixinConfig
 from obsctl.mixin.contract import ApiMetric
 from obsctl.mixin.promql import duration, equality_labels
 from obsctl.mixin.rules import (
+    ALERT_PATH_WINDOW,
     CACHE_WINDOW,
+    DELIVERY_WINDOW,
     FAST_WINDOW,
     TASK_WINDOW,
     Alert,
@@ -45,6 +57,14 @@ EXPORTER_INSTANCE = "obsctl-exporter:9105"
 QUEUE = {"prefix": "bull", "queue": "image-tasks"}
 TASK = {"feature": "txt2img", "provider": "alpha"}
 DEP_MYSQL = {"dependency": "mysql"}
+# The alert path's servers, as a project scrapes them.
+PROMETHEUS_INSTANCE = "prometheus-1:9090"
+ALERTMANAGER_INSTANCE = "alertmanager-1:9093"
+RELAY_INSTANCE = "relay-1:18311"
+DEADMAN_INSTANCE = "deadman-1:18312"
+RULE_GROUP = "/etc/prometheus/rules/obsctl.rules.yml;obsctl.api.alerts"
+ALERTMANAGERS = ("http://alertmanager-1:9093/api/v2/alerts",
+                 "http://alertmanager-2:9093/api/v2/alerts")  # fmt: skip
 
 Series = dict[str, str]
 Check = tuple[str, Mapping[str, str], float]  # recording rule, its labels, its value
@@ -143,8 +163,10 @@ def _counter(
     return _series(name, labels, f"0+{number(per_second * step)}x{_steps(at, step)}")
 
 
-def _gauge(name: str, labels: Mapping[str, str], value: float, at: float) -> Series:
-    return _series(name, labels, f"{number(value)}x{_steps(at)}")
+def _gauge(
+    name: str, labels: Mapping[str, str], value: float, at: float, step: float = STEP
+) -> Series:
+    return _series(name, labels, f"{number(value)}x{_steps(at, step)}")
 
 
 def _eval_at(*seconds: float | None) -> float:
@@ -169,6 +191,11 @@ class _Cases:
         self.api = {**equality_labels(config.selectors.api), "instance": API_INSTANCE}
         self.exp = {**equality_labels(config.selectors.exporter), "instance": EXPORTER_INSTANCE}
         self.api_job = {k: v for k, v in self.api.items() if k == "job"}
+        selectors = config.selectors
+        self.prom = {**equality_labels(selectors.prometheus), "instance": PROMETHEUS_INSTANCE}
+        self.am = {**equality_labels(selectors.alertmanager), "instance": ALERTMANAGER_INSTANCE}
+        self.relay = {**equality_labels(selectors.relay), "instance": RELAY_INSTANCE}
+        self.deadman = {**equality_labels(selectors.deadman), "instance": DEADMAN_INSTANCE}
         self.groups: list[dict[str, Any]] = []
         self.slow_groups: list[dict[str, Any]] = []
 
@@ -558,6 +585,173 @@ class _Cases:
         self.add("Watchdog always fires", 60, [], watchdog,
                  [self.expect(self.rule(watchdog), {}, 1)])  # fmt: skip
 
+    # --- the alert path: Prometheus, Alertmanager, the relay, the dead man's switch ---
+
+    # Their `for`s run to 15 minutes: evaluated every minute, in the file of slow cases.
+
+    def prometheus_cases(self) -> None:
+        t, step = self.t, SLOW_STEP
+        window = parse_duration(ALERT_PATH_WINDOW)
+        name = AlertName.PROMETHEUS_RULE_FAILURES
+        at = _eval_at(window, self.for_(name))
+        group = {**self.prom, "rule_group": RULE_GROUP}
+        failures = PrometheusMetric.RULE_EVALUATION_FAILURES
+        # 12 failures in the first minute, then none for longer than the window.
+        stopped = _series(failures, group, f"0 12x{_steps(at, step)}")
+        self.add("PrometheusRuleFailures fires while a rule group keeps failing", at,
+                 [_counter(failures, group, 0.2, at, step)], name,
+                 [self.expect(self.rule(name), group, 0.2 * window)], slow=True)  # fmt: skip
+        self.add(f"PrometheusRuleFailures is quiet once failures stopped {ALERT_PATH_WINDOW} ago",
+                 at, [stopped], name, [], slow=True)  # fmt: skip
+
+        name = AlertName.PROMETHEUS_NOT_CONNECTED_TO_ALERTMANAGERS
+        at = _eval_at(window, self.for_(name))
+        found = PrometheusMetric.ALERTMANAGERS_DISCOVERED
+        restarted = {**self.prom, "instance": "prometheus-2:9090"}
+        dip = math.ceil((at - 120) / step)  # a minute without one (a restart) 2 minutes ago
+        self.add("PrometheusNotConnectedToAlertmanagers fires without any Alertmanager", at,
+                 [_gauge(found, self.prom, 0, at, step)], name,
+                 [self.expect(self.rule(name), self.prom, 0)], slow=True)  # fmt: skip
+        self.add(
+            "PrometheusNotConnectedToAlertmanagers is quiet with one, and through a restart", at,
+            [_gauge(found, self.prom, 1, at, step),
+             _series(found, restarted, f"1x{dip} 0 1x{_steps(at, step)}")], name, [], slow=True,
+        )  # fmt: skip
+
+        name = AlertName.PROMETHEUS_ERROR_SENDING_ALERTS
+        at = _eval_at(window, self.for_(name))
+        ratio = _fire_ratio(t.prometheus_notification_error_ratio)
+
+        def sending(errors: tuple[float, float]) -> list[Series]:
+            series = []
+            for manager, error_ratio in zip(ALERTMANAGERS, errors, strict=True):
+                labels = {**self.prom, "alertmanager": manager}
+                series += [
+                    _counter(PrometheusMetric.NOTIFICATIONS_SENT, labels, 10.0, at, step),
+                    _counter(PrometheusMetric.NOTIFICATIONS_ERRORS, labels, 10 * error_ratio, at,
+                             step),
+                ]  # fmt: skip
+            return series
+
+        self.add(
+            f"PrometheusErrorSendingAlertsToAnyAlertmanager fires when the best fails {ratio:g}",
+            at, sending((1.0, ratio)), name, [self.expect(self.rule(name), self.prom, ratio)],
+            slow=True,
+        )  # fmt: skip
+        self.add(
+            "PrometheusErrorSendingAlertsToAnyAlertmanager is quiet while one Alertmanager"
+            " takes every alert", at, sending((1.0, 0.0)), name, [], slow=True,
+        )  # fmt: skip
+
+    def alertmanager_cases(self) -> None:
+        t, step = self.t, SLOW_STEP
+        name = AlertName.ALERTMANAGER_FAILED_TO_SEND_ALERTS
+        at = _eval_at(parse_duration(DELIVERY_WINDOW), self.for_(name))
+        ratio = _fire_ratio(t.alertmanager_failed_notification_ratio)
+
+        def notifications(webhook_failures: float) -> list[Series]:
+            series = []
+            for integration, rate, failed in (("webhook", 2.0, webhook_failures),
+                                              ("email", 1.0, 0.0)):  # fmt: skip
+                labels = {**self.am, "integration": integration}
+                series += [
+                    _counter(AlertmanagerMetric.NOTIFICATIONS, labels, rate, at, step),
+                    _counter(AlertmanagerMetric.NOTIFICATIONS_FAILED, labels, rate * failed, at,
+                             step),
+                ]  # fmt: skip
+            return series
+
+        webhook = {**self.am, "integration": "webhook"}
+        self.add(
+            f"AlertmanagerFailedToSendAlerts fires for the integration that fails {ratio:g}", at,
+            notifications(ratio), name, [self.expect(self.rule(name), webhook, ratio)], slow=True,
+        )  # fmt: skip
+        self.add(
+            "AlertmanagerFailedToSendAlerts is quiet just under the threshold", at,
+            notifications(_low_ratio(t.alertmanager_failed_notification_ratio)), name, [],
+            slow=True,
+        )  # fmt: skip
+
+    def _down_cases(self, name: AlertName, labels: Mapping[str, str], selector: str) -> None:
+        """An `up == 0 or absent(up)` alert: down, no target, and up."""
+        at = _eval_at(self.for_(name))
+        rule = self.rule(name)
+        slow = (self.for_(name) or 0) >= 300  # a `for` of minutes: evaluated every minute
+        step = SLOW_STEP if slow else STEP
+        self.add(f"{name} fires when it is down", at, [_gauge("up", labels, 0, at, step)], name,
+                 [self.expect(rule, labels, 0)], slow=slow)  # fmt: skip
+        self.add(f"{name} fires when it has no target", at, [], name,
+                 [self.expect(rule, equality_labels(selector), 1)], slow=slow)  # fmt: skip
+        self.add(f"{name} is quiet while it is up", at, [_gauge("up", labels, 1, at, step)], name,
+                 [], slow=slow)  # fmt: skip
+
+    def relay_cases(self) -> None:
+        t = self.t
+        self._down_cases(AlertName.RELAY_DOWN, self.relay, self.config.selectors.relay)
+
+        name = AlertName.RELAY_DELIVERIES_FAILING
+        at, step = _eval_at(parse_duration(DELIVERY_WINDOW), self.for_(name)), SLOW_STEP
+        ratio = _fire_ratio(t.relay_failed_send_ratio)
+        oncall = {**self.relay, "target": "oncall"}
+        team = {**self.relay, "target": "team-ai"}
+
+        def sends(failing: float) -> list[Series]:
+            failed = {**oncall, "reason": "http_status"}
+            return [
+                _counter(RelayMetric.SENT, oncall, 1 - failing, at, step),
+                _counter(RelayMetric.FAILED, failed, failing, at, step),
+                _gauge(RelayMetric.DROPPED, {**oncall, "reason": "internal_error"}, 0, at, step),
+                # Only DingTalk's throttle answers: waited out, not failed deliveries.
+                _gauge(RelayMetric.SENT, team, 0, at, step),
+                _counter(RelayMetric.FAILED, {**team, "reason": "rate_limited"}, 0.5, at, step),
+            ]
+
+        self.add(
+            f"RelayDeliveriesFailing fires when {ratio:g} of a robot's sends fail", at,
+            sends(ratio), name,
+            [self.expect(self.rule(name, reason="send_errors"), oncall, ratio)], slow=True,
+        )  # fmt: skip
+        self.add(
+            "RelayDeliveriesFailing is quiet just under the threshold and for rate limits", at,
+            sends(_low_ratio(t.relay_failed_send_ratio)), name, [], slow=True,
+        )  # fmt: skip
+        # Every send fails for two minutes, then they go through again. Over a 5m window the
+        # alert would be pending from the first failure for `for` and fire, minutes after the
+        # outage; over the 2m window it is pending for 3 minutes and never fires.
+        after = step + (self.for_(name) or 0)
+        self.add(
+            "RelayDeliveriesFailing is quiet after a two-minute outage that is over", after,
+            [_series(RelayMetric.FAILED, {**oncall, "reason": "timeout"},
+                     f"0 30 60x{_steps(after, step)}"),
+             _series(RelayMetric.SENT, oncall, f"0 0 0 1+1x{_steps(after, step)}")],
+            name, [], slow=True,
+        )  # fmt: skip
+        dropped = _series(RelayMetric.DROPPED, {**team, "reason": "internal_error"},
+                          f"0x10 1x{_steps(120)}")  # fmt: skip
+        self.add("RelayDeliveriesFailing fires at once when the relay drops an alert", 120,
+                 [dropped], name,
+                 [self.expect(self.rule(name, reason="dropped"), team, 1)])  # fmt: skip
+
+        name = AlertName.RELAY_BACKLOG_STALE
+        at = _eval_at(self.for_(name))
+        oldest = RelayMetric.OLDEST_QUEUED
+        stale = 2 * t.relay_oldest_queued_seconds
+        self.add(
+            f"RelayBacklogStale fires when an alert has waited {stale:g}s", at,
+            [_gauge(oldest, oncall, stale, at), _gauge(oldest, team, 0, at)], name,
+            [self.expect(self.rule(name), oncall, stale)],
+        )  # fmt: skip
+        self.add(
+            "RelayBacklogStale is quiet through DingTalk's throttle and at the threshold", at,
+            [_gauge(oldest, oncall, RELAY_LONGEST_NORMAL_WAIT, at),
+             _gauge(oldest, team, t.relay_oldest_queued_seconds, at)], name, [],
+        )  # fmt: skip
+
+    def deadman_cases(self) -> None:
+        if self.config.routing.deadman is not None:
+            selector = self.config.selectors.deadman
+            self._down_cases(AlertName.DEADMAN_DOWN, self.deadman, selector)
+
 
 def _check(at: float, record: str, labels: Mapping[str, str], value: float) -> dict[str, Any]:
     # Rounded to 0.001: rates of float counters carry noise in the last digits.
@@ -600,6 +794,10 @@ def build(config: MixinConfig) -> dict[str, dict[str, Any]]:
     cases.dependency_cases()
     cases.business_cases()
     cases.meta_cases()
+    cases.prometheus_cases()
+    cases.alertmanager_cases()
+    cases.relay_cases()
+    cases.deadman_cases()
     return {
         TESTS_PATH: _file(STEP, cases.groups),
         SLO_TESTS_PATH: _file(SLOW_STEP, cases.slow_groups),

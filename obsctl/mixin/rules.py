@@ -4,7 +4,9 @@ Alerts read recording rules where a number is reused (dashboards draw the same s
 every threshold, `for`, severity and team comes from the config. Alerts computed from the
 obsctl exporter's metrics carry `source="exporter"`, so Alertmanager silences them while
 ExporterDown fires; alerts about MySQL or Redis carry `dependency`, so DependencyDown of that
-dependency silences them.
+dependency silences them. The alert path watches itself: Prometheus' rule evaluation and
+notifications, Alertmanager's integrations, the relay and the dead man's switch (kube-prometheus'
+alert names and expressions where its prometheus- and alertmanager-mixins have them).
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from typing import Any
 
 import yaml
 
-from obsctl.metric_names import BullMQMetric, ProbeMetric
+from obsctl.metric_names import (
+    BullMQMetric,
+    ProbeMetric,
+    PrometheusMetric,
+    RelayMetric,
+)
 from obsctl.mixin import signals
 from obsctl.mixin.config import AlertName, MixinConfig, Severity
 from obsctl.mixin.contract import ApiMetric
@@ -33,6 +40,17 @@ CACHE_WINDOW = "5m"
 TASK_WINDOW = "10m"
 EXPORTER = {"source": "exporter"}
 DEPENDENCIES = ("mysql", "redis", "cos")
+# The alert path's rates. A failure stays in a rate's window for the window's length after it
+# stopped, so an alert is pending for (how long failures went on) + window: with a `for` longer
+# than the window, only failures that go on for `for` - window page. Prometheus' own alerts
+# keep kube-prometheus' 5m windows (their `for`s are 10 and 15 minutes); deliveries
+# (Alertmanager's and the relay's, `for` 5m) look at 2m, so a minute of DingTalk errors that
+# is over pages nobody (kube-prometheus' Alertmanager rule looks at 15m and fires on one).
+ALERT_PATH_WINDOW = "5m"
+DELIVERY_WINDOW = "2m"
+# Dropped alerts are events, not a state: the alert stays up this long after the last one.
+DROPPED_WINDOW = "1h"
+ALERT_PATH_BOARD = "overview"
 # Go template snippets of descriptions, as Prometheus expands them.
 PCT = "{{ $value | humanizePercentage }}"
 PROVIDER = 'probe="provider"'
@@ -369,6 +387,143 @@ def _meta_alerts(config: MixinConfig) -> list[Alert]:
     ]
 
 
+def _prometheus_alerts(config: MixinConfig) -> list[Alert]:
+    t = config.thresholds
+    prom = config.selectors.prometheus
+    window = ALERT_PATH_WINDOW
+
+    def rate(metric: str) -> str:
+        return f"rate({series(metric, prom)}[{window}])"
+
+    return [
+        Alert(
+            AlertName.PROMETHEUS_RULE_FAILURES,
+            f"increase({series(PrometheusMetric.RULE_EVALUATION_FAILURES, prom)}[{window}]) > 0",
+            "Prometheus is failing rule evaluations",
+            "Prometheus {{ $labels.instance }} failed to evaluate rules of group"
+            f" {{{{ $labels.rule_group }}}} over the last {window}: the alerts of that group"
+            " may not fire.",
+            ALERT_PATH_BOARD,
+        ),
+        Alert(
+            AlertName.PROMETHEUS_NOT_CONNECTED_TO_ALERTMANAGERS,
+            # max_over_time: one failed scrape must not look like a lost Alertmanager.
+            f"max_over_time({series(PrometheusMetric.ALERTMANAGERS_DISCOVERED, prom)}"
+            f"[{window}]) < 1",
+            "Prometheus is not connected to any Alertmanager",
+            "Prometheus {{ $labels.instance }} has discovered no Alertmanager for"
+            f" {window}: none of its alerts reaches anyone (the dead man's switch pages when"
+            " the Watchdog stops).",
+            ALERT_PATH_BOARD,
+        ),
+        Alert(
+            AlertName.PROMETHEUS_ERROR_SENDING_ALERTS,
+            f"min without (alertmanager) ({rate(PrometheusMetric.NOTIFICATIONS_ERRORS)}"
+            f" / {rate(PrometheusMetric.NOTIFICATIONS_SENT)})"
+            f" > {number(t.prometheus_notification_error_ratio)}",
+            "Prometheus fails to send alerts to any Alertmanager",
+            f"Even to its best Alertmanager, {PCT} of the alerts Prometheus"
+            f" {{{{ $labels.instance }}}} sent over the last {window} failed (threshold"
+            f" {percent(t.prometheus_notification_error_ratio)}): alerts may reach nobody.",
+            ALERT_PATH_BOARD,
+        ),
+    ]
+
+
+def _alertmanager_alerts(config: MixinConfig) -> list[Alert]:
+    t = config.thresholds
+    am = config.selectors.alertmanager
+    window, by = DELIVERY_WINDOW, "job, instance, integration"
+    failed = signals.notifications_failed(am, window, by)
+    total = signals.notifications(am, window, by)
+    return [
+        Alert(
+            AlertName.ALERTMANAGER_FAILED_TO_SEND_ALERTS,
+            f"{failed} / {total} > {number(t.alertmanager_failed_notification_ratio)}",
+            "Alertmanager fails to send notifications",
+            f"Alertmanager {{{{ $labels.instance }}}} failed {PCT} of its notifications to"
+            f" {{{{ $labels.integration }}}} over the last {window} (threshold"
+            f" {percent(t.alertmanager_failed_notification_ratio)}); each is retried until it"
+            " expires.",
+            ALERT_PATH_BOARD,
+        ),
+    ]
+
+
+def _relay_alerts(config: MixinConfig) -> list[Alert]:
+    t = config.thresholds
+    relay = config.selectors.relay
+    window, by = DELIVERY_WINDOW, "job, instance, target"
+    failed = signals.relay_failed_sends(relay, window, by)
+    sent = signals.relay_delivered(relay, window, by)
+    dropped = f"sum by ({by}) (increase({series(RelayMetric.DROPPED, relay)}[{DROPPED_WINDOW}]))"
+
+    def around(alert: AlertName) -> str:
+        return " Also mailed to on-call, around the relay." if config.bypasses_relay(alert) else ""
+
+    return [
+        Alert(
+            AlertName.RELAY_DOWN,
+            f"{series('up', relay)} == 0 or absent({series('up', relay)})",
+            "The DingTalk relay is down or not scraped",
+            "Prometheus cannot scrape the relay {{ $labels.job }} {{ $labels.instance }} (down,"
+            f" or no target at all): alerts may not reach DingTalk.{around(AlertName.RELAY_DOWN)}",
+            ALERT_PATH_BOARD,
+        ),
+        Alert(
+            AlertName.RELAY_DELIVERIES_FAILING,
+            f"{failed} / ({failed} + {sent}) > {number(t.relay_failed_send_ratio)}",
+            "DingTalk refuses the relay's messages",
+            f"{PCT} of the relay's sends to robot {{{{ $labels.target }}}} failed over the last"
+            f" {window} (threshold {percent(t.relay_failed_send_ratio)}; rate-limit answers"
+            " not counted): its alerts wait and are retried."
+            + around(AlertName.RELAY_DELIVERIES_FAILING),
+            ALERT_PATH_BOARD,
+            labels={"reason": "send_errors"},
+        ),
+        Alert(
+            AlertName.RELAY_DELIVERIES_FAILING,
+            f"{dropped} > 0",
+            "The relay gave up on alerts",
+            "The relay dropped alerts for robot {{ $labels.target }} within the last"
+            f" {DROPPED_WINDOW} after they kept failing to send: they never reach DingTalk"
+            " (the relay's log names them)." + around(AlertName.RELAY_DELIVERIES_FAILING),
+            ALERT_PATH_BOARD,
+            labels={"reason": "dropped"},
+            for_=0.0,  # each drop is a lost alert: at once
+        ),
+        Alert(
+            AlertName.RELAY_BACKLOG_STALE,
+            f"max by (job, instance, target) ({series(RelayMetric.OLDEST_QUEUED, relay)})"
+            f" > {number(t.relay_oldest_queued_seconds)}",
+            "Alerts wait too long in the relay",
+            "The oldest alert queued for robot {{ $labels.target }} has waited"
+            " {{ $value | humanizeDuration }} (threshold"
+            f" {duration(t.relay_oldest_queued_seconds)}, longer than DingTalk's throttle and"
+            " the relay's pacing): it is not getting through."
+            + around(AlertName.RELAY_BACKLOG_STALE),
+            ALERT_PATH_BOARD,
+        ),
+    ]
+
+
+def _deadman_alerts(config: MixinConfig) -> list[Alert]:
+    if config.routing.deadman is None:
+        return []  # no dead man's switch: absent() would fire forever
+    deadman = config.selectors.deadman
+    return [
+        Alert(
+            AlertName.DEADMAN_DOWN,
+            f"{series('up', deadman)} == 0 or absent({series('up', deadman)})",
+            "The dead man's switch is down or not scraped",
+            "Prometheus cannot scrape the dead man's switch {{ $labels.job }}"
+            " {{ $labels.instance }} (down, or no target at all): if the alert path failed now,"
+            " nobody would be told that the Watchdog stopped.",
+            ALERT_PATH_BOARD,
+        ),
+    ]
+
+
 def groups(config: MixinConfig) -> list[Group]:
     """Every rule group, recording groups first."""
     business, dependencies = _exporter_recordings(config)
@@ -381,6 +536,15 @@ def groups(config: MixinConfig) -> list[Group]:
         Group("obsctl.dependencies.alerts", _dependency_alerts(config)),
         Group("obsctl.business.alerts", _business_alerts(config)),
         Group("obsctl.meta.alerts", _meta_alerts(config)),
+        Group(
+            "obsctl.alert-path.alerts",
+            [
+                *_prometheus_alerts(config),
+                *_alertmanager_alerts(config),
+                *_relay_alerts(config),
+                *_deadman_alerts(config),
+            ],
+        ),
     ]
 
 

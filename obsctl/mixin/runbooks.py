@@ -15,7 +15,18 @@ import jinja2
 from obsctl.config_types import parse_duration
 from obsctl.mixin import rules
 from obsctl.mixin.alertmanager import DEPENDENT_ON_A_DEPENDENCY
-from obsctl.mixin.config import HEARTBEAT, AlertName, MixinConfig, Severity
+from obsctl.mixin.config import (
+    ABOUT_THE_RELAY,
+    HEARTBEAT,
+    RELAY_LONGEST_NORMAL_WAIT,
+    RELAY_PACING_SECONDS,
+    RELAY_RETRY_CAP_SECONDS,
+    RELAY_THROTTLE_SECONDS,
+    AlertName,
+    MixinConfig,
+    Receiver,
+    Severity,
+)
 from obsctl.mixin.dashboards import BUILDERS
 from obsctl.mixin.promql import duration, series
 
@@ -61,17 +72,41 @@ def _delivery(config: MixinConfig, alert: AlertName, severity: Severity) -> str:
         deadman = " and obsctl deadman" if config.routing.deadman else ""
         every = duration(config.routing.watchdog_repeat_interval)
         return f"sent every {every} to DingTalk `{HEARTBEAT}`{deadman}"
-    receiver = config.routing.receivers.get(severity)
-    if receiver is None:
-        return f"delivered nowhere (no receiver for {severity.value}; Alertmanager shows it)"
     team = config.policy(alert).team
+    around = _around(config, team)
+    receiver = config.routing.receivers.get(severity)
+    if config.bypasses_relay(alert):
+        return "sent to " + ", ".join([*_usual(config, receiver, team, email=False), around])
+    usual = _usual(config, receiver, team, email=True)
+    sent = "sent to " + ", ".join(usual) if usual else (
+        f"delivered nowhere (no receiver for {severity.value}; Alertmanager shows it)"
+    )  # fmt: skip
+    if alert is AlertName.ALERTMANAGER_FAILED_TO_SEND_ALERTS and around:
+        # Failing to post to the relay is about the relay: that part goes around it.
+        return f'{sent}; with `integration="webhook"`, {around}'
+    return sent
+
+
+def _usual(config: MixinConfig, receiver: Receiver | None, team: str, email: bool) -> list[str]:
+    """What a severity's receiver sends an alert of `team` to (its email only if `email`)."""
+    if receiver is None:
+        return []
     named = {"oncall": "on-call", "team": f"team {team}"}
     parts = [f"DingTalk `{config.relay_target(party, team)}`" for party in receiver.dingtalk]
-    if config.email_to(receiver, team):
+    if email and config.email_to(receiver, team):
         parts.append("email to " + " and ".join(named[p] for p in receiver.email))
     if receiver.mention:
         parts.append("@-mentioning " + " and ".join(named[p] for p in receiver.mention))
-    return "sent to " + ", ".join(parts)
+    return parts
+
+
+def _around(config: MixinConfig, team: str) -> str:
+    """The email Alertmanager sends around the relay, for an alert of `team` ('' if none)."""
+    if not config.bypass_email(team):
+        return ""
+    contacts = (("on-call", config.oncall), (f"team {team}", config.teams[team]))
+    mailed = [name for name, contact in contacts if contact.email]
+    return "email to " + " and ".join(mailed) + " straight from Alertmanager (around the relay)"
 
 
 def _views(config: MixinConfig, alerts: list[rules.Alert]) -> list[RuleView]:
@@ -140,6 +175,21 @@ def _context(config: MixinConfig, alert: AlertName, alerts: list[rules.Alert]) -
         "oncall": _pages_oncall(config, policy.severity),
         "api": config.selectors.api,
         "exp": config.selectors.exporter,
+        "prom": config.selectors.prometheus,
+        "am": config.selectors.alertmanager,
+        "relay": config.selectors.relay,
+        "deadman_sel": config.selectors.deadman,
+        "path_window": rules.ALERT_PATH_WINDOW,
+        "path_seconds": parse_duration(rules.ALERT_PATH_WINDOW),
+        "delivery_window": rules.DELIVERY_WINDOW,
+        "delivery_seconds": parse_duration(rules.DELIVERY_WINDOW),
+        "dropped_seconds": parse_duration(rules.DROPPED_WINDOW),
+        "mailed_around": bool(config.bypass_email(policy.team)),
+        "relay_alerts": [a.value for a in ABOUT_THE_RELAY],
+        "throttle": RELAY_THROTTLE_SECONDS,
+        "pacing": RELAY_PACING_SECONDS,
+        "retry_cap": RELAY_RETRY_CAP_SECONDS,
+        "longest_wait": RELAY_LONGEST_NORMAL_WAIT,
         "t": config.thresholds,
         "slo": slo,
         "budget": rules.error_budget(config),
@@ -178,12 +228,12 @@ def environment() -> jinja2.Environment:
 
 
 def render_runbooks(config: MixinConfig) -> dict[str, str]:
-    """Renderer for `obsctl generate`: runbooks/<Alert>.md for every alert."""
+    """Renderer for `obsctl generate`: runbooks/<Alert>.md for every alert it generates."""
     env = environment()
     env.globals.update(_helpers(config))
     every = rules.alerts(config)
     files = {}
-    for alert in AlertName:
+    for alert in config.generated_alerts():
         context = _context(config, alert, [rule for rule in every if rule.name is alert])
         text = env.get_template(f"{alert.value}.md.j2").render(context)
         files[config.runbook_path(alert)] = NOTICE + text

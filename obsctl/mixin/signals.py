@@ -7,7 +7,15 @@ the same expressions over Grafana's `$__rate_interval`, filtered by the dashboar
 
 from __future__ import annotations
 
-from obsctl.metric_names import BullMQMetric, BusinessMetric, MySQLMetric, ProbeMetric, RedisMetric
+from obsctl.metric_names import (
+    AlertmanagerMetric,
+    BullMQMetric,
+    BusinessMetric,
+    MySQLMetric,
+    ProbeMetric,
+    RedisMetric,
+    RelayMetric,
+)
 from obsctl.mixin.contract import ApiLabel, ApiMetric
 from obsctl.mixin.promql import series
 
@@ -20,6 +28,8 @@ SERVER_ERRORS = f'{ApiLabel.STATUS_CODE}=~"5.."'
 # (held back on purpose), not `waiting`.
 WAITING = 'state="waiting"'
 MYSQL_SELECT1 = ('probe="mysql"', 'phase="select1"')
+# DingTalk's "send too fast" answer: the relay waits it out (10 minutes); not a failed delivery.
+NOT_RATE_LIMITED = 'reason!="rate_limited"'
 
 
 def _sum(by: str) -> str:
@@ -94,3 +104,23 @@ def mysql_connections_used(exporter: str, by: str = "") -> str:
     limit = series(MySQLMetric.MAX_CONNECTIONS, exporter)
     grouping = f"max by ({by}) " if by else "max "
     return f"{grouping}({connected} / {limit})"
+
+
+def relay_failed_sends(relay: str, window: str, by: str = "") -> str:
+    """The relay's failed DingTalk sends per second, rate-limit answers left out."""
+    return _rate(RelayMetric.FAILED, window, by, relay, NOT_RATE_LIMITED)
+
+
+def relay_delivered(relay: str, window: str, by: str = "") -> str:
+    """Messages DingTalk accepted from the relay per second."""
+    return _rate(RelayMetric.SENT, window, by, relay)
+
+
+def notifications_failed(alertmanager: str, window: str, by: str = "") -> str:
+    """Alertmanager's failed notifications per second (summed: 0.27+ adds a `reason`)."""
+    return _rate(AlertmanagerMetric.NOTIFICATIONS_FAILED, window, by, alertmanager)
+
+
+def notifications(alertmanager: str, window: str, by: str = "") -> str:
+    """Alertmanager's notification attempts per second."""
+    return _rate(AlertmanagerMetric.NOTIFICATIONS, window, by, alertmanager)

@@ -8,6 +8,7 @@ from enum import StrEnum
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from obsctl.httpserve import HttpCounters
+from obsctl.metric_names import RelayMetric
 from obsctl.relay.dingtalk import Failure
 
 # Bounded label values for the webhook answers that are the caller's fault.
@@ -31,92 +32,92 @@ class RelayMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.sent = Counter(
-            "obsctl_relay_messages_sent_total",
+            RelayMetric.SENT,
             "DingTalk messages the robot accepted (HTTP 200, errcode 0).",
             ["target"],
             registry=r,
         )
         self.failed = Counter(
-            "obsctl_relay_messages_failed_total",
+            RelayMetric.FAILED,
             "DingTalk send attempts that did not deliver, by reason.",
             ["target", "reason"],
             registry=r,
         )
         self.retries = Counter(
-            "obsctl_relay_retries_total",
+            RelayMetric.RETRIES,
             "Send attempts made after a failed or rate-limited one.",
             ["target"],
             registry=r,
         )
         self.rate_limited = Counter(
-            "obsctl_relay_rate_limited_total",
+            RelayMetric.RATE_LIMITED,
             "Rate-limit answers from DingTalk (errcode 410100 or 130101).",
             ["target"],
             registry=r,
         )
         self.alerts_received = Counter(
-            "obsctl_relay_alerts_received_total",
+            RelayMetric.ALERTS_RECEIVED,
             "Alerts received in Alertmanager webhooks, by alert status.",
             ["target", "status"],
             registry=r,
         )
         self.notifications = Counter(
-            "obsctl_relay_notifications_total",
+            RelayMetric.NOTIFICATIONS,
             "Webhooks answered: queued on disk for delivery (202), empty (200), or rejected "
             "so Alertmanager retries (503: queue full or the spool cannot be written).",
             ["target", "outcome"],
             registry=r,
         )
         self.alerts_merged = Counter(
-            "obsctl_relay_alerts_merged_total",
+            RelayMetric.ALERTS_MERGED,
             "Alerts that replaced a queued copy of themselves instead of queueing again.",
             ["target"],
             registry=r,
         )
         self.dropped = Counter(
-            "obsctl_relay_alerts_dropped_total",
+            RelayMetric.DROPPED,
             "Accepted alerts given up on, by reason (each is also logged as an error).",
             ["target", "reason"],
             registry=r,
         )
         self.render_failures = Counter(
-            "obsctl_relay_render_failures_total",
+            RelayMetric.RENDER_FAILURES,
             "Messages sent in the plain fallback form because the template or an alert failed.",
             ["target"],
             registry=r,
         )
         self.oldest_queued = Gauge(
-            "obsctl_relay_oldest_queued_seconds",
+            RelayMetric.OLDEST_QUEUED,
             "Age of the oldest alert waiting for a DingTalk send (0 when none is).",
             ["target"],
             registry=r,
         )
         self.target_state = Gauge(
-            "obsctl_relay_target_state",
+            RelayMetric.TARGET_STATE,
             "1 for the state each target is in (ok, pacing, throttled, failing).",
             ["target", "state"],
             registry=r,
         )
         self.http = HttpCounters.register(r)
         self.spool_open = Gauge(
-            "obsctl_relay_spool_open_alerts",
+            RelayMetric.SPOOL_OPEN,
             "Accepted alerts on disk not yet delivered.",
             registry=r,
         )
         self.rejected = Counter(
-            "obsctl_relay_webhook_errors_total",
+            RelayMetric.WEBHOOK_ERRORS,
             "Webhooks refused with a 4xx that a retry cannot fix, by reason.",
             ["reason"],
             registry=r,
         )
         self.queue_depth = Gauge(
-            "obsctl_relay_queue_depth",
+            RelayMetric.QUEUE_DEPTH,
             "Alerts waiting for (or in) a DingTalk send.",
             ["target"],
             registry=r,
         )
         self.send_duration = Histogram(
-            "obsctl_relay_send_duration_seconds",
+            RelayMetric.SEND_DURATION,
             "Duration of one DingTalk send attempt.",
             ["target"],
             buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),

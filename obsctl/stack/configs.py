@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import jinja2
 import yaml
@@ -36,12 +36,14 @@ def render_prometheus_config(
 ) -> Path:
     """Write prometheus.yml for this stack (marking a running drill's own alerts, if given)."""
     dest = layout.state("prometheus") / "prometheus.yml"
+    config = mixin_config.load(demo_project().config_file)
     _render(
         "prometheus.yml.j2",
         dest,
         host=HOST,
         ports=_ports(layout),
-        jobs=mixin_config.JOB_NAMES,
+        # Each job by the name the demo project's rules select it by (its selectors).
+        jobs={job: config.job_name(job) for job in get_args(mixin_config.ScrapeJob)},
         rules_glob=str(demo_project().alert_rules / "*.rules.yml"),
         drill_relabels=yaml.safe_dump(drill_relabels or [], sort_keys=False)
         if drill_relabels

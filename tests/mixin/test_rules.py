@@ -67,7 +67,8 @@ def promtool_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     }
     results: dict[str, str | int] = {}
     for name, process in started.items():
-        output, _ = process.communicate(timeout=60)
+        # A guard against a hung promtool: five run at once, on two busy cores.
+        output, _ = process.communicate(timeout=180)
         results[name], results[f"{name}.out"] = process.returncode, output
     yield results
 

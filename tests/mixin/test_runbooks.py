@@ -11,12 +11,11 @@ from typing import Any
 
 import yaml
 
-from obsctl.metric_names import exposed
+from obsctl.metric_names import ALERT_PATH_FAMILIES, exposed
 from obsctl.mixin.config import AlertName, MixinConfig, load
 from obsctl.mixin.contract import sample_names
 from obsctl.mixin.rules import Recording, groups
 from obsctl.mixin.runbooks import human, render_runbooks
-from obsctl.relay.metrics import RelayMetrics
 
 from conftest import DEMO_PROJECT, demo_config
 
@@ -117,14 +116,15 @@ def test_the_demo_runbooks_say_what_the_demo_config_says() -> None:
 
 
 # A metric name of one of obsctl's families or the API's, not part of a key path or record name.
-METRIC = re.compile(r"(?<![.:\w])(?:obsctl|mysql|redis|bullmq|db_pool|task|http_request)_\w+")
+METRIC = re.compile(
+    r"(?<![.:\w])(?:obsctl|mysql|redis|bullmq|db_pool|task|http_request|prometheus|alertmanager)_\w+"
+)
 
 
 def test_every_series_a_runbook_names_exists() -> None:
     config = demo_config()
     recorded = {r.record for g in groups(config) for r in g.rules if isinstance(r, Recording)}
-    relay = {s.name for f in RelayMetrics(["oncall"]).registry.collect() for s in f.samples}
-    known = exposed() | sample_names() | relay | recorded | {"up"}
+    known = exposed() | exposed(ALERT_PATH_FAMILIES) | sample_names() | recorded | {"up"}
     for path, text in render_runbooks(config).items():
         inline = re.sub(r"```promql\n(.*?)\n *```", r"`\1`", text, flags=re.DOTALL)
         spans = " ".join(re.findall(r"`([^`]+)`", inline))

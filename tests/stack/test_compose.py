@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import yaml
 from obsctl.exporter.config import load as load_exporter_config
 from obsctl.mixin.alertmanager import COMPOSE_CONFIG_PATH, for_compose, render
 from obsctl.mixin.config import load as load_mixin
+from obsctl.mixin.rules import RULES_PATH
 
 from conftest import installed, require
 
@@ -128,3 +130,11 @@ def test_the_compose_deadman_is_reached_and_scraped_where_it_listens(
     [heartbeat] = [r for r in alertmanager["receivers"] if r["name"] == "heartbeat"]
     urls = [hook["url"] for hook in heartbeat["webhook_configs"]]
     assert f"http://deadman:{port}/heartbeat/alert-path" in urls
+
+
+def test_compose_prometheus_scrapes_every_server_an_absent_alert_watches() -> None:
+    """ApiDown, ExporterDown, RelayDown and DeadmanDown fire on absent(up): unscraped, forever."""
+    compose = yaml.safe_load((REPO / "exporters" / "compose" / "prometheus.yml").read_text())
+    jobs = {job["job_name"] for job in compose["scrape_configs"]}
+    watched = set(re.findall(r'absent\(up\{job="([^"]+)"\}\)', (REPO / RULES_PATH).read_text()))
+    assert len(watched) == 4 and watched <= jobs, watched - jobs

@@ -19,7 +19,7 @@ import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dash_m
 
-from obsctl.metric_names import exposed
+from obsctl.metric_names import ALERT_PATH_FAMILIES, exposed
 from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.contract import sample_names
 from obsctl.mixin.dashboards import SCHEMA_VERSION, Dashboard
@@ -35,9 +35,11 @@ from obsctl.mixin.dashboards.panels import (
 API_METRICS = sample_names()
 # What the obsctl exporter exposes and dashboards may show: declared in obsctl.metric_names.
 EXPORTER_METRICS = exposed()
-# Series Prometheus itself makes from the alert rules.
-PROMETHEUS_METRICS = frozenset({"ALERTS"})
-KNOWN_METRICS = API_METRICS | EXPORTER_METRICS | PROMETHEUS_METRICS
+# What the alert path's servers expose: the relay, the deadman, Prometheus and Alertmanager.
+ALERT_PATH_METRICS = exposed(ALERT_PATH_FAMILIES)
+# Series Prometheus itself makes: alerts from the rules, and `up` of every target.
+PROMETHEUS_METRICS = frozenset({"ALERTS", "up"})
+KNOWN_METRICS = API_METRICS | EXPORTER_METRICS | ALERT_PATH_METRICS | PROMETHEUS_METRICS
 
 # Grafana's global variables, always defined.
 GLOBAL_VARIABLES = frozenset({"__rate_interval", "__interval", "__range", "__name"})
@@ -295,7 +297,10 @@ def _lint_query(query: Query, known: AbstractSet[str], defined: AbstractSet[str]
     if not names:
         yield f"{where}: selects no metric"
     for name in sorted(names - known):
-        yield f"{where}: unknown metric {name!r} (not exported by the exporter or the demo API)"
+        yield (
+            f"{where}: unknown metric {name!r} (not in the API's contract, nor exported by the"
+            " exporter, the relay, the deadman, Prometheus or Alertmanager: obsctl.metric_names)"
+        )
     for variable in sorted(used_variables(query.expr) - defined):
         yield f"{where}: uses ${variable}, which is not a variable of this dashboard"
     for found in _RANGE.finditer(query.expr):

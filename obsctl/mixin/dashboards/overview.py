@@ -5,7 +5,7 @@ from __future__ import annotations
 from obsctl.metric_names import BullMQMetric, BusinessMetric, ProbeMetric
 from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
-from obsctl.mixin.dashboards import api, business, database, dependencies, queues
+from obsctl.mixin.dashboards import alert_path, api, business, database, dependencies, queues
 from obsctl.mixin.dashboards.panels import (
     ALERTS_EXPR,
     RATE,
@@ -186,4 +186,5 @@ def build(config: MixinConfig) -> Board:
         width=8,
         min_value=0,
     )
+    alert_path.add_row(board, config)
     return board
