@@ -69,6 +69,7 @@ class AlertName(StrEnum):
     """Every alert the mixin generates; names are an interface (routes, silences, runbooks)."""
 
     API_DOWN = "ApiDown"
+    API_INSTANCE_DOWN = "ApiInstanceDown"
     API_HIGH_ERROR_RATE = "ApiHighErrorRate"
     API_ERROR_BUDGET_BURN = "ApiErrorBudgetBurn"
     API_HIGH_LATENCY_P95 = "ApiHighLatencyP95"
@@ -256,6 +257,8 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
 
     return {
         AlertName.API_DOWN: policy("critical", "platform", "1m"),
+        # One host of several: the others still serve, so it waits for working hours.
+        AlertName.API_INSTANCE_DOWN: policy("warning", "platform", "2m"),
         AlertName.API_HIGH_ERROR_RATE: policy("critical", "platform", "20s"),
         # severity and `for` of each burn-rate window live in slo.api_burn_windows
         AlertName.API_ERROR_BUDGET_BURN: policy("critical", "platform", None),

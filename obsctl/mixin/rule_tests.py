@@ -53,6 +53,7 @@ STEP = 5.0  # seconds between input samples and between rule evaluations
 BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0)  # the demo API's buckets
 ROUTE = {"route": "/api/tasks", "method": "POST"}
 API_INSTANCE = "api-1:3000"  # synthetic test series: any instance name will do
+OTHER_API_INSTANCE = "api-2:3000"
 EXPORTER_INSTANCE = "obsctl-exporter:9105"
 QUEUE = {"prefix": "bull", "queue": "image-tasks"}
 TASK = {"feature": "txt2img", "provider": "alpha"}
@@ -285,10 +286,29 @@ class _Cases:
         t = self.t
         at = _eval_at(self.for_(AlertName.API_DOWN))
         down = self.rule(AlertName.API_DOWN)
+        fleet = {k: v for k, v in self.api.items() if k != "instance"}
+        other = {**self.api, "instance": OTHER_API_INSTANCE}
         self.add("ApiDown fires when the API is not scraped", at, [_gauge("up", self.api, 0, at)],
-                 AlertName.API_DOWN, [self.expect(down, self.api, 0)])  # fmt: skip
+                 AlertName.API_DOWN, [self.expect(down, fleet, 0)])  # fmt: skip
         self.add("ApiDown is quiet while the API is up", at, [_gauge("up", self.api, 1, at)],
                  AlertName.API_DOWN, [])  # fmt: skip
+        self.add("ApiDown fires when every instance is down", at,
+                 [_gauge("up", self.api, 0, at), _gauge("up", other, 0, at)],
+                 AlertName.API_DOWN, [self.expect(down, fleet, 0)])  # fmt: skip
+        self.add("ApiDown is quiet while one instance of two answers", at,
+                 [_gauge("up", self.api, 0, at), _gauge("up", other, 1, at)],
+                 AlertName.API_DOWN, [])  # fmt: skip
+        at = _eval_at(self.for_(AlertName.API_INSTANCE_DOWN))
+        one = self.rule(AlertName.API_INSTANCE_DOWN)
+        self.add("ApiInstanceDown fires for the one instance of two that is down", at,
+                 [_gauge("up", self.api, 0, at), _gauge("up", other, 1, at)],
+                 AlertName.API_INSTANCE_DOWN, [self.expect(one, self.api, 0)])  # fmt: skip
+        self.add("ApiInstanceDown leaves a whole API down to ApiDown", at,
+                 [_gauge("up", self.api, 0, at), _gauge("up", other, 0, at)],
+                 AlertName.API_INSTANCE_DOWN, [])  # fmt: skip
+        self.add("ApiInstanceDown is quiet while every instance answers", at,
+                 [_gauge("up", self.api, 1, at), _gauge("up", other, 1, at)],
+                 AlertName.API_INSTANCE_DOWN, [])  # fmt: skip
 
         name = AlertName.API_HIGH_ERROR_RATE
         at = _eval_at(FAST_WINDOW, self.for_(name))

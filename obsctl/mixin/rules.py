@@ -176,13 +176,24 @@ def _api_alerts(config: MixinConfig) -> list[Alert]:
     api = config.selectors.api
     fast = duration(FAST_WINDOW)
     busy = f"and on (job) job:http_requests:rate{fast} > {number(t.api_min_request_rate)}"
+    # `instance` is the host: the API is down when no host answers.
+    fleet_up = f"sum without (instance) ({series('up', api)})"
     alerts = [
         Alert(
             AlertName.API_DOWN,
-            f"{series('up', api)} == 0 or absent({series('up', api)})",
+            f"{fleet_up} == 0 or absent({series('up', api)})",
             "The API is down or not scraped",
-            "Prometheus cannot scrape the API target {{ $labels.job }} {{ $labels.instance }}"
-            " (down, or no target at all): every API request may be failing.",
+            "Prometheus can scrape no API instance of {{ $labels.job }} (every one down, or no"
+            " target at all): every API request may be failing.",
+            "api",
+        ),
+        Alert(
+            AlertName.API_INSTANCE_DOWN,
+            # Only while another instance still answers: all of them down is ApiDown's page.
+            f"{series('up', api)} == 0 unless ignoring (instance) ({fleet_up} == 0)",
+            "One API instance is down",
+            "Prometheus cannot scrape the API instance {{ $labels.instance }} of"
+            " {{ $labels.job }}; the other instances still answer, with less headroom.",
             "api",
         ),
         Alert(

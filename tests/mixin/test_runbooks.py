@@ -51,7 +51,9 @@ def test_another_project_gets_its_own_selector_threshold_and_for(tmp_path: Path)
     assert "(`thresholds.api_min_request_rate`), for 45 s." in errors
     assert "2% errors is a 20x burn of the 99.9% SLO" in errors
     assert 'http_request_duration_seconds_count{job="payments-api", status_code=~"5.."}' in errors
-    assert '`up{job="payments-api"} == 0`' in books["runbooks/ApiDown.md"]
+    fleet_down = '`sum without (instance) (up{job="payments-api"}) == 0`'
+    assert fleet_down in books["runbooks/ApiDown.md"]
+    assert '`up{job="payments-api"} == 0`' in books["runbooks/ApiInstanceDown.md"]
     burn = books["runbooks/ApiErrorBudgetBurn.md"]
     assert "fixed threshold ([ApiHighErrorRate](ApiHighErrorRate.md), 2%)" in burn
     for path, text in books.items():
