@@ -418,15 +418,68 @@ class DeadmanSettings(_Strict):
 HostPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\[\]:-]+:\d{1,5}$")]
 
 
+class RemoteWriteQueue(_Strict):
+    """How a remote_write target is fed (Prometheus' queue_config)."""
+
+    # Samples buffered per shard: about 10 s of the shard's share at peak, so a store that
+    # blips for seconds loses nothing and one that is down costs bounded memory.
+    capacity: Annotated[int, Field(ge=100, le=1_000_000)] = 10_000
+    max_shards: Annotated[int, Field(ge=1, le=1_000)] = 50
+    max_samples_per_send: Annotated[int, Field(ge=100, le=100_000)] = 2_000
+    batch_send_deadline: Duration = 5.0
+
+
+class BasicAuth(_Strict):
+    """HTTP basic auth whose password Prometheus reads from a file on its host."""
+
+    username: str = Field(min_length=1)
+    password_file: str = Field(pattern=r"^/")
+
+
+class RemoteWrite(_Strict):
+    """One long-term store Prometheus writes every sample to (Mimir, Thanos Receive, VM, ...)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")
+    url: HttpBase
+    # e.g. X-Scope-OrgID for a multi-tenant Mimir.
+    headers: dict[str, str] = Field(default_factory=dict)
+    basic_auth: BasicAuth | None = None
+    bearer_token_file: str | None = Field(default=None, pattern=r"^/")
+    queue: RemoteWriteQueue = Field(default_factory=RemoteWriteQueue)
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> RemoteWrite:
+        if self.basic_auth is not None and self.bearer_token_file is not None:
+            raise ValueError("basic_auth and bearer_token_file: give one way to authenticate")
+        return self
+
+
 class PrometheusSettings(_Strict):
     """The Prometheus config of the project (prometheus/prometheus.yml and its targets)."""
 
     scrape_interval: Duration = 15.0
     evaluation_interval: Duration = 15.0
     external_labels: dict[str, str] = Field(default_factory=dict)
+    # Prometheus replicas (HA): the external label naming each replica. Every replica runs the
+    # same generated file and sets its own name in REPLICA_ENV; a store deduplicates on the
+    # label, and alerts drop it so Alertmanager sees one alert from both replicas.
+    replica_label: str | None = Field(default=None, pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    remote_write: list[RemoteWrite] = Field(default_factory=list)
     # host:port of each job's targets; each job's list becomes prometheus/targets/<job>.yml,
     # so adding a host touches no rule.
     targets: dict[ScrapeJob, list[HostPort]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _replica_label_free(self) -> PrometheusSettings:
+        if self.replica_label is not None and self.replica_label in self.external_labels:
+            raise ValueError(
+                f"replica_label: {self.replica_label!r} is also in external_labels; each replica"
+                " sets it from its environment"
+            )
+        names = [target.name for target in self.remote_write]
+        if len(set(names)) != len(names):
+            raise ValueError(f"remote_write: names must differ, got {names}")
+        return self
 
 
 class Deploy(_Strict):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from obsctl.mixin import config as mixin_config
+from obsctl.mixin.prometheus_config import run_flags
 from obsctl.relay.config import target_env_prefix
 from obsctl.stack import mysql_setup, readiness
 from obsctl.stack.checkout import demo_project
@@ -363,7 +364,8 @@ def _prometheus(layout: StackLayout) -> Service:
             f"--web.external-url={layout.url('prometheus')}",
             "--web.enable-lifecycle",
             "--rules.alert.resend-delay=5s",
-            "--storage.tsdb.retention.time=2d",
+            # The project's retention (at least the SLO period) and any flag its file needs.
+            *run_flags(mixin_config.load(demo_project().config_file)),
         ],
         ready=readiness.http(f"{layout.url('prometheus')}/-/ready"),
         prepare=lambda: render_prometheus_config(layout),

@@ -14,6 +14,8 @@ from obsctl.exporter.config import load as load_exporter_config
 from obsctl.mixin.alertmanager import COMPOSE_CONFIG_PATH, for_compose, render
 from obsctl.mixin.config import load as load_mixin
 from obsctl.mixin.rules import RULES_PATH
+from obsctl.stack.layout import StackLayout
+from obsctl.stack.services import build, load_secrets
 
 from conftest import installed, require
 
@@ -138,3 +140,15 @@ def test_compose_prometheus_scrapes_every_server_an_absent_alert_watches() -> No
     jobs = {job["job_name"] for job in compose["scrape_configs"]}
     watched = set(re.findall(r'absent\(up\{job="([^"]+)"\}\)', (REPO / RULES_PATH).read_text()))
     assert len(watched) == 4 and watched <= jobs, watched - jobs
+
+
+def test_compose_and_the_stack_keep_the_slo_period_of_samples(
+    resolved: dict[str, Any], tmp_path: Path
+) -> None:
+    config = load_mixin(REPO / "obsctl.yaml")
+    flag = f"--storage.tsdb.retention.time={config.retention.local_days}d"
+    assert config.retention.local_days >= config.slo.period_days
+    assert flag in resolved["services"]["prometheus"]["command"]
+    layout = StackLayout(root=tmp_path)
+    [stack_prometheus] = [s for s in build(layout, load_secrets(layout)) if s.name == "prometheus"]
+    assert flag in stack_prometheus.argv
