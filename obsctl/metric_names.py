@@ -137,6 +137,7 @@ class PrometheusMetric(StrEnum):
     NOTIFICATIONS_ERRORS = "prometheus_notifications_errors_total"  # of those, failed
     NOTIFICATIONS_DROPPED = "prometheus_notifications_dropped_total"
     ALERTMANAGERS_DISCOVERED = "prometheus_notifications_alertmanagers_discovered"
+    CONFIG_RELOADED = "prometheus_config_last_reload_successful"
 
 
 class AlertmanagerMetric(StrEnum):
@@ -144,6 +145,7 @@ class AlertmanagerMetric(StrEnum):
 
     NOTIFICATIONS = "alertmanager_notifications_total"  # attempts, {integration}
     NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"  # {integration[, reason]}
+    CONFIG_RELOADED = "alertmanager_config_last_reload_successful"
 
 
 FAMILIES: tuple[type[StrEnum], ...] = (

@@ -87,6 +87,8 @@ class AlertName(StrEnum):
     PROMETHEUS_RULE_FAILURES = "PrometheusRuleFailures"
     PROMETHEUS_NOT_CONNECTED_TO_ALERTMANAGERS = "PrometheusNotConnectedToAlertmanagers"
     PROMETHEUS_ERROR_SENDING_ALERTS = "PrometheusErrorSendingAlertsToAnyAlertmanager"
+    PROMETHEUS_BAD_CONFIG = "PrometheusBadConfig"
+    ALERTMANAGER_FAILED_RELOAD = "AlertmanagerFailedReload"
     ALERTMANAGER_FAILED_TO_SEND_ALERTS = "AlertmanagerFailedToSendAlerts"
     RELAY_DOWN = "RelayDown"
     RELAY_DELIVERIES_FAILING = "RelayDeliveriesFailing"
@@ -277,6 +279,8 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.PROMETHEUS_NOT_CONNECTED_TO_ALERTMANAGERS: policy("warning", "sre", "10m"),
         AlertName.PROMETHEUS_ERROR_SENDING_ALERTS: policy("critical", "sre", "15m"),
         AlertName.ALERTMANAGER_FAILED_TO_SEND_ALERTS: policy("warning", "sre", "5m"),
+        AlertName.PROMETHEUS_BAD_CONFIG: policy("critical", "sre", "10m"),
+        AlertName.ALERTMANAGER_FAILED_RELOAD: policy("critical", "sre", "10m"),
         AlertName.RELAY_DOWN: policy("critical", "sre", "2m"),
         AlertName.RELAY_DELIVERIES_FAILING: policy("critical", "sre", "5m"),
         AlertName.RELAY_BACKLOG_STALE: policy("critical", "sre", "1m"),

@@ -663,8 +663,28 @@ class _Cases:
             " takes every alert", at, sending((1.0, 0.0)), name, [], slow=True,
         )  # fmt: skip
 
+        self._reload_cases(AlertName.PROMETHEUS_BAD_CONFIG, PrometheusMetric.CONFIG_RELOADED,
+                           self.prom)  # fmt: skip
+
+    def _reload_cases(self, name: AlertName, metric: str, labels: Mapping[str, str]) -> None:
+        """A `last reload successful` gauge: failed and left so; failed and fixed; never failed."""
+        step = SLOW_STEP
+        window = parse_duration(ALERT_PATH_WINDOW)
+        at = _eval_at(window, self.for_(name))
+        fixed = math.ceil((at - 2 * window) / step)  # failed early on, fixed well before `at`
+        self.add(f"{name.value} fires while the last reload failed", at,
+                 [_gauge(metric, labels, 0, at, step)], name,
+                 [self.expect(self.rule(name), labels, 0)], slow=True)  # fmt: skip
+        self.add(f"{name.value} is quiet once a later reload succeeded", at,
+                 [_series(metric, labels, f"1 0x{fixed} 1x{_steps(at, step)}")], name, [],
+                 slow=True)  # fmt: skip
+        self.add(f"{name.value} is quiet while reloads succeed", at,
+                 [_gauge(metric, labels, 1, at, step)], name, [], slow=True)  # fmt: skip
+
     def alertmanager_cases(self) -> None:
         t, step = self.t, SLOW_STEP
+        self._reload_cases(AlertName.ALERTMANAGER_FAILED_RELOAD, AlertmanagerMetric.CONFIG_RELOADED,
+                           self.am)  # fmt: skip
         name = AlertName.ALERTMANAGER_FAILED_TO_SEND_ALERTS
         at = _eval_at(parse_duration(DELIVERY_WINDOW), self.for_(name))
         ratio = _fire_ratio(t.alertmanager_failed_notification_ratio)

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from obsctl.metric_names import (
+    AlertmanagerMetric,
     BullMQMetric,
     ProbeMetric,
     PrometheusMetric,
@@ -438,6 +439,16 @@ def _prometheus_alerts(config: MixinConfig) -> list[Alert]:
             f" {percent(t.prometheus_notification_error_ratio)}): alerts may reach nobody.",
             ALERT_PATH_BOARD,
         ),
+        Alert(
+            AlertName.PROMETHEUS_BAD_CONFIG,
+            # max_over_time: a reload that failed and was fixed within the window is not it.
+            f"max_over_time({series(PrometheusMetric.CONFIG_RELOADED, prom)}[{window}]) == 0",
+            "Prometheus failed to reload its configuration",
+            "The last configuration reload of Prometheus {{ $labels.instance }} failed: it runs"
+            " the configuration it had before, without the rules or targets of the change, and"
+            " a restart would fail to start.",
+            ALERT_PATH_BOARD,
+        ),
     ]
 
 
@@ -456,6 +467,16 @@ def _alertmanager_alerts(config: MixinConfig) -> list[Alert]:
             f" {{{{ $labels.integration }}}} over the last {window} (threshold"
             f" {percent(t.alertmanager_failed_notification_ratio)}); each is retried until it"
             " expires.",
+            ALERT_PATH_BOARD,
+        ),
+        Alert(
+            AlertName.ALERTMANAGER_FAILED_RELOAD,
+            f"max_over_time({series(AlertmanagerMetric.CONFIG_RELOADED, am)}"
+            f"[{ALERT_PATH_WINDOW}]) == 0",
+            "Alertmanager failed to reload its configuration",
+            "The last configuration reload of Alertmanager {{ $labels.instance }} failed: it"
+            " routes with the configuration it had before (receivers, @mentions and silences"
+            " of the change are not in effect), and a restart would fail to start.",
             ALERT_PATH_BOARD,
         ),
     ]
