@@ -146,6 +146,7 @@ class AlertmanagerMetric(StrEnum):
     NOTIFICATIONS = "alertmanager_notifications_total"  # attempts, {integration}
     NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"  # {integration[, reason]}
     CONFIG_RELOADED = "alertmanager_config_last_reload_successful"
+    CLUSTER_MEMBERS = "alertmanager_cluster_members"  # peers this one sees (clustering on)
 
 
 FAMILIES: tuple[type[StrEnum], ...] = (

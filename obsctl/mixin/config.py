@@ -89,6 +89,8 @@ class AlertName(StrEnum):
     PROMETHEUS_ERROR_SENDING_ALERTS = "PrometheusErrorSendingAlertsToAnyAlertmanager"
     PROMETHEUS_BAD_CONFIG = "PrometheusBadConfig"
     ALERTMANAGER_FAILED_RELOAD = "AlertmanagerFailedReload"
+    ALERTMANAGER_CLUSTER_FAILED_TO_SEND_ALERTS = "AlertmanagerClusterFailedToSendAlerts"
+    ALERTMANAGER_MEMBERS_INCONSISTENT = "AlertmanagerMembersInconsistent"
     ALERTMANAGER_FAILED_TO_SEND_ALERTS = "AlertmanagerFailedToSendAlerts"
     RELAY_DOWN = "RelayDown"
     RELAY_DELIVERIES_FAILING = "RelayDeliveriesFailing"
@@ -281,6 +283,8 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.ALERTMANAGER_FAILED_TO_SEND_ALERTS: policy("warning", "sre", "5m"),
         AlertName.PROMETHEUS_BAD_CONFIG: policy("critical", "sre", "10m"),
         AlertName.ALERTMANAGER_FAILED_RELOAD: policy("critical", "sre", "10m"),
+        AlertName.ALERTMANAGER_CLUSTER_FAILED_TO_SEND_ALERTS: policy("critical", "sre", "5m"),
+        AlertName.ALERTMANAGER_MEMBERS_INCONSISTENT: policy("warning", "sre", "15m"),
         AlertName.RELAY_DOWN: policy("critical", "sre", "2m"),
         AlertName.RELAY_DELIVERIES_FAILING: policy("critical", "sre", "5m"),
         AlertName.RELAY_BACKLOG_STALE: policy("critical", "sre", "1m"),

@@ -711,6 +711,44 @@ class _Cases:
             notifications(_low_ratio(t.alertmanager_failed_notification_ratio)), name, [],
             slow=True,
         )  # fmt: skip
+        self._cluster_cases(ratio)
+
+    def _cluster_cases(self, ratio: float) -> None:
+        step = SLOW_STEP
+        peers = [{**self.am, "instance": f"alertmanager-{n}:9093"} for n in (1, 2, 3)]
+        cluster = {k: v for k, v in self.am.items() if k != "instance"}
+
+        name = AlertName.ALERTMANAGER_CLUSTER_FAILED_TO_SEND_ALERTS
+        at = _eval_at(parse_duration(DELIVERY_WINDOW), self.for_(name))
+
+        def webhooks(failing: tuple[float, ...]) -> list[Series]:
+            series = []
+            for peer, failed in zip(peers, failing, strict=True):
+                labels = {**peer, "integration": "webhook"}
+                series += [_counter(AlertmanagerMetric.NOTIFICATIONS, labels, 2.0, at, step),
+                           _counter(AlertmanagerMetric.NOTIFICATIONS_FAILED, labels, 2 * failed,
+                                    at, step)]  # fmt: skip
+            return series
+
+        self.add(f"{name.value} fires when every peer fails {ratio:g}", at,
+                 webhooks((ratio, ratio, 1.0)), name,
+                 [self.expect(self.rule(name), {**cluster, "integration": "webhook"}, ratio)],
+                 slow=True)  # fmt: skip
+        self.add(f"{name.value} is quiet while one peer still delivers", at,
+                 webhooks((ratio, 1.0, 0.0)), name, [], slow=True)  # fmt: skip
+
+        name = AlertName.ALERTMANAGER_MEMBERS_INCONSISTENT
+        at = _eval_at(parse_duration(ALERT_PATH_WINDOW), self.for_(name))
+        members = AlertmanagerMetric.CLUSTER_MEMBERS
+
+        def seen(counts: tuple[int, ...]) -> list[Series]:
+            return [_gauge(members, peer, n, at, step)
+                    for peer, n in zip(peers, counts, strict=True)]  # fmt: skip
+
+        self.add(f"{name.value} fires for the peer that sees two of three", at, seen((3, 3, 2)),
+                 name, [self.expect(self.rule(name), peers[2], 2)], slow=True)  # fmt: skip
+        self.add(f"{name.value} is quiet while every peer sees all three", at, seen((3, 3, 3)),
+                 name, [], slow=True)  # fmt: skip
 
     def _down_cases(self, name: AlertName, labels: Mapping[str, str], selector: str) -> None:
         """An `up == 0 or absent(up)` alert: down, no target, and up."""

@@ -458,6 +458,7 @@ def _alertmanager_alerts(config: MixinConfig) -> list[Alert]:
     window, by = DELIVERY_WINDOW, "job, instance, integration"
     failed = signals.notifications_failed(am, window, by)
     total = signals.notifications(am, window, by)
+    members = series(AlertmanagerMetric.CLUSTER_MEMBERS, am)
     return [
         Alert(
             AlertName.ALERTMANAGER_FAILED_TO_SEND_ALERTS,
@@ -467,6 +468,29 @@ def _alertmanager_alerts(config: MixinConfig) -> list[Alert]:
             f" {{{{ $labels.integration }}}} over the last {window} (threshold"
             f" {percent(t.alertmanager_failed_notification_ratio)}); each is retried until it"
             " expires.",
+            ALERT_PATH_BOARD,
+        ),
+        Alert(
+            AlertName.ALERTMANAGER_CLUSTER_FAILED_TO_SEND_ALERTS,
+            # min over the peers: every one of them fails, so no peer's retry gets through.
+            f"min by (job, integration) ({failed} / {total})"
+            f" > {number(t.alertmanager_failed_notification_ratio)}",
+            "Every Alertmanager of the cluster fails to send notifications",
+            f"Even the best Alertmanager of {{{{ $labels.job }}}} failed {PCT} of its"
+            f" notifications to {{{{ $labels.integration }}}} over the last {window}"
+            f" (threshold {percent(t.alertmanager_failed_notification_ratio)}): alerts through"
+            " that integration reach nobody.",
+            ALERT_PATH_BOARD,
+        ),
+        Alert(
+            AlertName.ALERTMANAGER_MEMBERS_INCONSISTENT,
+            # Each peer should see all of them; absent with clustering off, so quiet then.
+            f"max_over_time({members}[{ALERT_PATH_WINDOW}]) < on (job) group_left"
+            f" count by (job) (max_over_time({members}[{ALERT_PATH_WINDOW}]))",
+            "An Alertmanager does not see every peer of its cluster",
+            "Alertmanager {{ $labels.instance }} sees {{ $value }} members of the {{ $labels.job }}"
+            " cluster, fewer than Prometheus scrapes: alerts may be sent twice (once by each"
+            " side of the split) and silences may not reach every peer.",
             ALERT_PATH_BOARD,
         ),
         Alert(
