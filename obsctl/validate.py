@@ -416,10 +416,40 @@ CHECKS = [
 ]
 
 
-def run_all(project: Project, allow_missing_tools: bool = False) -> Validation:
+def check_live_database(v: Validation) -> list[str]:
+    """`obsctl check db` against the exporter's real database: can the business reader run?"""
+    from obsctl.checks.db import CannotCheck, check_database
+    from obsctl.exporter.config import load
+    from obsctl.exporter.probes.business import BusinessConfig
+
+    path = v.project.exporter_config
+    try:
+        config = load(path, os.environ)  # the real secrets: this check connects
+    except ConfigError as exc:
+        return _config_errors(exc)
+    if config.mysql is None:
+        return [f"{v.where(path)}: no mysql section, so there is no database to check"]
+    try:
+        check = check_database(config.mysql.dsn, config.business or BusinessConfig())
+    except CannotCheck as exc:
+        return [f"{v.where(path)}: mysql.dsn: {exc}"]
+    return [
+        f"{v.where(path)}: database {check.address.database}: {finding.message}"
+        + (f" (fix: {finding.fix})" if finding.fix else "")
+        for finding in check.report.problems
+    ]
+
+
+# Checks that reach the platform's servers (`validate --live`), after the offline ones.
+LIVE_CHECKS = [
+    Check("live: database (check db)", check_live_database),
+]
+
+
+def run_all(project: Project, allow_missing_tools: bool = False, live: bool = False) -> Validation:
     """Run every check; the returned Validation holds the problems and what could not run."""
     validation = Validation(project, allow_missing_tools)
-    for check in CHECKS:
+    for check in CHECKS + (LIVE_CHECKS if live else []):
         try:
             validation.results[check.name] = check.run(validation)
         except ToolMissing as exc:

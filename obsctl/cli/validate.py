@@ -19,7 +19,13 @@ from obsctl.cli.options import open_project, project_option
     help="List checks whose tool (promtool, amtool, docker-compose) is missing as not run, "
     "instead of failing them.",
 )
-def validate(project_dir: Path | None, quiet: bool, allow_missing_tools: bool) -> None:
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Also check the platform's live servers: `check db` with the exporter's DSN (the "
+    "real environment's secrets).",
+)
+def validate(project_dir: Path | None, quiet: bool, allow_missing_tools: bool, live: bool) -> None:
     """obsctl.yaml, the exporter and relay configs, generated files, promtool, amtool, ...
 
     One line per problem (file: location: what is wrong); exit 1 when there is any.
@@ -27,7 +33,7 @@ def validate(project_dir: Path | None, quiet: bool, allow_missing_tools: bool) -
     from obsctl.validate import run_all
 
     project = open_project(project_dir)
-    validation = run_all(project, allow_missing_tools)
+    validation = run_all(project, allow_missing_tools, live)
     total = 0
     for name, problems in validation.results.items():
         total += len(problems)

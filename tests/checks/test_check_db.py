@@ -298,3 +298,24 @@ def test_a_database_that_cannot_be_checked_exits_2_without_the_password(
     assert missing.returncode == 2
     assert f"no obsctl.yaml in {tmp_path} or any directory above it" in missing.stderr
     assert not (tmp_path / "migrations").exists()
+
+
+def test_validate_live_runs_check_db_on_the_exporters_database(
+    stack: RunningStack, copy: ScratchDB, tmp_path: Path
+) -> None:
+    def validate_live(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "obsctl", "validate", "--live", "--project", str(REPO_ROOT)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    good = validate_live(stack_env(stack))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "ok  live: database (check db)" in good.stderr
+    copy.query("ALTER TABLE tasks DROP INDEX idx_tasks_updated_id")
+    bad = validate_live(stack_env(stack, OBSCTL_MYSQL_DSN=copy.exporter_dsn))
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "FAIL  live: database (check db)" in bad.stderr
+    assert "no index idx_tasks_updated_id (updated_at, id) on tasks" in bad.stdout
+    assert "fix: " in bad.stdout and "ok  promtool" in bad.stderr, "the offline checks still ran"
+    assert password_of(copy.exporter_dsn) not in bad.stdout + bad.stderr
