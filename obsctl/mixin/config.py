@@ -80,6 +80,8 @@ class AlertName(StrEnum):
     DB_POOL_SATURATED = "DBPoolSaturated"
     TASK_PASS_RATE_LOW = "TaskPassRateLow"
     EXPORTER_DOWN = "ExporterDown"
+    EXPORTER_NO_LEADER = "ExporterNoLeader"
+    EXPORTER_TOO_MANY_LEADERS = "ExporterTooManyLeaders"
     WATCHDOG = "Watchdog"
 
 
@@ -205,6 +207,9 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.DB_POOL_SATURATED: policy("warning", "sre", "5m"),
         AlertName.TASK_PASS_RATE_LOW: policy("warning", "ai", "10m"),
         AlertName.EXPORTER_DOWN: policy("critical", "sre", "2m"),
+        # Longer than a fail-over (one lease, 30 s by default, plus a scrape).
+        AlertName.EXPORTER_NO_LEADER: policy("critical", "sre", "1m"),
+        AlertName.EXPORTER_TOO_MANY_LEADERS: policy("warning", "sre", "1m"),
         AlertName.WATCHDOG: policy("info", "sre", None),
     }
 

@@ -7,7 +7,14 @@ the same expressions over Grafana's `$__rate_interval`, filtered by the dashboar
 
 from __future__ import annotations
 
-from obsctl.metric_names import BullMQMetric, BusinessMetric, MySQLMetric, ProbeMetric, RedisMetric
+from obsctl.metric_names import (
+    BullMQMetric,
+    BusinessMetric,
+    ExporterMetric,
+    MySQLMetric,
+    ProbeMetric,
+    RedisMetric,
+)
 from obsctl.mixin.contract import ApiLabel, ApiMetric
 from obsctl.mixin.promql import series
 
@@ -94,3 +101,8 @@ def mysql_connections_used(exporter: str, by: str = "") -> str:
     limit = series(MySQLMetric.MAX_CONNECTIONS, exporter)
     grouping = f"max by ({by}) " if by else "max "
     return f"{grouping}({connected} / {limit})"
+
+
+def leaders(exporter: str) -> str:
+    """How many sidecars hold the leader lease (exactly 1 when all is well)."""
+    return f"sum({series(ExporterMetric.LEADER, exporter)})"
