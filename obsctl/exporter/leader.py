@@ -19,6 +19,7 @@ and /health says why (`reason: redis_down`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -252,17 +253,25 @@ class RedisLease:
         return self.standing()
 
     async def _campaign(self, sent: float) -> None:
-        token = int(
-            await self._acquire(
-                keys=[self.config.key, self.fence_key], args=[self.identity, self.lease_ms]
-            )
-        )
+        token = await self._try_acquire()
+        if not token:
+            # A lease about to expire before the next campaign: be there when it does, so a
+            # dead leader is replaced one lease after its last renewal, not up to lease/3 later.
+            left = int(await self._client.pttl(self.config.key))
+            if 0 < left < self.renew_every * 1000:
+                await asyncio.sleep(left / 1000 + 0.005)
+                sent = self._clock()
+                token = await self._try_acquire()
         if token:
             deadline = sent + self.config.lease - self.margin
             self._set(Role.LEADER, token=token, deadline=deadline, holder=self.identity)
             return
         holder = str(await self._client.get(self.config.key) or "")
         self._set(Role.FOLLOWER, reason=Why.LEASE_HELD, holder=holder.rpartition("#")[0] or None)
+
+    async def _try_acquire(self) -> int:
+        keys = [self.config.key, self.fence_key]
+        return int(await self._acquire(keys=keys, args=[self.identity, self.lease_ms]))
 
     def _redis_failed(self, exc: BaseException) -> None:
         detail = f"lease store unreachable ({redis_reason(exc).value}): {type(exc).__name__}"

@@ -211,8 +211,8 @@ def test_kill_9_the_leader_another_leads_within_the_lease(
     rest = [s for s in group if s is not old]
     new = the_leader(rest)
     took = time.monotonic() - killed_at
-    # The lease expires LEASE after the last renewal; the next campaign comes within LEASE/3.
-    assert took <= LEASE + LEASE / 3 + 1.0, took
+    # The lease expires LEASE after the last renewal (before the kill); a follower is waiting.
+    assert took <= LEASE + 1.0, took
     assert (new.samples() or {})[ExporterMetric.FENCING_TOKEN][0][1] > old_token
 
 
