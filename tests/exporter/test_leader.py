@@ -19,10 +19,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 from test_business import BizDB, bizdb  # noqa: F401  (the scratch database fixture)
 
+from obsctl.exporter.leader import LeaderConfig, LeaseLost, RedisLease, Role, Why
 from obsctl.metric_names import ExporterMetric
 
 from conftest import RedisServer, RunningStack, wait_for
@@ -322,3 +325,37 @@ def create_tasks(db: BizDB, stop: threading.Event) -> None:
         )
         n += 1
         time.sleep(0.02)
+
+
+async def test_an_old_leader_cannot_write_shared_state_after_a_new_lease(
+    redis_server: Callable[..., RedisServer],
+) -> None:
+    """The fenced write compares the lease and the token in Redis, not only the local clock."""
+    server = redis_server(port=REDIS_PORT + 1)
+    config = LeaderConfig(enabled=True, lease=LEASE)
+    clock = [0.0]
+    old = RedisLease(config.model_copy(update={"identity": "old"}), SecretStr(server.url()),
+                     clock=lambda: clock[0])  # fmt: skip
+    new = RedisLease(config.model_copy(update={"identity": "new"}), SecretStr(server.url()))
+    try:
+        assert (await old.tick()).role is Role.LEADER
+        state = old.checkpoint(f"{config.key}:business:platform")
+        await state.save(old.standing().token, "from old")
+        follower = await new.tick()
+        assert (follower.role, follower.reason, follower.holder) == (
+            Role.FOLLOWER, Why.LEASE_HELD, "old",
+        )  # fmt: skip
+        # The lease expires in Redis while the old leader's clock stands still (a paused VM).
+        redis.Redis.from_url(server.url()).delete(config.key)
+        assert (await new.tick()).role is Role.LEADER
+        assert new.standing().token == old.standing().token + 1
+        assert old.leading()  # by its own (frozen) clock it still leads...
+        with pytest.raises(LeaseLost):  # ...but Redis refuses its write
+            await state.save(old.standing().token, "stale, from old")
+        await new.checkpoint(state.key).save(new.standing().token, "from new")
+        assert await state.load() == "from new"
+        clock[0] = LEASE  # its deadline passes: it does not lead any more, locally either
+        assert not old.leading()
+    finally:
+        await old.release()
+        await new.release()
