@@ -202,13 +202,17 @@ def fail_over(sidecars: list[Sidecar], lease: float) -> Round:
     return Round(killed_at, leader_after, exporting_after)
 
 
-def windows_around(prometheus: str, writer: Writer, item: Round) -> list[tuple[float, int]]:
-    """The window centred on the kill, then every window touching the gap (ends every 2.5 s)."""
+def windows_around(
+    prometheus: str, writer: Writer, item: Round, others: list[Round]
+) -> list[tuple[float, int]]:
+    """The window centred on the kill, then every window touching this gap and no other one
+    (ends every 2.5 s)."""
     expr = f"sum(increase({BusinessMetric.TASK_CREATED}[{WINDOW:g}s]))"
     ends = [item.killed_at + WINDOW / 2]
     step, at = SCRAPE / 2, item.killed_at
     while at <= item.led_at + WINDOW:
-        ends.append(at)
+        if not any(o.killed_at < at and at - WINDOW < o.led_at for o in others):
+            ends.append(at)
         at += step
     return [(query(prometheus, expr, end), writer.between(end - WINDOW, end)) for end in ends]
 
@@ -272,7 +276,8 @@ def main() -> None:
         # Every window that has the gap at its edge has been scraped by now.
         time.sleep(max(0.0, rounds[-1].led_at + WINDOW + 2 * SCRAPE - time.time()))
         for item in rounds:
-            item.windows = windows_around(prom_url, writer, item)
+            others = [o for o in rounds if o is not item]
+            item.windows = windows_around(prom_url, writer, item, others)
             print(f"{item}", file=sys.stderr)
         report(args, rounds)
     finally:
