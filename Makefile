@@ -4,7 +4,7 @@ VENV ?= .venv
 STACK_DIR ?= .stack
 BIN := $(VENV)/bin
 
-.PHONY: run test lint validate format bench-stack bench-exporter bench-relay bench-drills clean
+.PHONY: run test lint validate format bench-stack bench-exporter bench-relay bench-drills bench-leader clean
 
 ## The venv, rebuilt when the dependencies or their pins change.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -54,6 +54,11 @@ bench-relay: $(VENV)/.installed
 bench-drills: $(VENV)/.installed
 	$(BIN)/obsctl stack install
 	$(BIN)/python scripts/bench_drills.py
+
+## kill -9 the leader of three sidecars, several rounds: time to a new leader, business counters.
+bench-leader: $(VENV)/.installed
+	$(BIN)/obsctl stack install
+	$(BIN)/python scripts/bench_leader.py
 
 clean:
 	-$(BIN)/obsctl stack down --dir $(STACK_DIR)

@@ -27,9 +27,12 @@ class ProbeMetric(StrEnum):
 
 
 class ExporterMetric(StrEnum):
-    """The exporter's own info series."""
+    """The exporter's own series: its build and its standing in the leader election."""
 
     BUILD = "obsctl_exporter_build"
+    LEADER = "obsctl_exporter_leader"
+    FENCING_TOKEN = "obsctl_exporter_leader_fencing_token"
+    LEADER_CHANGES = "obsctl_exporter_leader_changes_total"
 
 
 class HttpMetric(StrEnum):
@@ -170,6 +173,15 @@ ALERT_PATH_FAMILIES: tuple[type[StrEnum], ...] = (
 # Families whose samples carry suffixes of their own.
 HISTOGRAMS = frozenset({BusinessMetric.TASK_LATENCY, RelayMetric.SEND_DURATION})
 INFOS = frozenset({ExporterMetric.BUILD})
+# Series only the elected leader exports (obsctl.exporter.singletons): one copy per platform,
+# not per sidecar. The MySQL pool figures are each sidecar's own and stay out of this set.
+SINGLETON_SERIES = frozenset(
+    {
+        *BusinessMetric,
+        *BullMQMetric,
+        *(name for name in MySQLMetric if not name.startswith("obsctl_mysql_pool_")),
+    }
+)
 
 
 def exposed(families: tuple[type[StrEnum], ...] = FAMILIES) -> frozenset[str]:

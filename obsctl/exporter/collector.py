@@ -14,22 +14,41 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from obsctl import __version__
+from obsctl.exporter.leader import Leadership, SoleLeader
 from obsctl.exporter.probes.base import Reason, Status
 from obsctl.exporter.results import ResultStore
+from obsctl.exporter.singletons import SINGLETON_KINDS, is_singleton_family, with_instance
 from obsctl.metric_names import ExporterMetric, ProbeMetric
 
 _LABELS = ["probe", "target"]
 
 
 class ProbeCollector(Collector):
-    """Generic series for every probe target, then each probe's own families."""
+    """Generic series for every probe target, then each probe's own families.
 
-    def __init__(self, store: ResultStore) -> None:
+    A follower exports none of the singleton series: leadership is judged at scrape time by
+    the lease's local deadline, so a leader paused past its lease publishes nothing on waking.
+    """
+
+    def __init__(
+        self,
+        store: ResultStore,
+        leadership: Leadership | None = None,
+        instance: str | None = None,
+    ) -> None:
         self.store = store
+        self.leadership = leadership or SoleLeader()
+        # The stable `instance` of singleton series; None keeps the scrape target's.
+        self.instance = instance
 
     def collect(self) -> Iterator[Metric]:
         """Build every family from the store's current snapshot."""
-        records = self.store.snapshot()
+        leading = self.leadership.leading()
+        records = {
+            key: record
+            for key, record in self.store.snapshot().items()
+            if leading or key[0] not in SINGLETON_KINDS
+        }
         success = GaugeMetricFamily(
             ProbeMetric.SUCCESS,
             "1 if the last probe run reached the dependency (cached, refreshed on each probe's "
@@ -97,8 +116,33 @@ class ProbeCollector(Collector):
         info = InfoMetricFamily(ExporterMetric.BUILD, "Version of the exporter.")
         info.add_metric([], {"version": __version__})
         yield from (success, duration, phase, state, reason, last_success, last_run, interval)
-        yield from (runs, failures, info)
-        yield from _merge(own)
+        yield from (runs, failures, info, *self._leader_families(leading))
+        yield from _merge(list(self._published(own, leading)))
+
+    def _published(self, families: list[Metric], leading: bool) -> Iterator[Metric]:
+        for family in families:
+            if not is_singleton_family(family.name):
+                yield family
+            elif leading:
+                yield with_instance(family, self.instance) if self.instance else family
+
+    def _leader_families(self, leading: bool) -> tuple[Metric, ...]:
+        standing = self.leadership.standing()
+        leader = GaugeMetricFamily(
+            ExporterMetric.LEADER,
+            "1 while this sidecar holds the leader lease and runs the singleton probes.",
+        )
+        leader.add_metric([], 1.0 if leading else 0.0)
+        token = GaugeMetricFamily(
+            ExporterMetric.FENCING_TOKEN,
+            "Fencing token of the last lease this sidecar held (0 if none).",
+        )
+        token.add_metric([], standing.token)
+        changes = CounterMetricFamily(
+            ExporterMetric.LEADER_CHANGES, "Role changes (leader <-> follower) of this sidecar."
+        )
+        changes.add_metric([], standing.changes)
+        return leader, token, changes
 
 
 def _merge(families: list[Metric]) -> Iterator[Metric]:
@@ -114,10 +158,12 @@ def _merge(families: list[Metric]) -> Iterator[Metric]:
     yield from merged.values()
 
 
-def build_registry(store: ResultStore) -> CollectorRegistry:
+def build_registry(
+    store: ResultStore, leadership: Leadership | None = None, instance: str | None = None
+) -> CollectorRegistry:
     """The registry /metrics renders: probe results plus the process's own metrics."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ProbeCollector(store))
+    registry.register(ProbeCollector(store, leadership, instance))
     for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         registry.register(collector)
     return registry

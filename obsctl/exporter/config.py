@@ -16,6 +16,7 @@ from obsctl.configfile import (
     load_model,
     set_path,
 )
+from obsctl.exporter.leader import LeaderConfig
 from obsctl.exporter.probes.bullmq import BullMQConfig
 from obsctl.exporter.probes.business import BusinessConfig
 from obsctl.exporter.probes.cos import COSConfig
@@ -80,6 +81,7 @@ class ExporterConfig(StrictModel):
     sentry: SentryConfig = Field(default_factory=SentryConfig)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    leader: LeaderConfig = Field(default_factory=LeaderConfig)
 
     _listen_is_host_port = field_validator("listen")(host_port)
 
@@ -96,6 +98,10 @@ class ExporterConfig(StrictModel):
     def _probes_are_configured(self) -> ExporterConfig:
         if self.business is not None and self.mysql is None:
             raise ValueError("business reads through the mysql probe's pool: add a mysql section")
+        if self.leader.enabled and self.lease_url is None:
+            raise ValueError(
+                "leader.enabled needs leader.url or a redis section to keep the lease in"
+            )
         sections = ("mysql", "business", "redis", "bullmq", "cos")
         if not self.providers and all(getattr(self, name) is None for name in sections):
             raise ValueError(
@@ -103,6 +109,13 @@ class ExporterConfig(StrictModel):
                 "cos or providers (an exporter that probes nothing reports nothing)"
             )
         return self
+
+    @property
+    def lease_url(self) -> SecretStr | None:
+        """The Redis the leader lease lives in: leader.url, else the redis probe's."""
+        if self.leader.url is not None:
+            return self.leader.url
+        return self.redis.url if self.redis is not None else None
 
     @property
     def host_port(self) -> tuple[str, int]:

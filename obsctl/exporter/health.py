@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from obsctl import __version__
+from obsctl.exporter.leader import Leadership, Role, Why
 from obsctl.exporter.probes.base import Status
 from obsctl.exporter.results import Key, ProbeRecord
 
@@ -47,11 +48,29 @@ def dependency(record: ProbeRecord, now: float, stale_after_intervals: int) -> d
     }
 
 
+def leader(leadership: Leadership) -> dict[str, Any]:
+    """This sidecar's part in the election; ok is False while the lease store is unreachable."""
+    standing = leadership.standing()
+    leading = leadership.leading()
+    role = Role.LEADER if leading else Role.FOLLOWER
+    return {
+        "ok": standing.reason is not Why.REDIS_DOWN,
+        "enabled": leadership.enabled,
+        "role": role.value,
+        "token": standing.token,
+        "holder": standing.holder,
+        "reason": standing.reason.value if standing.reason else None,
+        "detail": standing.detail,
+        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(standing.changed_at)),
+    }
+
+
 def body(
     records: Mapping[Key, ProbeRecord],
     group: str | None,
     started_at: float,
     stale_after_intervals: int,
+    leadership: Leadership | None = None,
 ) -> dict[str, Any]:
     """The JSON body of /health (group None) or /health/<group>; old results count as stale."""
     now = time.time()
@@ -65,6 +84,10 @@ def body(
         "status": "ok" if all(d["ok"] for d in deps.values()) else "degraded",
         "deps": deps,
     }
+    if group is None and leadership is not None and leadership.enabled:
+        result["leader"] = leader(leadership)
+        if not result["leader"]["ok"]:
+            result["status"] = "degraded"
     if group is None:
         result["version"] = __version__
         result["uptime_seconds"] = round(now - started_at, 3)

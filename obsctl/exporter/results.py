@@ -49,6 +49,15 @@ class ResultStore:
         )
         self._snapshot = MappingProxyType(records)
 
+    def reset(self, kind: str, target: str) -> None:
+        """Forget a target's outcomes (a follower's singleton probe): back to 'not yet checked'."""
+        records = dict(self._snapshot)
+        previous = records.get((kind, target))
+        if previous is None or previous.latest is None:
+            return
+        records[(kind, target)] = ProbeRecord(kind, target, previous.interval_seconds)
+        self._snapshot = MappingProxyType(records)
+
     def snapshot(self) -> MappingProxyType[Key, ProbeRecord]:
         """The current records; never changes after it is returned."""
         return self._snapshot

@@ -11,12 +11,14 @@ from prometheus_client.registry import CollectorRegistry
 
 from obsctl.exporter import health
 from obsctl.exporter.config import HealthConfig
+from obsctl.exporter.leader import Leadership, SoleLeader
 from obsctl.exporter.results import ResultStore
 
 STORE = web.AppKey("store", ResultStore)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 STARTED_AT = web.AppKey("started_at", float)
 HEALTH = web.AppKey("health", HealthConfig)
+LEADERSHIP = web.AppKey("leadership", Leadership)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -43,7 +45,9 @@ async def health_group(request: web.Request) -> web.Response:
 def _health_response(request: web.Request, group: str | None) -> web.Response:
     app = request.app
     stale_after = app[HEALTH].stale_after_intervals
-    payload = health.body(app[STORE].snapshot(), group, app[STARTED_AT], stale_after)
+    payload = health.body(
+        app[STORE].snapshot(), group, app[STARTED_AT], stale_after, app[LEADERSHIP]
+    )
     return web.json_response(payload, status=200 if payload["status"] == "ok" else 503)
 
 
@@ -55,10 +59,14 @@ async def index(_: web.Request) -> web.Response:
 
 
 def build_app(
-    store: ResultStore, registry: CollectorRegistry, health_config: HealthConfig | None = None
+    store: ResultStore,
+    registry: CollectorRegistry,
+    health_config: HealthConfig | None = None,
+    leadership: Leadership | None = None,
 ) -> web.Application:
     """The aiohttp application."""
     app = web.Application()
+    app[LEADERSHIP] = leadership or SoleLeader()
     app[HEALTH] = health_config or HealthConfig()
     app[STORE] = store
     app[REGISTRY] = registry

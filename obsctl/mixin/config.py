@@ -81,6 +81,8 @@ class AlertName(StrEnum):
     DB_POOL_SATURATED = "DBPoolSaturated"
     TASK_PASS_RATE_LOW = "TaskPassRateLow"
     EXPORTER_DOWN = "ExporterDown"
+    EXPORTER_NO_LEADER = "ExporterNoLeader"
+    EXPORTER_TOO_MANY_LEADERS = "ExporterTooManyLeaders"
     WATCHDOG = "Watchdog"
     # The alert path watching itself (kube-prometheus' names where the prometheus- and
     # alertmanager-mixins have the alert).
@@ -275,6 +277,9 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.DB_POOL_SATURATED: policy("warning", "sre", "5m"),
         AlertName.TASK_PASS_RATE_LOW: policy("warning", "ai", "10m"),
         AlertName.EXPORTER_DOWN: policy("critical", "sre", "2m"),
+        # Longer than a fail-over (one lease, 30 s by default, plus a scrape).
+        AlertName.EXPORTER_NO_LEADER: policy("critical", "sre", "1m"),
+        AlertName.EXPORTER_TOO_MANY_LEADERS: policy("warning", "sre", "1m"),
         AlertName.WATCHDOG: policy("info", "sre", None),
         # The alert path: kube-prometheus' severities and `for`s where its mixins have the alert.
         AlertName.PROMETHEUS_RULE_FAILURES: policy("critical", "sre", "15m"),

@@ -30,6 +30,9 @@ def build(config: MixinConfig) -> dict[str, Any]:
     scrapes = [
         {
             "job_name": config.job_name(job),
+            # The sidecars' singleton series carry instance=leader.instance, the same on every
+            # host, so a leader fail-over continues each series (obsctl.exporter.singletons).
+            **({"honor_labels": True} if job == "exporter" else {}),
             "file_sd_configs": [{"files": [f"targets/{job}.yml"]}],
         }
         for job in settings.targets

@@ -19,6 +19,7 @@ from obsctl.metric_names import (
     AlertmanagerMetric,
     BullMQMetric,
     BusinessMetric,
+    ExporterMetric,
     MySQLMetric,
     ProbeMetric,
     PrometheusMetric,
@@ -601,9 +602,40 @@ class _Cases:
             [up, *probe("main", (intervals - 1) * interval), *probe("replica", 0)], name, [],
         )  # fmt: skip
 
+        self.leader_cases()
+
         watchdog = AlertName.WATCHDOG
         self.add("Watchdog always fires", 60, [], watchdog,
                  [self.expect(self.rule(watchdog), {}, 1)])  # fmt: skip
+
+    def leader_cases(self) -> None:
+        none, many = AlertName.EXPORTER_NO_LEADER, AlertName.EXPORTER_TOO_MANY_LEADERS
+        at = _eval_at(self.for_(none), self.for_(many))
+        steps = _steps(at)
+
+        def sidecar(n: int, values: str) -> Series:
+            labels = {**self.exp, "instance": f"sidecar-{n}:18310"}
+            return _series(ExporterMetric.LEADER, labels, values)
+
+        def roles(*leading: int) -> list[Series]:
+            return [sidecar(n, f"{n in leading:d}x{steps}") for n in range(3)]
+
+        self.add("ExporterNoLeader fires when every sidecar is a follower", at, roles(), none,
+                 [self.expect(self.rule(none), {}, 0)])  # fmt: skip
+        self.add("ExporterNoLeader is quiet with one leader", at, roles(1), none, [])
+        # The leader dies at 30 s; another leads 30 s later (one default lease): under `for`.
+        gap = int(30 / STEP)
+        handover = [
+            sidecar(0, f"1x{gap} stale"),
+            sidecar(1, f"0x{2 * gap} 1x{steps}"),
+            sidecar(2, f"0x{steps}"),
+        ]
+        # Evaluated as the gap ends: it has lasted under `for`, pending at most.
+        self.add("ExporterNoLeader is quiet through a fail-over", 2 * gap * STEP, handover,
+                 none, [])  # fmt: skip
+        self.add("ExporterTooManyLeaders fires with two leaders", at, roles(0, 2), many,
+                 [self.expect(self.rule(many), {}, 2)])  # fmt: skip
+        self.add("ExporterTooManyLeaders is quiet with one leader", at, roles(2), many, [])
 
     # --- the alert path: Prometheus, Alertmanager, the relay, the dead man's switch ---
 

@@ -388,6 +388,23 @@ def _meta_alerts(config: MixinConfig) -> list[Alert]:
             labels={"reason": "stale"},
         ),
         Alert(
+            AlertName.EXPORTER_NO_LEADER,
+            f"{signals.leaders(exp)} == 0",
+            "No obsctl sidecar leads",
+            "Sidecars are scraped but none holds the leader lease, so no business, BullMQ or MySQL"
+            " server-wide series is exported (alerts on them are blind); /health of a sidecar"
+            " says why (`leader.reason`, e.g. redis_down).",
+            "dependencies",
+        ),
+        Alert(
+            AlertName.EXPORTER_TOO_MANY_LEADERS,
+            f"{signals.leaders(exp)} > 1",
+            "Several obsctl sidecars lead at once",
+            "{{ $value }} sidecars report obsctl_exporter_leader 1: their singleton series collide"
+            " under one identity. They do not share one Redis lease (leader.url, leader.key).",
+            "dependencies",
+        ),
+        Alert(
             AlertName.WATCHDOG,
             "vector(1)",
             "The alerting pipeline works",

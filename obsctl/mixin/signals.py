@@ -11,6 +11,7 @@ from obsctl.metric_names import (
     AlertmanagerMetric,
     BullMQMetric,
     BusinessMetric,
+    ExporterMetric,
     MySQLMetric,
     ProbeMetric,
     RedisMetric,
@@ -124,3 +125,8 @@ def notifications_failed(alertmanager: str, window: str, by: str = "") -> str:
 def notifications(alertmanager: str, window: str, by: str = "") -> str:
     """Alertmanager's notification attempts per second."""
     return _rate(AlertmanagerMetric.NOTIFICATIONS, window, by, alertmanager)
+
+
+def leaders(exporter: str) -> str:
+    """How many sidecars hold the leader lease (exactly 1 when all is well)."""
+    return f"sum({series(ExporterMetric.LEADER, exporter)})"

@@ -297,3 +297,20 @@ def test_a_provider_request_is_fully_configurable(tmp_path: Path) -> None:
     assert provider.body == {"feature": "matting", "n": 1}
     assert provider.expect_json is not None and provider.expect_json.field == "status"
     assert provider.accepts(202) and not provider.accepts(200)
+
+
+def test_leader_section_is_strict_and_needs_a_redis(tmp_path: Path) -> None:
+    path = _write(tmp_path, "redis:\n  url: redis://x\nleader:\n  enabled: true\n  leese: 30s\n")
+    assert _problems(path) == ["leader.leese: unknown key"]
+    path = _write(tmp_path, "providers: [{name: a, url: 'http://x'}]\nleader: {enabled: true}\n")
+    (problem,) = _problems(path)
+    assert "leader.enabled needs leader.url or a redis section" in problem
+
+
+def test_leader_lease_defaults_to_30s_on_the_redis_probes_url(tmp_path: Path) -> None:
+    path = _write(tmp_path, "redis:\n  url: redis://x:6379/0\nleader:\n  enabled: true\n")
+    config = load(path, {})
+    assert config.leader.lease == 30.0
+    assert (
+        config.lease_url is not None and config.lease_url.get_secret_value() == "redis://x:6379/0"
+    )

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-import signal
-import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -25,7 +20,7 @@ from obsctl.exporter.probes.bullmq import BullMQConfig, BullMQProbe
 from obsctl.exporter.probes.redis import RedisConfig, RedisProbe, info_families
 from obsctl.stack.fakes.launcher import free_port
 
-from conftest import RunningStack
+from conftest import RedisServer, RunningStack
 
 REDIS_FAMILIES = {
     "redis_memory_used_bytes",
@@ -38,80 +33,6 @@ REDIS_FAMILIES = {
     "redis_evicted_keys",
     "redis_uptime_seconds",
 }
-
-
-class RedisServer:
-    """A redis-server child process on a free loopback port that a test may stop, hang, restart."""
-
-    def __init__(self, workdir: Path, *extra: str) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.extra = extra
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def url(self, password: str = "") -> str:
-        """redis:// URL of this server, with a password if given."""
-        auth = f":{password}@" if password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        """Start (or restart on the same port) and wait until it accepts connections."""
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        self.proc = subprocess.Popen(
-            [*argv, "--appendonly", "no", "--dir", str(self.workdir), *self.extra],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        """Stop the server the way a crash or a shutdown would look to clients."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def shut_down(self) -> None:
-        """SIGTERM: Redis closes its clients' connections and exits, as a service stop does."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-    def hang(self) -> None:
-        """SIGSTOP: the port stays open, nothing answers."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        """SIGCONT after hang()."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGCONT)
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
-    """Start throwaway redis-servers (extra args allowed); every one is killed at teardown."""
-    servers: list[RedisServer] = []
-
-    def start(*extra: str) -> RedisServer:
-        server = RedisServer(tmp_path, *extra)
-        servers.append(server)
-        server.start()
-        return server
-
-    try:
-        yield start
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def by_name(outcome: ProbeOutcome) -> dict[str, Metric]:

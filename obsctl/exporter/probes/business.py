@@ -42,6 +42,11 @@ run until the schema serves the reader, so a migration applied later starts it w
 
 Wiring: BusinessProbe(config, pool) takes the exporter's shared `MySQLPool`; the tables are
 read from the database named in that pool's DSN.
+
+Several sidecars: only the leader reads (obsctl.exporter.leader). With a `checkpoint`, the
+reader saves its state beside the lease after every complete read and publishes only what it
+saved; `take_over(token)` drops what is in memory, so a new leader continues from the last
+checkpoint (`business_state`): the counters go on from where the old leader left them.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import pymysql
+import redis.exceptions as rexc
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from pydantic import Field, field_validator
@@ -69,6 +75,8 @@ from obsctl.config_types import (
     timeout_within_interval,
 )
 from obsctl.configfile import StrictModel
+from obsctl.exporter.leader import Checkpoint, LeaseLost
+from obsctl.exporter.probes import business_state
 from obsctl.exporter.probes._mysql_pool import (
     MySQLPool,
     describe_error,
@@ -206,6 +214,44 @@ class TaskLedger:
         """Task ids remembered for dedupe (those changed since the horizon)."""
         return len(self._tracked)
 
+    def dump(self) -> dict[str, Any]:
+        """The ledger as JSON-able data (datetimes as ISO text), for a leader's checkpoint."""
+        return {
+            "counts_from": self.counts_from.isoformat(),
+            "horizon": self.horizon.isoformat(),
+            "providers": self._providers,
+            "tracked": {
+                str(task): [t.updated_at.isoformat(), *(_terminal_text(t.terminal))]
+                for task, t in self._tracked.items()
+            },
+            "created": [[f, p, n] for (f, p), n in self.created.items()],
+            "finished": {
+                status: [[f, p, n] for (f, p), n in counts.items()]
+                for status, counts in self.finished.items()
+            },
+            "latency": {f: [h.counts, h.total] for f, h in self.latency.items()},
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Continue from a dump: counts, the horizon and the ids remembered for dedupe."""
+        self.horizon = datetime.fromisoformat(data["horizon"])
+        self._tracked = {
+            int(task): _Tracked(
+                datetime.fromisoformat(updated),
+                (status, datetime.fromisoformat(finished)) if status else None,
+            )
+            for task, (updated, status, finished) in data["tracked"].items()
+        }
+        for feature, provider, count in data["created"]:
+            self.created[(feature, provider)] = int(count)
+        for status, rows in data["finished"].items():
+            for feature, provider, count in rows:
+                self.finished[status][(feature, provider)] = int(count)
+        for feature, (counts, total) in data["latency"].items():
+            histogram = self.latency.setdefault(feature, LatencyHistogram(self._buckets))
+            if len(counts) == len(self._buckets) + 1:  # buckets unchanged since the dump
+                histogram.counts, histogram.total = [int(c) for c in counts], float(total)
+
     def set_horizon(self, horizon: datetime) -> None:
         """Start a new read range at horizon; forget ids last changed before it."""
         self.horizon = horizon
@@ -255,6 +301,10 @@ class TaskLedger:
         histogram.observe(max(0.0, (terminal[1] - row.created_at).total_seconds()))
 
 
+def _terminal_text(terminal: tuple[str, datetime] | None) -> tuple[str | None, str | None]:
+    return (terminal[0], terminal[1].isoformat()) if terminal else (None, None)
+
+
 @dataclass
 class QuotaTotals:
     """Sums over the rows of `quotas` read by one pass."""
@@ -292,9 +342,11 @@ class BusinessProbe(ProbeBase):
     """The incremental reader of task and quota metrics (kind "business")."""
 
     kind = "business"
-    expected_errors = (pymysql.MySQLError, OSError, SchemaRefused)
+    expected_errors = (pymysql.MySQLError, OSError, SchemaRefused, rexc.RedisError, LeaseLost)
 
-    def __init__(self, config: BusinessConfig, pool: MySQLPool) -> None:
+    def __init__(
+        self, config: BusinessConfig, pool: MySQLPool, checkpoint: Checkpoint | None = None
+    ) -> None:
         if not pool.database:
             raise ValueError("the MySQL DSN must name the platform database for business metrics")
         super().__init__(config.target, config.interval, config.timeout)
@@ -313,6 +365,16 @@ class BusinessProbe(ProbeBase):
         self._quota_pass: QuotaTotals | None = None
         self._quota_done_at: float | None = None
         self._refused: str | None = None
+        self._checkpoint = checkpoint
+        self._token = 0
+        self._published: list[Metric] = []
+
+    def take_over(self, token: int) -> None:
+        """A new lease: forget the state in memory, the next run continues from the checkpoint."""
+        self._token = token
+        self._ledger, self._watermark, self._chain, self._newest = None, None, None, None
+        self._quotas, self._quota_pass, self._quota_done_at = QuotaLedger(), None, None
+        self._published = []
 
     @property
     def counts_from(self) -> datetime | None:
@@ -379,10 +441,41 @@ class BusinessProbe(ProbeBase):
             now: datetime = rows[0][0]
             if self._ledger is None:
                 await self._check_schema(conn, phases)
-                await self._start(conn, now, phases)
+                if not await self._restore(phases):
+                    await self._start(conn, now, phases)
             await self._read_changes(conn, now, phases)
             if self._quota_due():
                 await self._read_quotas(conn, phases)
+        await self._save(phases)
+
+    async def _restore(self, phases: dict[str, float]) -> bool:
+        """Continue from the last leader's checkpoint, if there is one."""
+        if self._checkpoint is None:
+            return False
+        began = time.monotonic()
+        text = await self._checkpoint.load()
+        phases["checkpoint"] = time.monotonic() - began
+        state = business_state.load(text, self.config) if text else None
+        if state is None:
+            return False
+        self._ledger, self._watermark, self._newest = state.ledger, state.watermark, state.newest
+        self._rows_read, self._quotas = state.rows_read, state.quotas
+        self._published = self._families_now()
+        log.info("business/%s: continuing from the checkpoint of %s", self.target, state.watermark)
+        return True
+
+    async def _save(self, phases: dict[str, float]) -> None:
+        """Checkpoint under the lease token; only a saved state is published."""
+        if self._checkpoint is None:
+            return
+        assert self._ledger is not None and self._watermark is not None
+        state = business_state.ReaderState(
+            self._ledger, self._watermark, self._newest, self._rows_read, self._quotas
+        )
+        began = time.monotonic()
+        await self._checkpoint.save(self._token, business_state.dump(state))
+        phases["checkpoint"] = phases.get("checkpoint", 0.0) + time.monotonic() - began
+        self._published = self._families_now()
 
     async def _check_schema(self, conn: Any, phases: dict[str, float]) -> None:
         """Refuse to read until the schema serves every statement through an index."""
@@ -465,6 +558,12 @@ class BusinessProbe(ProbeBase):
         self._quota_pass, self._quota_done_at = None, time.monotonic()
 
     def families(self) -> list[Metric]:
+        """Every business series: as last checkpointed when there is a checkpoint."""
+        if self._checkpoint is not None:
+            return self._published
+        return self._families_now()
+
+    def _families_now(self) -> list[Metric]:
         """Every business series from the state in memory (empty before the first start)."""
         if self._ledger is None:
             return []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -133,9 +133,16 @@ class MySQLProbe(ProbeBase):
     kind = "mysql"
     expected_errors = (pymysql.MySQLError, OSError)
 
-    def __init__(self, config: MySQLConfig, pool: MySQLPool | None = None) -> None:
+    def __init__(
+        self,
+        config: MySQLConfig,
+        pool: MySQLPool | None = None,
+        server_wide: Callable[[], bool] | None = None,
+    ) -> None:
         super().__init__(config.target, config.interval, config.timeout)
         self.config = config
+        # Among several sidecars only the leader reads the server's figures (one copy of each).
+        self._server_wide = server_wide or (lambda: True)
         self._pool = pool or MySQLPool(
             config.dsn, maxsize=config.pool_max, connect_timeout=self.budget
         )
@@ -149,7 +156,9 @@ class MySQLProbe(ProbeBase):
 
     async def check(self, began: float, phases: dict[str, float]) -> ProbeOutcome:
         """SELECT 1, status, variables and processlist on one pooled connection."""
-        snapshot = await retry_if_lost(lambda: self._read(phases))
+        server_wide = self._server_wide()
+        snapshot = await retry_if_lost(lambda: self._read(phases, server_wide))
+        server = self._server_families(snapshot) if snapshot else []
         slow = phases["select1"] > self.config.slow_threshold
         return self.outcome(
             began,
@@ -157,7 +166,7 @@ class MySQLProbe(ProbeBase):
             reason=Reason.SLOW if slow else None,
             detail=f"SELECT 1 took {phases['select1'] * 1000:.1f} ms" if slow else None,
             phases=phases,
-            families=[*self._server_families(snapshot), *self._pool_families()],
+            families=[*server, *self._pool_families()],
         )
 
     def reason(self, exc: BaseException) -> Reason:
@@ -178,12 +187,14 @@ class MySQLProbe(ProbeBase):
         """Close the pool (idempotent; a shared pool is closed by whichever probe goes first)."""
         await self._pool.close()
 
-    async def _read(self, phases: dict[str, float]) -> ServerSnapshot:
+    async def _read(self, phases: dict[str, float], server_wide: bool) -> ServerSnapshot | None:
         phases.clear()  # a retry reports its own timings only
         began = time.monotonic()
         async with self._pool.connection() as conn:
             phases["connect"] = time.monotonic() - began
             await timed_fetch(conn, phases, "select1", "SELECT 1")
+            if not server_wide:
+                return None
             status_rows = await timed_fetch(conn, phases, "status", _STATUS_SQL)
             variables = await timed_fetch(conn, phases, "status", _MAX_CONNECTIONS_SQL)
             processlist = await timed_fetch(conn, phases, "processlist", _PROCESSLIST_SQL)
