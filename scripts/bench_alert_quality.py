@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 from obsctl.drills.local import StackTarget
-from obsctl.quality import as_json, stack_report
+from obsctl.quality import QualityReport, as_json, stack_report
 
 # Rates need a minute of samples before the rules see the workload as it is.
 SETTLE_SECONDS = 60
@@ -36,12 +37,19 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0, help="healthy time to watch")
     parser.add_argument("--port-base", type=int, default=25500)
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
+    parser.add_argument(
+        "--keep-logs",
+        type=Path,
+        default=Path("bench-alert-quality-logs"),
+        help="where the servers' logs are copied when anything fired (to find the cause)",
+    )
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="obsctl-quality-") as tmp:
         root = Path(tmp) / "stack"
         up = obsctl("stack", "up", "--dir", str(root), "--port-base", str(opts.port_base))
         if up.returncode != 0:
             sys.exit(up.stderr)
+        report: QualityReport | None = None
         try:
             target = StackTarget.open(root)
             start = time.time()
@@ -59,6 +67,9 @@ def main() -> None:
             report = stack_report(target, start, end)
         finally:
             obsctl("stack", "down", "--dir", str(root))
+            if report is None or not report.quiet:
+                shutil.copytree(root / "logs", opts.keep_logs, dirs_exist_ok=True)
+                print(f"servers' logs kept in {opts.keep_logs}", file=sys.stderr)
     print(report.render())
     if opts.json:
         opts.json.write_text(json.dumps(as_json(report), indent=2) + "\n")
