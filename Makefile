@@ -4,7 +4,7 @@ VENV ?= .venv
 STACK_DIR ?= .stack
 BIN := $(VENV)/bin
 
-.PHONY: run test lint validate format bench-stack bench-exporter bench-relay bench-drills bench-leader clean
+.PHONY: run test lint validate format bench-stack bench-exporter bench-relay bench-drills bench-leader bench-alert-quality clean
 
 ## The venv, rebuilt when the dependencies or their pins change.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -59,6 +59,12 @@ bench-drills: $(VENV)/.installed
 bench-leader: $(VENV)/.installed
 	$(BIN)/obsctl stack install
 	$(BIN)/python scripts/bench_leader.py
+
+## An hour of a fresh stack with its noise and no fault: every alert but Watchdog is a false alarm.
+MINUTES ?= 60
+bench-alert-quality: $(VENV)/.installed
+	$(BIN)/obsctl stack install
+	$(BIN)/python scripts/bench_alert_quality.py --minutes $(MINUTES)
 
 clean:
 	-$(BIN)/obsctl stack down --dir $(STACK_DIR)

@@ -27,7 +27,7 @@ DEMO_PROJECT = Path(__file__).resolve().parents[1]
 
 # Port bases: the shared stack and the short-lived stacks some tests start side by side with it.
 SESSION_PORT_BASE = int(os.environ.get("OBSCTL_TEST_PORT_BASE", "19300"))
-SPARE_PORT_BASES = tuple(SESSION_PORT_BASE + 100 * n for n in range(1, 6))
+SPARE_PORT_BASES = tuple(SESSION_PORT_BASE + 100 * n for n in range(1, 7))
 
 T = TypeVar("T")
 

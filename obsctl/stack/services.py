@@ -15,7 +15,7 @@ from pathlib import Path
 from obsctl.mixin import config as mixin_config
 from obsctl.mixin.prometheus_config import run_flags
 from obsctl.relay.config import target_env_prefix
-from obsctl.stack import mysql_setup, readiness
+from obsctl.stack import mysql_setup, noise, readiness
 from obsctl.stack.checkout import demo_project
 from obsctl.stack.configs import render_alertmanager_config, render_prometheus_config
 from obsctl.stack.fakes.provider import API_KEY_ENV
@@ -187,6 +187,13 @@ def _mariadb(layout: StackLayout, secrets: StackSecrets) -> Service:
     )
 
 
+def _noise() -> noise.StackNoise:
+    try:
+        return noise.from_env()
+    except ValueError as exc:
+        raise StackError(f"stack noise: {exc}") from None
+
+
 def provider_keys_env(secrets: StackSecrets) -> dict[str, str]:
     """PROVIDER_<NAME>_KEY, the API key of every provider of the stack (`PROVIDER_ALPHA_KEY`)."""
     return {f"PROVIDER_{name.upper()}_KEY": secrets.provider_keys[name] for name in PROVIDERS}
@@ -207,6 +214,7 @@ def _provider(layout: StackLayout, name: str, secrets: StackSecrets) -> Service:
             HOST,
             "--port",
             str(layout.port(service)),
+            *_noise().provider_args(),
         ],
         ready=readiness.http(f"{layout.url(service)}/_control"),
         # In the environment, not the argv: a command line is readable by every local user.
@@ -383,6 +391,7 @@ def _demo_app(layout: StackLayout, secrets: StackSecrets) -> Service:
         **provider_keys_env(secrets),
         "DEMO_ADMIN_TOKEN": secrets.demo_admin_token,
         "DEMO_TASKS_PER_SECOND": os.environ.get("DEMO_TASKS_PER_SECOND", DEMO_TASKS_PER_SECOND),
+        **_noise().demo_env(),
     }
     return Service(
         name="demo-app",

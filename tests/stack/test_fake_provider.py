@@ -13,7 +13,14 @@ import pytest
 from obsctl.stack.fakes.launcher import RunningFake, start_fake
 
 MODULE = "obsctl.stack.fakes.provider"
-DEFAULTS = {"mode": "ok", "latency_ms": 500, "failure_rate": 0.05, "task_latency_ms": 800}
+DEFAULTS = {
+    "mode": "ok",
+    "latency_ms": 500,
+    "failure_rate": 0.05,
+    "task_latency_ms": 800,
+    "jitter_median_ms": 0,
+    "jitter_sigma": 0.5,
+}
 TASK = {"feature": "matting", "input_url": "http://cos.local/in/1.png", "client_task_id": "t-1"}
 API_KEY = "sk-fake-acme-6f1c2d9e8b7a"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -195,6 +202,27 @@ def test_slow_mode_delays_every_answer(client: httpx.Client) -> None:
 
     assert response.status_code == 200
     assert 0.4 <= elapsed < 1.5
+
+
+def test_jitter_spreads_ok_answers_around_its_median(client: httpx.Client) -> None:
+    _configure(client, jitter_median_ms=60, jitter_sigma=0.5)
+
+    elapsed = []
+    for _ in range(15):
+        started = time.monotonic()
+        assert client.get("/v1/heartbeat").status_code == 200
+        elapsed.append(time.monotonic() - started)
+
+    elapsed.sort()
+    # Lognormal around 60 ms: the median answer is near it, and the answers differ.
+    assert 0.03 <= elapsed[7] < 0.3, elapsed
+    assert elapsed[-1] - elapsed[0] > 0.01, elapsed
+
+
+def test_jitter_median_is_validated(client: httpx.Client) -> None:
+    response = client.put("/_control", json={"jitter_median_ms": -1})
+
+    assert response.status_code == 400 and "jitter_median_ms" in response.json()["error"]
 
 
 def test_error_mode_answers_500(client: httpx.Client) -> None:

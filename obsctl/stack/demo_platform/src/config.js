@@ -38,6 +38,13 @@ function loadConfig(env = process.env) {
     tasksPerSecond: read('DEMO_TASKS_PER_SECOND', (v) => parseNumber(v, 0, 500), { fallback: 4 }),
     seedUsers: read('DEMO_SEED_USERS', (v) => parseInteger(v, 1, 1000000), { fallback: 1000 }),
     bullmqPrefix: read('BULLMQ_PREFIX', parsePrefix, { fallback: 'bull' }),
+    // The healthy workload's noise (the stack sets these; off when unset).
+    noise: {
+      sporadicErrorsPerMinute: read('DEMO_NOISE_SPORADIC_ERRORS_PER_MINUTE', (v) => parseNumber(v, 0, 600), { fallback: 0 }),
+      burstEverySeconds: read('DEMO_NOISE_BURST_EVERY_SECONDS', (v) => parseNumber(v, 0, 86400), { fallback: 0 }),
+      burstSeconds: read('DEMO_NOISE_BURST_SECONDS', (v) => parseNumber(v, 0, 3600), { fallback: 0 }),
+      burstFactor: read('DEMO_NOISE_BURST_FACTOR', (v) => parseNumber(v, 1, 50), { fallback: 1 }),
+    },
   };
   config.providerKeys = readProviderKeys(env, config.providers, problems);
   if (problems.length) throw new ConfigError(problems);

@@ -62,7 +62,7 @@ async function main() {
     redis,
     adminToken: config.adminToken,
     providerUrls: config.providers,
-    faults: new Faults(),
+    faults: new Faults({ sporadicErrorsPerMinute: config.noise.sporadicErrorsPerMinute }),
     metrics: createMetrics({ getPool: () => knex.client.pool, poolMax: POOL.max }),
   };
 
@@ -141,6 +141,11 @@ async function main() {
       repo: ctx.repo,
       tasks: ctx.tasks,
       rate: config.tasksPerSecond,
+      bursts: {
+        everySeconds: config.noise.burstEverySeconds,
+        seconds: config.noise.burstSeconds,
+        factor: config.noise.burstFactor,
+      },
     });
     await ctx.workload.start();
     if (stopping) return;
@@ -152,6 +157,7 @@ async function main() {
       prefix: config.bullmqPrefix,
       providers: [...config.providers.keys()],
       tasks_per_second: config.tasksPerSecond,
+      noise: config.noise,
     });
   } catch (err) {
     if (stopping) return;

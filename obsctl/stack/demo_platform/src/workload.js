@@ -17,21 +17,31 @@ const MIX = { list: 0.5, quota: 0.3, getTask: 0.2, missingTask: 0.03, unknownRou
 
 const pick = (items) => items[Math.floor(Math.random() * items.length)];
 
+/** When the next noise burst starts: 0.5x..1.5x of everySeconds from now, never when off. */
+function nextBurstAt(now, { everySeconds, seconds, factor }) {
+  if (!(everySeconds > 0 && seconds > 0 && factor > 1)) return Infinity;
+  return now + everySeconds * 1000 * (0.5 + Math.random());
+}
+
 /**
  * Synthetic users calling the platform's own HTTP API at a steady rate, plus a
  * periodic quota top-up so the traffic never dries up.
  */
 class Workload {
-  constructor({ baseUrl, repo, tasks, rate }) {
+  constructor({ baseUrl, repo, tasks, rate, bursts = {} }) {
     this.baseUrl = baseUrl;
     this.repo = repo;
     this.tasks = tasks;
     this.rate = rate;
+    this.bursts = { everySeconds: 0, seconds: 0, factor: 1 };
+    this.burstUntil = 0;
+    this.nextBurstAt = Infinity;
+    this.setBursts(bursts);
     this.userIds = [];
     this.recentTaskIds = [];
     this.credit = 0;
     this.inFlight = 0;
-    this.counters = { sent: 0, dropped: 0, errors: 0 };
+    this.counters = { sent: 0, dropped: 0, errors: 0, bursts_started: 0 };
     this.abort = new AbortController();
     this.timers = [];
   }
@@ -53,8 +63,38 @@ class Workload {
     this.credit = 0;
   }
 
+  /** Changes the noise bursts (any of everySeconds, seconds, factor); everySeconds 0 stops them. */
+  setBursts(change) {
+    const defined = Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined));
+    this.bursts = { ...this.bursts, ...defined };
+    this.burstUntil = 0;
+    this.nextBurstAt = nextBurstAt(Date.now(), this.bursts);
+  }
+
+  /** The steady rate times the burst factor while a burst is on. */
+  currentRate(now = Date.now()) {
+    if (now >= this.nextBurstAt) {
+      this.burstUntil = now + this.bursts.seconds * 1000;
+      this.nextBurstAt = nextBurstAt(now, this.bursts);
+      this.counters.bursts_started += 1;
+      log.info('workload burst', { factor: this.bursts.factor, seconds: this.bursts.seconds });
+    }
+    return now < this.burstUntil ? this.rate * this.bursts.factor : this.rate;
+  }
+
+  settings() {
+    const { everySeconds, seconds, factor } = this.bursts;
+    return { tasks_per_second: this.rate, bursts: { every_seconds: everySeconds, seconds, factor } };
+  }
+
   state() {
-    return { tasks_per_second: this.rate, in_flight: this.inFlight, users: this.userIds.length, ...this.counters };
+    return {
+      ...this.settings(),
+      bursting: Date.now() < this.burstUntil,
+      in_flight: this.inFlight,
+      users: this.userIds.length,
+      ...this.counters,
+    };
   }
 
   async refreshUsers() {
@@ -62,7 +102,7 @@ class Workload {
   }
 
   tick() {
-    this.credit += (this.rate * TICK_MS) / 1000;
+    this.credit += (this.currentRate() * TICK_MS) / 1000;
     const due = Math.floor(this.credit);
     this.credit -= due;
     if (this.userIds.length === 0) return;

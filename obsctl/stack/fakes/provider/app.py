@@ -3,6 +3,8 @@
 import asyncio
 import json
 import logging
+import math
+import random
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +22,7 @@ HANG_SECONDS = 60.0
 
 CONTROL = web.AppKey("control", Control)
 TASKS = web.AppKey("tasks", TaskTable)
+JITTER_RNG = web.AppKey("jitter_rng", random.Random)
 
 log = logging.getLogger("provider")
 
@@ -59,7 +62,14 @@ async def apply_mode(request: web.Request, handler: Handler) -> web.StreamRespon
         await asyncio.sleep(HANG_SECONDS)
     elif control.mode == "slow":
         await asyncio.sleep(control.latency_ms / 1000)
+    elif control.jitter_median_ms > 0:
+        await asyncio.sleep(jitter_seconds(control, request.app[JITTER_RNG]))
     return await handler(request)
+
+
+def jitter_seconds(control: Control, rng: random.Random) -> float:
+    """Sample one answer's extra latency: lognormal around the control's median."""
+    return rng.lognormvariate(math.log(control.jitter_median_ms), control.jitter_sigma) / 1000
 
 
 async def heartbeat(request: web.Request) -> web.Response:
@@ -126,12 +136,15 @@ async def put_control(request: web.Request) -> web.Response:
     return web.json_response(control.snapshot())
 
 
-def build_app(control: Control, tasks: TaskTable, api_key: str) -> web.Application:
+def build_app(
+    control: Control, tasks: TaskTable, api_key: str, jitter_rng: random.Random | None = None
+) -> web.Application:
     """Wire the provider fake's routes around its state; every task API call needs `api_key`."""
     # The key is checked first: a gateway refuses a call without one before any backend fault.
     app = web.Application(middlewares=[require_key, apply_mode])
     app[CONTROL] = control
     app[TASKS] = tasks
+    app[JITTER_RNG] = jitter_rng or random.Random()
     app[API_KEY] = api_key
     app.router.add_get("/v1/heartbeat", heartbeat)
     app.router.add_post("/v1/tasks", create_task)

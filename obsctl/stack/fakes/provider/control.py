@@ -21,6 +21,8 @@ class _Update(BaseModel):
     latency_ms: int | None = Field(default=None, ge=0, le=120_000)
     failure_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     task_latency_ms: int | None = Field(default=None, ge=1, le=600_000)
+    jitter_median_ms: int | None = Field(default=None, ge=0, le=10_000)
+    jitter_sigma: float | None = Field(default=None, ge=0.0, le=2.0)
 
 
 @dataclass
@@ -32,6 +34,10 @@ class Control:
     latency_ms: int = 500
     failure_rate: float = 0.05
     task_latency_ms: int = 800
+    # The latency jitter of a real provider's answers in "ok" mode: lognormal around the
+    # median (0 turns it off); sigma 0.5 puts two thirds of answers within 0.6x..1.6x of it.
+    jitter_median_ms: int = 0
+    jitter_sigma: float = 0.5
 
     def snapshot(self) -> dict[str, Any]:
         """Return the state as the JSON that ``GET /_control`` answers."""

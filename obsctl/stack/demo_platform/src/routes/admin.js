@@ -21,10 +21,15 @@ function adminRouter(ctx) {
   router.get('/faults', ...pre, (req, res) => res.json(ctx.faults));
 
   router.put('/faults', ...pre, (req, res) => {
-    const body = requireObject(req.body, { allowed: ['error_rate', 'latency_ms'] });
+    const body = requireObject(req.body, { allowed: ['error_rate', 'latency_ms', 'sporadic_errors_per_minute'] });
     const update = {
       error_rate: number(body.error_rate, 'error_rate', { min: 0, max: 1, required: false }),
       latency_ms: number(body.latency_ms, 'latency_ms', { min: 0, max: 60000, integer: true, required: false }),
+      sporadic_errors_per_minute: number(body.sporadic_errors_per_minute, 'sporadic_errors_per_minute', {
+        min: 0,
+        max: 600,
+        required: false,
+      }),
     };
     ctx.faults.set(update);
     log.info('faults set', ctx.faults.toJSON());
@@ -54,10 +59,13 @@ function adminRouter(ctx) {
   }
 
   router.put('/workload', ...pre, (req, res) => {
-    const body = requireObject(req.body, { allowed: ['tasks_per_second'] });
-    ctx.workload.setRate(number(body.tasks_per_second, 'tasks_per_second', { min: 0, max: 500 }));
-    log.info('workload rate set', { tasks_per_second: ctx.workload.rate });
-    res.json({ tasks_per_second: ctx.workload.rate });
+    const body = requireObject(req.body, { allowed: ['tasks_per_second', 'bursts'] });
+    const rate = number(body.tasks_per_second, 'tasks_per_second', { min: 0, max: 500, required: body.bursts === undefined });
+    const bursts = body.bursts === undefined ? undefined : readBursts(body.bursts);
+    if (rate !== undefined) ctx.workload.setRate(rate);
+    if (bursts) ctx.workload.setBursts(bursts);
+    log.info('workload set', ctx.workload.settings());
+    res.json(ctx.workload.settings());
   });
 
   router.post('/workload/burst', ...pre, async (req, res) => {
@@ -96,6 +104,16 @@ function adminRouter(ctx) {
   });
 
   return router;
+}
+
+/** {every_seconds, seconds, factor} of the workload's bursts; every_seconds 0 turns them off. */
+function readBursts(value) {
+  const body = requireObject(value, { allowed: ['every_seconds', 'seconds', 'factor'] });
+  return {
+    everySeconds: number(body.every_seconds, 'bursts.every_seconds', { min: 0, max: 86400, required: false }),
+    seconds: number(body.seconds, 'bursts.seconds', { min: 0, max: 3600, required: false }),
+    factor: number(body.factor, 'bursts.factor', { min: 1, max: 50, required: false }),
+  };
 }
 
 /** Constant-time check of "Authorization: Bearer <token>" (hashes make the lengths equal). */
