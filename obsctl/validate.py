@@ -420,7 +420,7 @@ def check_live_database(v: Validation) -> list[str]:
     """`obsctl check db` against the exporter's real database: can the business reader run?"""
     from obsctl.checks.db import CannotCheck, check_database
     from obsctl.exporter.config import load
-    from obsctl.exporter.probes.business import BusinessConfig
+    from obsctl.exporter.probes.business_config import BusinessConfig
 
     path = v.project.exporter_config
     try:

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from obsctl.checks.knex_migration import Migration
 from obsctl.configfile import scrub
 from obsctl.exporter.probes._mysql_pool import MySQLAddress, MySQLPool, describe_error, parse_dsn
-from obsctl.exporter.probes.business import BusinessConfig
+from obsctl.exporter.probes.business_config import BusinessConfig
 from obsctl.exporter.probes.business_inspect import inspect
 from obsctl.exporter.probes.business_report import Finding, Kind, SchemaReport, Verdict
 

@@ -16,7 +16,7 @@ from obsctl.project import ProjectNotFound, find_project
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
-    from obsctl.exporter.probes.business import BusinessConfig
+    from obsctl.exporter.probes.business_config import BusinessConfig
 
 
 @click.command("db")
@@ -89,7 +89,7 @@ def _inputs(config_path: Path | None, dsn: str | None) -> tuple[SecretStr, Busin
     from pydantic import SecretStr
 
     from obsctl.exporter.config import load
-    from obsctl.exporter.probes.business import BusinessConfig
+    from obsctl.exporter.probes.business_config import BusinessConfig
 
     business, secret = BusinessConfig(), SecretStr(dsn) if dsn else None
     if config_path is not None:

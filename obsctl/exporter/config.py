@@ -18,7 +18,7 @@ from obsctl.configfile import (
 )
 from obsctl.exporter.leader import LeaderConfig
 from obsctl.exporter.probes.bullmq import BullMQConfig
-from obsctl.exporter.probes.business import BusinessConfig
+from obsctl.exporter.probes.business_config import BusinessConfig
 from obsctl.exporter.probes.cos import COSConfig
 from obsctl.exporter.probes.mysql import MySQLConfig
 from obsctl.exporter.probes.provider import ProviderConfig

@@ -28,7 +28,8 @@ from pydantic import SecretStr, ValidationError
 
 from obsctl.exporter.probes._mysql_pool import MySQLPool
 from obsctl.exporter.probes.base import ProbeOutcome, Reason, Status, run_bounded
-from obsctl.exporter.probes.business import BusinessConfig, BusinessProbe
+from obsctl.exporter.probes.business import BusinessProbe
+from obsctl.exporter.probes.business_config import BusinessConfig
 
 from conftest import RunningStack
 

@@ -14,8 +14,10 @@ from obsctl.exporter.collector import build_registry
 from obsctl.exporter.config import ExporterConfig
 from obsctl.exporter.probes._mysql_pool import MySQLPool
 from obsctl.exporter.probes.base import Reason, Status, run_bounded
-from obsctl.exporter.probes.business import BusinessConfig, BusinessProbe, TaskRow
+from obsctl.exporter.probes.business import BusinessProbe
+from obsctl.exporter.probes.business_config import BusinessConfig
 from obsctl.exporter.probes.business_inspect import explain_prefix
+from obsctl.exporter.probes.business_ledger import TaskRow
 from obsctl.exporter.probes.business_report import plan_step, reads_in_full
 from obsctl.exporter.probes.business_sql import TASK_ROW_ROLES, BusinessTables
 from obsctl.exporter.results import ResultStore

@@ -27,7 +27,7 @@ from obsctl.exporter.probes.business_schema import SentStatement, requirements, 
 from obsctl.exporter.probes.business_sql import Statements
 
 if TYPE_CHECKING:
-    from obsctl.exporter.probes.business import BusinessConfig
+    from obsctl.exporter.probes.business_config import BusinessConfig
 
 
 async def inspect(conn: Any, database: str, config: BusinessConfig) -> SchemaReport:

@@ -21,7 +21,7 @@ from obsctl.exporter.probes.business_sql import (
 )
 
 if TYPE_CHECKING:
-    from obsctl.exporter.probes.business import BusinessConfig
+    from obsctl.exporter.probes.business_config import BusinessConfig
 
 INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "bigint"})
 NUMBER_TYPES = INTEGER_TYPES | {"decimal"}

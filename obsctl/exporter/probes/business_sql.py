@@ -17,7 +17,7 @@ from obsctl.configfile import StrictModel
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
-# The columns of a change-feed row, in the order TaskRow (business.py) holds them.
+# The columns of a change-feed row, in the order TaskRow (business_ledger.py) holds them.
 TASK_ROW_ROLES = ("id", "feature", "provider", "status", "created_at", "updated_at", "finished_at")
 
 # Providers learned from provider_configs beyond this many are labelled "other".

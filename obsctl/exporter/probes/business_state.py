@@ -12,8 +12,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from obsctl.exporter.probes.business_ledger import QuotaLedger, QuotaTotals, TaskLedger
+
 if TYPE_CHECKING:
-    from obsctl.exporter.probes.business import BusinessConfig, QuotaLedger, TaskLedger
+    from obsctl.exporter.probes.business_config import BusinessConfig
 
 VERSION = 1
 
@@ -50,8 +52,6 @@ def dump(state: ReaderState) -> str:
 
 def load(text: str, config: BusinessConfig) -> ReaderState | None:
     """A reader state from a checkpoint (None if it was written by another format version)."""
-    from obsctl.exporter.probes.business import QuotaLedger, QuotaTotals, TaskLedger
-
     data: dict[str, Any] = json.loads(text)
     if data.get("version") != VERSION:
         return None
