@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from obsctl.metric_names import AlertmanagerMetric, PrometheusMetric
 from obsctl.stack.fakes.launcher import free_port
 
-from conftest import wait_for
+from conftest import stop_process, wait_for
 
 pytestmark = pytest.mark.needs_tools("prometheus", "prometheus-alertmanager")
 
@@ -30,8 +30,7 @@ def _server(argv: list[str]) -> Iterator[None]:
     try:
         yield
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop_process(proc, timeout=15)
 
 
 def _gauge(base: str, name: str) -> float | None:

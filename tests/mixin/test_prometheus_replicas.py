@@ -25,7 +25,7 @@ from obsctl.mixin.prometheus_config import (
 )
 from obsctl.stack.fakes.launcher import free_port
 
-from conftest import demo_config, wait_for
+from conftest import demo_config, stop_process, wait_for
 
 pytestmark = pytest.mark.needs_tools("prometheus", "promtool", "prometheus-alertmanager")
 
@@ -125,12 +125,7 @@ def _running(argv: list[str], env: dict[str, str] | None = None) -> Iterator[Non
     try:
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=15)
 
 
 def _query(base: str, promql: str) -> list[dict[str, Any]] | None:
