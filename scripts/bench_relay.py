@@ -153,6 +153,9 @@ def main() -> None:
                     "delivery": {
                         "rate_limit_per_minute": send_limit,
                         "spool_dir": str(work / "spool"),
+                        # Both bursts stay queued (paced at 20/min) until the drain: room for
+                        # all of them, or the second burst is refused with 503s by design.
+                        "max_queue": 2 * args.webhooks,
                     },
                     "render": {
                         "templates_dir": str(TEMPLATES),
