@@ -77,6 +77,7 @@ class AlertName(StrEnum):
     QUEUE_STALLED = "QueueStalled"
     DEPENDENCY_DOWN = "DependencyDown"
     PROVIDER_DOWN = "ProviderDown"
+    PROVIDER_DEGRADED = "ProviderDegraded"
     MYSQL_PROBE_SLOW = "MySQLProbeSlow"
     DB_POOL_SATURATED = "DBPoolSaturated"
     TASK_PASS_RATE_LOW = "TaskPassRateLow"
@@ -273,6 +274,8 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.QUEUE_STALLED: policy("critical", "ai", "2m"),
         AlertName.DEPENDENCY_DOWN: policy("critical", "sre", "20s"),
         AlertName.PROVIDER_DOWN: policy("critical", "ai", "20s"),
+        # Answering, but past the seed's 200 ms heartbeat budget most of the time: not a page.
+        AlertName.PROVIDER_DEGRADED: policy("warning", "ai", "2m"),
         AlertName.MYSQL_PROBE_SLOW: policy("warning", "sre", "5m"),
         AlertName.DB_POOL_SATURATED: policy("warning", "sre", "5m"),
         AlertName.TASK_PASS_RATE_LOW: policy("warning", "ai", "10m"),

@@ -34,6 +34,7 @@ from obsctl.mixin.rules import (
     CACHE_WINDOW,
     DELIVERY_WINDOW,
     FAST_WINDOW,
+    PROVIDER_DEGRADED_SHARE,
     TASK_WINDOW,
     Alert,
     alert_annotations,
@@ -474,6 +475,26 @@ class _Cases:
             [self.expect(self.rule(provider), {"provider": "alpha"}, 0)],
         )  # fmt: skip
         self.add("ProviderDown is quiet while heartbeats succeed", at, probes(0, 1), provider, [])
+
+        name = AlertName.PROVIDER_DEGRADED
+        at = _eval_at(self.for_(name), 5 * 60)
+        alpha = {**self.exp, "probe": "provider", "target": "alpha"}
+
+        def degraded(every: int) -> list[Series]:
+            """The degraded status of alpha's heartbeats: one in `every` is slow."""
+            steps = _steps(at)
+            values = " ".join("1" if i % every == 0 else "0" for i in range(steps + 1))
+            return [_series(ProbeMetric.STATUS, {**alpha, "status": "degraded"}, values)]
+
+        self.add(
+            "ProviderDegraded fires when every heartbeat is slow", at, degraded(1), name,
+            [self.expect(self.rule(name), {"provider": "alpha"}, 1)],
+            checks=[(PROVIDER_DEGRADED_SHARE, {"provider": "alpha"}, 1)],
+        )  # fmt: skip
+        self.add(
+            "ProviderDegraded is quiet when one heartbeat in three is slow", at, degraded(3),
+            name, [],
+        )  # fmt: skip
 
         name = AlertName.MYSQL_PROBE_SLOW
         at = _eval_at(self.for_(name))

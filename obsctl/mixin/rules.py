@@ -55,6 +55,11 @@ ALERT_PATH_BOARD = "overview"
 # Go template snippets of descriptions, as Prometheus expands them.
 PCT = "{{ $value | humanizePercentage }}"
 PROVIDER = 'probe="provider"'
+# ProviderDegraded: more than this share of a provider's heartbeats in the window were slow,
+# so a single slow answer (a stalled moment on a loaded host) never counts as a slow provider.
+DEGRADED_WINDOW = "5m"
+DEGRADED_SHARE = 0.5
+PROVIDER_DEGRADED_SHARE = f"provider:heartbeat_degraded:ratio_avg{DEGRADED_WINDOW}"
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,7 @@ def _exporter_recordings(config: MixinConfig) -> tuple[list[Recording], list[Rec
         Recording(
             "target:mysql_connections_used:ratio", signals.mysql_connections_used(exp, "target")
         ),
+        Recording(PROVIDER_DEGRADED_SHARE, signals.provider_degraded_share(exp, DEGRADED_WINDOW)),
     ]
     return business, dependencies
 
@@ -305,6 +311,16 @@ def _dependency_alerts(config: MixinConfig) -> list[Alert]:
             "The heartbeat probe of provider {{ $labels.provider }} has failed for more than"
             f" {duration(policy(AlertName.PROVIDER_DOWN).for_ or 0)}; tasks routed to it fail"
             " or wait.",
+            "dependencies",
+            labels=EXPORTER,
+        ),
+        Alert(
+            AlertName.PROVIDER_DEGRADED,
+            f"{PROVIDER_DEGRADED_SHARE} > {number(DEGRADED_SHARE)}",
+            "An AI provider answers slowly",
+            "{{ $value | humanizePercentage }} of the heartbeats of provider"
+            " {{ $labels.provider }} in the last " + DEGRADED_WINDOW + " were degraded (slower"
+            " than the probe's slow_threshold, 200 ms by default); tasks routed to it are slow.",
             "dependencies",
             labels=EXPORTER,
         ),

@@ -89,6 +89,15 @@ def cache_hit_ratio(exporter: str, window: str, by: str = "") -> str:
     return f"{hits} / ({cache_lookup_rate(exporter, window, by)})"
 
 
+def provider_degraded_share(exporter: str, window: str) -> str:
+    """Share of each provider's heartbeats during the window that were degraded (slow)."""
+    degraded = series(ProbeMetric.STATUS, exporter, 'probe="provider"', 'status="degraded"')
+    return (
+        f'avg by (provider) (label_replace(avg_over_time({degraded}[{window}]), "provider", "$1",'
+        ' "target", "(.*)"))'
+    )
+
+
 def waiting_jobs(exporter: str, by: str, *filters: str) -> str:
     """BullMQ jobs ready and waiting for a worker."""
     return f"sum by ({by}) ({series(BullMQMetric.JOBS, exporter, *filters, WAITING)})"

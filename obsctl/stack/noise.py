@@ -15,8 +15,8 @@ class StackNoise:
     """What a healthy platform shows anyway; every field can be overridden by its env var."""
 
     # Extra latency of every provider answer (heartbeats too): lognormal around the median.
-    # With 20 ms and sigma 0.5, one heartbeat in ~1,500 is slower than the 100 ms "degraded"
-    # mark and one in ~500,000 misses the 200 ms timeout; ProviderDown needs two in a row.
+    # With 20 ms and sigma 0.5, one heartbeat in ~500,000 is slower than the 200 ms "degraded"
+    # mark; ProviderDown needs no answer at all within the 2 s timeout.
     provider_jitter_median_ms: int = 20
     provider_jitter_sigma: float = 0.5
     # Single 500s on the API, spaced 0.5x..1.5x of 60 s / rate apart (never a clump): about

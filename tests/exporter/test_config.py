@@ -45,7 +45,8 @@ def test_the_shipped_example_is_valid_with_the_stack_env() -> None:
     assert config.mysql is not None and config.mysql.dsn.get_secret_value().startswith("mysql://")
     assert config.cos is not None and config.cos.bucket == "obsctl-canary-1250000000"
     assert [p.name for p in config.providers] == ["alpha", "beta"]
-    assert config.providers[0].timeout == pytest.approx(0.2)
+    assert config.providers[0].slow_threshold == pytest.approx(0.2)
+    assert config.providers[0].timeout == pytest.approx(2.0)
     for provider in config.providers:
         key = STACK_LIKE_ENV[f"PROVIDER_{provider.name.upper()}_KEY"]
         assert provider.headers["Authorization"].get_secret_value() == f"Bearer {key}"

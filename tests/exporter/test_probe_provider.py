@@ -181,8 +181,12 @@ async def test_the_key_is_never_in_an_outcome_a_log_or_a_served_body(
         assert API_KEY not in text
 
 
-async def test_slow_provider_is_degraded(probe: ProviderProbe, provider: RunningFake) -> None:
-    _mode(provider, mode="slow", latency_ms=130)
+@pytest.mark.parametrize("latency_ms", [300, 1500])
+async def test_a_heartbeat_past_the_200ms_budget_is_degraded_not_down(
+    probe: ProviderProbe, provider: RunningFake, latency_ms: int
+) -> None:
+    # The seed: a heartbeat that misses 200 ms reports "degrade"; only no answer is down.
+    _mode(provider, mode="slow", latency_ms=latency_ms)
     outcome = await run_bounded(probe)
     assert outcome.status is Status.DEGRADED and outcome.reason is Reason.SLOW
     assert outcome.success
@@ -202,7 +206,7 @@ async def test_error_answers_are_down_with_http_status(provider: RunningFake, mo
     )
 
 
-async def test_provider_that_never_answers_times_out_within_200ms(
+async def test_provider_that_never_answers_is_down_at_its_2s_timeout(
     probe: ProviderProbe, provider: RunningFake
 ) -> None:
     _mode(provider, mode="timeout")
@@ -210,8 +214,9 @@ async def test_provider_that_never_answers_times_out_within_200ms(
     outcome = await run_bounded(probe)
     elapsed = time.monotonic() - began
     assert outcome.reason is Reason.TIMEOUT and not outcome.success
-    assert outcome.detail == f"no answer within {probe.budget:g}s"
-    assert elapsed < 0.3, elapsed
+    assert probe.budget == pytest.approx(1.9)  # the 2 s timeout, less the runner's margin
+    assert outcome.detail == "no answer within 1.9s"
+    assert 1.9 <= elapsed < 2.4, elapsed
     _mode(provider, mode="ok")
     recovered = await run_bounded(probe)
     assert recovered.status is Status.OK

@@ -1,4 +1,4 @@
-"""AI provider heartbeat: one light request per provider, with a tight timeout (200 ms by default).
+"""AI provider heartbeat: one light request per provider; over 200 ms is degraded, none in 2 s down.
 
 The request (method, path, headers with the API key, a JSON body) and the answer it accepts
 (status codes, a JSON field's value) are per provider (`ProviderConfig`). Nothing here logs or

@@ -135,10 +135,12 @@ class ProviderConfig(StrictModel):
     expect_status: Annotated[list[StatusCode] | None, BeforeValidator(_status_codes)] = None
     expect_json: ExpectJson | None = None
     interval: Duration = 10.0
-    # The seed's budget for a heartbeat: a provider slower than this is as good as down.
-    timeout: Duration = 0.2
-    # Answering, but slower than this: degraded.
-    slow_threshold: Duration = 0.1
+    # No answer in this long is down. As long as the breaker's call timeout (2 s): a provider
+    # that answers within it still serves tasks, however slowly.
+    timeout: Duration = 2.0
+    # The seed's heartbeat budget ("超时 200ms 内返回 degrade 状态"): an answer slower than
+    # this is degraded, not down -- one stalled moment on a loaded host must not page.
+    slow_threshold: Duration = 0.2
 
     _timeout_fits = field_validator("timeout")(timeout_within_interval)
     _slow_fits = field_validator("slow_threshold")(slow_below_timeout)

@@ -14,6 +14,7 @@ from obsctl.mixin.dashboards.panels import (
     status_expr,
 )
 from obsctl.mixin.promql import series
+from obsctl.mixin.rules import DEGRADED_SHARE, DEGRADED_WINDOW, PROVIDER_DEGRADED_SHARE
 
 KEY = "dependencies"
 PROBE_LEGEND = "{{probe}} {{target}}"
@@ -122,6 +123,16 @@ def build(config: MixinConfig) -> Board:
         "s",
         [Target(series(ProbeMetric.DURATION, exp, 'probe="provider"'), "{{target}}")],
         min_value=0,
+    )
+    board.timeseries(
+        "AI provider heartbeats degraded",
+        f"Share of each provider's heartbeats in the last {DEGRADED_WINDOW} slower than its "
+        "slow_threshold (200 ms by default); the dashed line is where ProviderDegraded fires.",
+        "percentunit",
+        [Target(PROVIDER_DEGRADED_SHARE, "{{provider}}")],
+        line=Line(DEGRADED_SHARE),
+        min_value=0,
+        max_value=1,
     )
     board.timeseries(
         "Probe phases",

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ from obsctl.mixin.promql import series
 from obsctl.snapshot.prometheus import Prometheus, QueryError, expand, time_range
 from obsctl.snapshot.render_png import render_dashboards_png
 
-from conftest import RunningStack
+from conftest import RunningStack, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -133,11 +134,16 @@ def test_every_metric_the_dashboards_may_query_is_exposed(
 ) -> None:
     """By some target of the stack's Prometheus: the API, the exporter, the relay, Prometheus,
     Alertmanager (and the dead man's switch, once the stack runs one)."""
-    active = httpx.get(f"{stack.env['PROMETHEUS_URL']}/api/v1/targets", timeout=5).json()
-    targets = active["data"]["activeTargets"]
-    jobs = {target["labels"]["job"] for target in targets}
-    assert {CONFIG.job_name(job) for job in ("api", "exporter", "relay", "alertmanager",
-                                             "prometheus")} <= jobs  # fmt: skip
+    wanted = {CONFIG.job_name(job) for job in ("api", "exporter", "relay", "alertmanager",
+                                               "prometheus")}  # fmt: skip
+
+    def discovered() -> list[dict[str, Any]] | None:
+        # A Prometheus just started lists no targets until its first discovery sync (~5 s).
+        active = httpx.get(f"{stack.env['PROMETHEUS_URL']}/api/v1/targets", timeout=5).json()
+        targets = active["data"]["activeTargets"]
+        return targets if wanted <= {t["labels"]["job"] for t in targets} else None
+
+    targets = wait_for(f"Prometheus scraping {sorted(wanted)}", discovered, timeout=30)
     exposed: set[str] = set()
     for target in targets:
         text = httpx.get(target["scrapeUrl"], timeout=5).text
