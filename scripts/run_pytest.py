@@ -6,7 +6,7 @@ import pytest
 
 NO_TESTS_COLLECTED = 5
 
-code = pytest.main(["-ra", *sys.argv[1:]])
+code = pytest.main(["-ra", "--durations=25", *sys.argv[1:]])
 if code == NO_TESTS_COLLECTED:
     print("run_pytest: pytest collected no tests; that is a broken suite, not a pass")
     code = 1

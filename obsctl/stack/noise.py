@@ -10,6 +10,17 @@ from dataclasses import asdict, dataclass, fields
 NOISE_SWITCH_ENV = "OBSCTL_STACK_NOISE"
 
 
+# Each knob's range: the same bounds the provider fake and the demo platform's config check.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "provider_jitter_median_ms": (0, 10_000),
+    "provider_jitter_sigma": (0.0, 2.0),
+    "sporadic_errors_per_minute": (0.0, 600.0),
+    "burst_every_seconds": (0, 86_400),
+    "burst_seconds": (0, 3_600),
+    "burst_factor": (1.0, 50.0),
+}
+
+
 @dataclass(frozen=True)
 class StackNoise:
     """What a healthy platform shows anyway; every field can be overridden by its env var."""
@@ -28,6 +39,14 @@ class StackNoise:
     burst_every_seconds: int = 300
     burst_seconds: int = 15
     burst_factor: float = 3.0
+
+    def __post_init__(self) -> None:
+        for knob in fields(self):
+            low, high = BOUNDS[knob.name]
+            value = getattr(self, knob.name)
+            if not low <= value <= high:  # also refuses NaN
+                expected = f"expected a value from {low:g} to {high:g}"
+                raise ValueError(f"{env_name(knob.name)}: {expected}, got {value:g}")
 
     def provider_args(self) -> list[str]:
         """The provider fake's command-line options for its jitter."""

@@ -27,6 +27,18 @@ def test_off_silences_everything_and_an_override_still_applies() -> None:
         ({"OBSCTL_STACK_NOISE": "loud"}, "OBSCTL_STACK_NOISE: expected 'on' or 'off'"),
         ({"OBSCTL_NOISE_BURST_SECONDS": "1.5"}, "OBSCTL_NOISE_BURST_SECONDS: expected an integer"),
         ({"OBSCTL_NOISE_BURST_FACTOR": "x"}, "OBSCTL_NOISE_BURST_FACTOR: expected a number"),
+        (
+            {"OBSCTL_NOISE_SPORADIC_ERRORS_PER_MINUTE": "-1"},
+            "OBSCTL_NOISE_SPORADIC_ERRORS_PER_MINUTE: expected a value from 0 to 600, got -1",
+        ),
+        (
+            {"OBSCTL_NOISE_BURST_FACTOR": "nan"},
+            "OBSCTL_NOISE_BURST_FACTOR: expected a value from 1 to 50, got nan",
+        ),
+        (
+            {"OBSCTL_NOISE_PROVIDER_JITTER_MEDIAN_MS": "20000"},
+            "OBSCTL_NOISE_PROVIDER_JITTER_MEDIAN_MS: expected a value from 0 to 10000",
+        ),
     ],
 )
 def test_a_bad_knob_is_named(env: dict[str, str], message: str) -> None:
