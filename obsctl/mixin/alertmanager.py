@@ -32,6 +32,7 @@ from obsctl.mixin.config import (
     Receiver,
     Severity,
 )
+from obsctl.mixin.maintenance import window_routes
 
 CONFIG_PATH = "alertmanager/alertmanager.yml"
 # The same routing for compose.yaml, where services find each other by name.
@@ -179,6 +180,12 @@ def build(config: MixinConfig, templates_glob: str = "templates/*.tmpl") -> dict
             "smtp_from": routing.email.sender,
             "smtp_require_tls": routing.email.require_tls,
         }
+    severity_routes = [severity_route(severity) for severity in routing.receivers]
+    windows: dict[str, Any] = {}
+    if config.maintenance:
+        windows["time_intervals"] = [
+            window.time_interval(name) for name, window in config.maintenance.items()
+        ]
     return {
         "global": {"resolve_timeout": "5m", **smtp},
         "templates": [templates_glob],
@@ -197,9 +204,11 @@ def build(config: MixinConfig, templates_glob: str = "templates/*.tmpl") -> dict
                     "repeat_interval": duration(watchdog_repeat(routing.watchdog_repeat_interval)),
                 },
                 *bypasses,
-                *(severity_route(severity) for severity in routing.receivers),
+                *window_routes(config.maintenance, severity_routes),
+                *severity_routes,
             ],
         },
+        **windows,
         "inhibit_rules": [
             {
                 "source_matchers": [f'alertname="{AlertName.DEPENDENCY_DOWN.value}"'],

@@ -23,6 +23,7 @@ from pydantic import (
 
 from obsctl.config_types import Duration
 from obsctl.configfile import ConfigError, describe_validation_error, read_mapping
+from obsctl.mixin.maintenance import MaintenanceWindow, WindowName
 
 Ratio = Annotated[float, Field(gt=0, lt=1)]
 Positive = Annotated[float, Field(gt=0)]
@@ -536,6 +537,8 @@ class MixinConfig(_Strict):
     retention: Retention = Field(default_factory=Retention)
     deploy: Deploy = Field(default_factory=Deploy)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    # Recurring windows (a nightly backup) that mute the alerts they select.
+    maintenance: dict[WindowName, MaintenanceWindow] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _every_alert_known_and_owned(self) -> MixinConfig:
@@ -777,4 +780,14 @@ def _describe(error: Any, raw: dict[str, Any]) -> list[str]:
         return [describe_validation_error(error, raw)]
     prefix = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
     message = str(error.get("ctx", {}).get("error", error.get("msg", "invalid")))
-    return [f"{prefix}.{line}" if prefix else line for line in message.splitlines()]
+    return [_at(prefix, line) for line in message.splitlines()]
+
+
+_RELATIVE_KEY = re.compile(r"^[\w\[\]-]+(?:\.[\w\[\]-]+)*: ")
+
+
+def _at(prefix: str, line: str) -> str:
+    """A problem under its key path: a line naming its own relative key continues the path."""
+    if not prefix:
+        return line
+    return f"{prefix}.{line}" if _RELATIVE_KEY.match(line) else f"{prefix}: {line}"
