@@ -23,6 +23,7 @@ COMMANDS = {
     "dashboards": "obsctl.cli.dashboards:dashboards",
     "validate": "obsctl.cli.validate:validate",
     "check": "obsctl.cli.check:check",
+    "silence": "obsctl.cli.silence:silence",
 }
 
 

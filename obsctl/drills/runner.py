@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import signal
@@ -24,6 +25,7 @@ from obsctl.drills.scenarios import SCENARIOS, Scenario
 from obsctl.drills.target import DrillError, DrillTarget, Message, wait_until
 from obsctl.mixin.config import DEADMAN_HEARTBEAT, AlertName, MixinConfig
 from obsctl.mixin.relay_config import deadman_document
+from obsctl.silences import Matcher, SilenceError, muting
 
 Say = Callable[[str], None]
 FIRING_TIMEOUT = 150.0
@@ -236,6 +238,32 @@ class DrillRun:
                 problems[f"alert {name}"] = f"already {alert['state']}"
         if self.scenario.deadman:
             problems.update(self._deadman_problems())
+        problems.update(self._muted())
+        return problems
+
+    def _muted(self) -> dict[str, str]:
+        """Expected alerts a silence or an open maintenance window would keep from on-call."""
+        try:
+            silences = self.target.alertmanager_silences()
+        except SilenceError as exc:
+            return {"alertmanager silences": str(exc)}
+        now = dt.datetime.now(dt.UTC)
+        problems = {}
+        for alert, labels in self.expect:
+            policy = self.mixin.policy(alert)
+            full = {"alertname": alert.value, "severity": policy.severity.value,
+                    "team": policy.team, **labels}  # fmt: skip
+            for silence in muting(silences, full):
+                problems[f"{alert.value} silenced"] = (
+                    f"silence {silence['id']} by {silence.get('createdBy', '?')} "
+                    f"({', '.join(str(Matcher.from_api(m)) for m in silence['matchers'])}) until "
+                    f"{silence.get('endsAt', '?')}; expire it (`obsctl silence expire ID`) or wait"
+                )
+            for name, window in self.mixin.maintenance.items():
+                if window.is_open(now) and window.selects(full):
+                    problems[f"{alert.value} in maintenance"] = (
+                        f"window {name} is open ({window.comment}); run the drill after it"
+                    )
         return problems
 
     def _deadman_problems(self) -> dict[str, str]:

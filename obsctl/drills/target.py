@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import httpx
 
 from obsctl.drills.scenarios import Expectation, Scenario
+from obsctl.silences import Silences
 
 Step = Callable[[], object]
 
@@ -49,6 +50,7 @@ class DrillTarget(Protocol):
     def exporter_health(self, group: str = "") -> tuple[int, dict[str, Any]]: ...
     def prometheus_alerts(self) -> list[dict[str, Any]]: ...
     def alertmanager_alerts(self) -> list[dict[str, Any]]: ...
+    def alertmanager_silences(self) -> list[dict[str, Any]]: ...
     def dingtalk_messages(self, since: float) -> list[Message]: ...
     def emails(self, since: float) -> list[Message]: ...
     def label_alerts(self, drill_id: str, expected: list[Expectation]) -> None: ...
@@ -87,6 +89,10 @@ class ObservedSystem:
         response = httpx.get(f"{self.alertmanager_url}/api/v2/alerts", timeout=5)
         alerts: list[dict[str, Any]] = response.json()
         return alerts
+
+    def alertmanager_silences(self) -> list[dict[str, Any]]:
+        """Silences in force in Alertmanager."""
+        return Silences(self.alertmanager_url).active()
 
 
 def wait_until(deadline: float, poll: float = 1.0) -> bool:

@@ -8,6 +8,7 @@ them). A muted alert still fires in Prometheus and shows in Alertmanager; it onl
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import zoneinfo
 from copy import deepcopy
@@ -15,9 +16,12 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from obsctl.silences import Matcher, all_match
+
 WindowName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
 _TIME = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d-(?:(?:[01]\d|2[0-3]):[0-5]\d|24:00)$")
-_DAY = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_DAY = "|".join(_DAY_NAMES)
 _WEEKDAYS = re.compile(rf"^(?:{_DAY})(?::(?:{_DAY}))?$")
 # Alertmanager's matcher syntax, label name then =, !=, =~ or !~ then a quoted value.
 _MATCHER = re.compile(r'^[a-zA-Z_][a-zA-Z0-9_]*\s*(?:=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"$')
@@ -52,6 +56,7 @@ def _location(value: str) -> str:
 def _matcher(value: str) -> str:
     if not _MATCHER.fullmatch(value.strip()):
         raise ValueError(f'expected a matcher such as dependency="mysql", found {value!r}')
+    Matcher.parse(value)  # a bad regular expression
     return value.strip()
 
 
@@ -67,16 +72,40 @@ class MaintenanceWindow(BaseModel):
     # The alerts it mutes, all of these matching; at least one, so no window mutes everything.
     mute: list[Annotated[str, AfterValidator(_matcher)]] = Field(min_length=1)
 
+    def is_open(self, at: dt.datetime) -> bool:
+        """Whether the window is open at a moment (an aware datetime), as Alertmanager sees it."""
+        local = at.astimezone(zoneinfo.ZoneInfo(self.location))
+        if self.weekdays and not any(_on(day, local.weekday()) for day in self.weekdays):
+            return False
+        minute = local.hour * 60 + local.minute
+        return any(_minutes(start) <= minute < _minutes(end) for start, end in self._ranges())
+
+    def selects(self, labels: dict[str, str]) -> bool:
+        """Whether the window mutes an alert with these labels."""
+        return all_match([Matcher.parse(m) for m in self.mute], labels)
+
+    def _ranges(self) -> list[tuple[str, str]]:
+        return [(span.split("-")[0], span.split("-")[1]) for span in self.times]
+
     def time_interval(self, name: str) -> dict[str, Any]:
         """The window as an Alertmanager `time_intervals` entry."""
-        ranges = []
-        for span in self.times:
-            start, end = span.split("-")
-            ranges.append({"start_time": start, "end_time": end})
+        ranges = [{"start_time": start, "end_time": end} for start, end in self._ranges()]
         interval: dict[str, Any] = {"times": ranges, "location": self.location}
         if self.weekdays:
             interval["weekdays"] = list(self.weekdays)
         return {"name": name, "time_intervals": [interval]}
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _on(days: str, weekday: int) -> bool:
+    """Whether a weekday (0 = Monday) is in `monday` or `monday:friday`."""
+    first, _, last = days.partition(":")
+    start, end = _DAY_NAMES.index(first), _DAY_NAMES.index(last or first)
+    return start <= weekday <= end if start <= end else weekday >= start or weekday <= end
 
 
 def muted(route: dict[str, Any], window: str) -> dict[str, Any]:
