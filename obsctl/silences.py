@@ -91,10 +91,14 @@ class Silences:
             )
         return response.json() if response.content else None
 
+    def all(self) -> list[dict[str, Any]]:
+        """Every silence Alertmanager still keeps, expired ones too (for 5 days by default)."""
+        found: list[dict[str, Any]] = self._call("GET", "/silences")
+        return found
+
     def active(self) -> list[dict[str, Any]]:
         """The silences in force now."""
-        found = self._call("GET", "/silences")
-        return [s for s in found if s.get("status", {}).get("state") == "active"]
+        return [s for s in self.all() if s.get("status", {}).get("state") == "active"]
 
     def add(self, matchers: list[Matcher], seconds: float, author: str, comment: str) -> str:
         """Create a silence from now for `seconds`; its id."""

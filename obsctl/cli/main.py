@@ -24,6 +24,7 @@ COMMANDS = {
     "validate": "obsctl.cli.validate:validate",
     "check": "obsctl.cli.check:check",
     "silence": "obsctl.cli.silence:silence",
+    "report": "obsctl.cli.report:report",
 }
 
 
