@@ -204,7 +204,7 @@ def build(config: MixinConfig, templates_glob: str = "templates/*.tmpl") -> dict
                     "repeat_interval": duration(watchdog_repeat(routing.watchdog_repeat_interval)),
                 },
                 *bypasses,
-                *window_routes(config.maintenance, severity_routes),
+                *window_routes(config.maintenance, severity_routes, BLACKHOLE),
                 *severity_routes,
             ],
         },

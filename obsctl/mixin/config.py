@@ -100,6 +100,7 @@ class AlertName(StrEnum):
     RELAY_DELIVERIES_FAILING = "RelayDeliveriesFailing"
     RELAY_BACKLOG_STALE = "RelayBacklogStale"
     DEADMAN_DOWN = "DeadmanDown"  # only with routing.deadman
+    DEADMAN_NOTICES_UNSENT = "DeadmanNoticesUnsent"  # only with routing.deadman
 
 
 # Alerts about the relay cannot travel through it: Alertmanager mails them to on-call itself.
@@ -108,6 +109,8 @@ ABOUT_THE_RELAY = (
     AlertName.RELAY_DELIVERIES_FAILING,
     AlertName.RELAY_BACKLOG_STALE,
 )
+# Alerts about the dead man's switch: generated only for a project with routing.deadman.
+ABOUT_THE_DEADMAN = (AlertName.DEADMAN_DOWN, AlertName.DEADMAN_NOTICES_UNSENT)
 # The Alertmanager receivers of those: what <severity>-<team> gets, plus that email.
 RELAY_BYPASS = "relay-bypass"
 
@@ -298,6 +301,8 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.RELAY_DELIVERIES_FAILING: policy("critical", "sre", "5m"),
         AlertName.RELAY_BACKLOG_STALE: policy("critical", "sre", "1m"),
         AlertName.DEADMAN_DOWN: policy("warning", "sre", "5m"),
+        # The dead man's switch has a page its robot or mail server will not take.
+        AlertName.DEADMAN_NOTICES_UNSENT: policy("critical", "sre", "5m"),
     }
 
 
@@ -618,11 +623,11 @@ class MixinConfig(_Strict):
         ]
 
     def generated_alerts(self) -> list[AlertName]:
-        """Every alert the mixin generates for this project (DeadmanDown with a deadman only)."""
+        """Every alert the mixin generates for this project (the deadman's with one only)."""
         return [
             alert
             for alert in AlertName
-            if alert is not AlertName.DEADMAN_DOWN or self.routing.deadman is not None
+            if alert not in ABOUT_THE_DEADMAN or self.routing.deadman is not None
         ]
 
     def _reachable(self) -> list[str]:

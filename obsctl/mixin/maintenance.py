@@ -117,7 +117,7 @@ def muted(route: dict[str, Any], window: str) -> dict[str, Any]:
 
 
 def window_routes(
-    windows: dict[str, MaintenanceWindow], severity_routes: list[dict[str, Any]]
+    windows: dict[str, MaintenanceWindow], severity_routes: list[dict[str, Any]], fallback: str
 ) -> list[dict[str, Any]]:
     """One route per window, its matchers over the severity routes, muted while it is open.
 
@@ -127,6 +127,7 @@ def window_routes(
     return [
         {
             "matchers": list(window.mute),
+            "receiver": fallback,  # what the root gives an alert no severity route takes
             "routes": [muted(route, name) for route in severity_routes],
         }
         for name, window in windows.items()

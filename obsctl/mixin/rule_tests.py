@@ -19,6 +19,7 @@ from obsctl.metric_names import (
     AlertmanagerMetric,
     BullMQMetric,
     BusinessMetric,
+    DeadmanMetric,
     ExporterMetric,
     MySQLMetric,
     ProbeMetric,
@@ -882,6 +883,21 @@ class _Cases:
         if self.config.routing.deadman is not None:
             selector = self.config.selectors.deadman
             self._down_cases(AlertName.DEADMAN_DOWN, self.deadman, selector)
+            name = AlertName.DEADMAN_NOTICES_UNSENT
+            at = _eval_at(self.for_(name))
+            unsent = DeadmanMetric.NOTICES_UNSENT
+            dingtalk = {**self.deadman, "channel": "dingtalk:oncall"}
+            mail = {**self.deadman, "channel": "email"}
+            self.add(
+                "DeadmanNoticesUnsent fires while a notice waits for its channel", at,
+                [_gauge(unsent, dingtalk, 2, at), _gauge(unsent, mail, 0, at)], name,
+                [self.expect(self.rule(name), dingtalk, 2)],
+            )  # fmt: skip
+            retried = _series(unsent, dingtalk, f"0x4 1x4 0x{_steps(at)}")
+            self.add(
+                "DeadmanNoticesUnsent is quiet when a retry delivers within minutes", at,
+                [retried, _gauge(unsent, mail, 0, at)], name, [],
+            )  # fmt: skip
 
 
 def _check(at: float, record: str, labels: Mapping[str, str], value: float) -> dict[str, Any]:

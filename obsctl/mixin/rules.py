@@ -20,6 +20,7 @@ import yaml
 from obsctl.metric_names import (
     AlertmanagerMetric,
     BullMQMetric,
+    DeadmanMetric,
     ProbeMetric,
     PrometheusMetric,
     RelayMetric,
@@ -608,6 +609,18 @@ def _deadman_alerts(config: MixinConfig) -> list[Alert]:
             "Prometheus cannot scrape the dead man's switch {{ $labels.job }}"
             " {{ $labels.instance }} (down, or no target at all): if the alert path failed now,"
             " nobody would be told that the Watchdog stopped.",
+            ALERT_PATH_BOARD,
+        ),
+        Alert(
+            AlertName.DEADMAN_NOTICES_UNSENT,
+            f"max by (job, instance, channel) ({series(DeadmanMetric.NOTICES_UNSENT, deadman)})"
+            " > 0",
+            "The dead man's switch cannot deliver a page",
+            "{{ $value | humanize }} notices of the dead man's switch {{ $labels.instance }}"
+            " have waited for channel {{ $labels.channel }} for more than"
+            f" {duration(config.policy(AlertName.DEADMAN_NOTICES_UNSENT).for_ or 0)} (each is"
+            " retried): its robot secret, webhook or SMTP server is refusing it, so the page"
+            " that the alert path failed is not reaching on-call.",
             ALERT_PATH_BOARD,
         ),
     ]

@@ -113,11 +113,13 @@ def test_without_a_deadman_there_is_no_deadman_down_nor_a_policy_for_it(tmp_path
     del raw["routing"]["deadman"]
     del raw["prometheus"]["targets"]["deadman"]
     del raw["alerts"]["DeadmanDown"]
+    del raw["alerts"]["DeadmanNoticesUnsent"]
     config = _load(tmp_path, raw)
     files = render(config)
-    assert "DeadmanDown" not in files[RULES_PATH]
-    assert "runbooks/DeadmanDown.md" not in files
-    assert AlertName.DEADMAN_DOWN not in config.generated_alerts()
+    for name in ("DeadmanDown", "DeadmanNoticesUnsent"):
+        assert name not in files[RULES_PATH]
+        assert f"runbooks/{name}.md" not in files
+        assert AlertName(name) not in config.generated_alerts()
 
 
 def test_a_generated_prometheus_config_must_scrape_every_server_an_absent_alert_watches(

@@ -17,7 +17,8 @@ TITLE = "Alert path"
 # The panels of the dead man's switch alone (with routing.deadman).
 HEARTBEAT_AGE = "Dead man's switch: heartbeat age"
 HEARTBEAT = "Dead man's switch: heartbeat"
-DEADMAN_PANELS = (HEARTBEAT_AGE, HEARTBEAT)
+UNSENT = "Dead man's switch: notices unsent"
+DEADMAN_PANELS = (HEARTBEAT_AGE, HEARTBEAT, UNSENT)
 UP_MAPPINGS = (Mapping(1, "UP", GREEN), Mapping(0, "DOWN", RED))
 TARGET = "{{target}}"
 
@@ -185,4 +186,18 @@ def add_row(board: Board, config: MixinConfig) -> None:
         ],
         count_ok=("received", "missing"),
         width=8,
+    )
+    board.timeseries(
+        UNSENT,
+        "Notices (WatchdogMissing, its recovery, reminders) each channel has yet to take; "
+        "above 0 for long is DeadmanNoticesUnsent.",
+        "none",
+        [
+            Target(
+                f"max by (channel) ({series(DeadmanMetric.NOTICES_UNSENT, s.deadman)})",
+                "{{channel}}",
+            )
+        ],
+        width=24,
+        min_value=0,
     )
