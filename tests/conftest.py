@@ -95,6 +95,16 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) ->
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last value: {last!r})")
 
 
+def is_ready(url: str) -> bool:
+    """Whether a Prometheus or Alertmanager at url answers its /-/ready with success."""
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/-/ready", timeout=2).is_success
+    except httpx.TransportError:
+        return False
+
+
 @dataclass(frozen=True)
 class RunningStack:
     """A stack started for tests: its directory and the variables of its stack.env."""

@@ -31,7 +31,7 @@ from obsctl.mixin.config import ABOUT_THE_RELAY, AlertName, Email, Endpoint, Mix
 from obsctl.mixin.promql import series
 from obsctl.stack.fakes.launcher import free_port
 
-from conftest import DEMO_PROJECT, RunningStack, demo_config, wait_for
+from conftest import DEMO_PROJECT, RunningStack, demo_config, is_ready, wait_for
 
 pytestmark = pytest.mark.needs_tools("prometheus", "prometheus-alertmanager")
 
@@ -298,7 +298,7 @@ def test_the_relays_alerts_reach_on_call_by_email_while_the_relay_is_down(
         return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
 
     try:
-        wait_for("Alertmanager", lambda: _answers(url), timeout=30)
+        wait_for("Alertmanager", lambda: is_ready(url), timeout=30)
         posted = [
             _alert("RelayDown", severity="warning", team="sre", run=marker),
             _alert("RelayBacklogStale", severity="warning", team="sre", target="oncall",
@@ -321,10 +321,3 @@ def test_the_relays_alerts_reach_on_call_by_email_while_the_relay_is_down(
         assert "QueueBacklogHigh" not in title and "QueueBacklogHigh" not in text
         assert to == "oncall@example.com, sre@example.com", to
         assert "(warning, team sre)" in title
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/-/ready", timeout=1).is_success
-    except httpx.TransportError:
-        return False

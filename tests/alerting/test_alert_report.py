@@ -13,14 +13,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from obsctl.alert_history import read_history
 from obsctl.drills.journal import Journal
 from obsctl.stack.fakes.launcher import free_port
 
-from conftest import obsctl, stop_process, wait_for
+from conftest import is_ready, obsctl, stop_process, wait_for
 
 pytestmark = pytest.mark.needs_tools("prometheus", "promtool")
 
@@ -85,17 +84,10 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for("Prometheus with the history", lambda: _answers(url), timeout=60)
+        wait_for("Prometheus with the history", lambda: is_ready(url), timeout=60)
         yield url
     finally:
         stop_process(process)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def _journal(tmp_path: Path) -> Path:

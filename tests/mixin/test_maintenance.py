@@ -23,7 +23,7 @@ from obsctl.mixin import alertmanager
 from obsctl.mixin.config import Endpoint, load
 from obsctl.stack.fakes.launcher import free_port
 
-from conftest import DEMO_PROJECT, demo_config, stop_process, wait_for
+from conftest import DEMO_PROJECT, demo_config, is_ready, stop_process, wait_for
 
 CONFIG = demo_config()
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -150,7 +150,7 @@ def test_an_open_window_mutes_exactly_its_alerts(tmp_path: Path, open_now: bool)
     run = uuid.uuid4().hex[:8]
     _Capture.received = []
     try:
-        wait_for("Alertmanager", lambda: _answers(url), timeout=30)
+        wait_for("Alertmanager", lambda: is_ready(url), timeout=30)
         posted = [
             _alert(run, **BACKUP_MUTES),  # the window's alert
             # The window's alert name on another dependency.
@@ -179,10 +179,3 @@ def test_an_open_window_mutes_exactly_its_alerts(tmp_path: Path, open_now: bool)
     finally:
         stop_process(am)
         server.shutdown()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
