@@ -416,6 +416,21 @@ class Routing(_Strict):
     receivers: dict[Severity, Receiver] = Field(default_factory=_default_receivers)
 
 
+class ClaimSettings(_Strict):
+    """Claim (认领) links in messages: the relay's page silences the alert in Alertmanager."""
+
+    # The relay's address as on-call phones open it (public, behind a proxy in production).
+    url: HttpBase
+    # Signs the links (at least 16 characters once resolved).
+    key: SecretReference = "${OBSCTL_RELAY_CLAIM_KEY}"
+    # The Alertmanager API the relay records claims in; links.alertmanager_url when unset.
+    alertmanager_url: HttpBase | None = None
+    # The lengths a claimer may choose; the first is preselected.
+    durations: list[Duration] = Field(
+        default_factory=lambda: [3600.0, 1800.0, 7200.0, 14400.0], min_length=1, max_length=8
+    )
+
+
 class RelaySettings(_Strict):
     """How the relay runs (written into alertmanager/relay.yaml)."""
 
@@ -424,6 +439,7 @@ class RelaySettings(_Strict):
     spool_dir: str = "/var/lib/obsctl/relay"
     language: Literal["zh-CN", "en-US"] = "zh-CN"
     timezone: str = "Asia/Shanghai"
+    claim: ClaimSettings | None = None
 
 
 class DeadmanSettings(_Strict):
@@ -584,6 +600,12 @@ class MixinConfig(_Strict):
                 f" (DingTalk's {RELAY_THROTTLE_SECONDS:g}s throttle after a rate-limit answer, a"
                 f" {RELAY_PACING_SECONDS:g}s send-budget window, a {RELAY_RETRY_CAP_SECONDS:g}s"
                 " retry): RelayBacklogStale would page for a throttle the relay waits out"
+            )
+        claim = self.relay.claim
+        if claim is not None and not (claim.alertmanager_url or self.links.alertmanager_url):
+            problems.append(
+                "relay.claim.alertmanager_url: required key is missing (or set"
+                " links.alertmanager_url): claims are silences in Alertmanager"
             )
         if self.retention.local_days < self.slo.period_days:
             problems.append(

@@ -88,6 +88,19 @@ def relay_document(config: MixinConfig) -> dict[str, Any]:
             ),
         },
         "targets": targets,
+        **({"claim": _claim(config)} if relay.claim else {}),
+    }
+
+
+def _claim(config: MixinConfig) -> dict[str, Any]:
+    """relay.yaml's claim section."""
+    claim = config.relay.claim
+    assert claim is not None
+    return {
+        "url": claim.url,
+        "key": claim.key,
+        "alertmanager_url": claim.alertmanager_url or config.links.alertmanager_url,
+        "durations": [duration(seconds) for seconds in claim.durations],
     }
 
 

@@ -98,8 +98,10 @@ class Composer:
         mention_label: str,
         max_bytes: int,
         on_render_failure: Callable[[], None] = lambda: None,
+        claim_link: Callable[[Alert], str | None] = lambda alert: None,
     ) -> None:
         self._renderer = renderer
+        self._claim_link = claim_link
         self._target = target
         self._language = language
         self._mention_label = mention_label
@@ -165,7 +167,12 @@ class Composer:
         """The alert's view, or None when it cannot be rendered (the message falls back)."""
         try:
             return self._renderer.view(
-                entry.alert, entry.external_url, self._language, now, text_limit
+                entry.alert,
+                entry.external_url,
+                self._language,
+                now,
+                text_limit,
+                claim_url=self._claim_link(entry.alert),
             )
         except Exception:
             self._failed("an alert", entry)
@@ -198,6 +205,11 @@ class Composer:
                 mobiles=mobiles,
             )
         return RobotMessage.build(rendered.title, rendered.text, mobiles, at_all, count)
+
+    def notice(self, title: str, text: str) -> RobotMessage:
+        """A message that is not about alerts (a claim), with the robot's keyword."""
+        rendered = self._renderer.finish(title, text, self._target.keyword, ())
+        return RobotMessage.build(rendered.title, rendered.text, (), False, 0)
 
     def _failed(self, what: str, entry: Entry) -> None:
         if self._failure_reported:  # compose() tries several sizes; one failure, one report

@@ -5,6 +5,8 @@ Loading follows the exporter's config (``obsctl.exporter.config``): any value ma
 
 - ``OBSCTL_RELAY_LISTEN`` -> ``listen``, ``OBSCTL_RELAY_TOKEN`` -> ``webhook.token``,
   ``OBSCTL_RELAY_SPOOL_DIR`` -> ``delivery.spool_dir``;
+- with a ``claim`` section: ``OBSCTL_RELAY_CLAIM_KEY`` -> ``claim.key``, ``OBSCTL_RELAY_CLAIM_URL``
+  -> ``claim.url``, ``OBSCTL_RELAY_ALERTMANAGER_URL`` -> ``claim.alertmanager_url``;
 - for every target ``<name>`` of the file, ``OBSCTL_DINGTALK_<NAME>_URL`` -> its ``url`` and
   ``OBSCTL_DINGTALK_<NAME>_SECRET`` -> its ``secret`` (``-`` in the name becomes ``_``).
 """
@@ -37,7 +39,7 @@ from obsctl.configfile import (
 )
 from obsctl.httpserve import ServerLimits
 
-__all__ = ["ConfigError", "RelayConfig", "TargetConfig", "load"]
+__all__ = ["ClaimConfig", "ConfigError", "RelayConfig", "TargetConfig", "load"]
 
 Language = Literal["zh-CN", "en-US"]
 Severity = Literal["critical", "warning", "info"]
@@ -51,6 +53,11 @@ _GLOBAL_OVERRIDES: dict[str, tuple[str, ...]] = {
     "OBSCTL_RELAY_LISTEN": ("listen",),
     "OBSCTL_RELAY_TOKEN": ("webhook", "token"),
     "OBSCTL_RELAY_SPOOL_DIR": ("delivery", "spool_dir"),
+}
+_CLAIM_OVERRIDES: dict[str, str] = {
+    "OBSCTL_RELAY_CLAIM_KEY": "key",
+    "OBSCTL_RELAY_CLAIM_URL": "url",
+    "OBSCTL_RELAY_ALERTMANAGER_URL": "alertmanager_url",
 }
 
 
@@ -102,6 +109,8 @@ class DeliveryConfig(StrictModel):
 
 
 _PAGING_SEVERITIES: tuple[Severity, ...] = ("critical",)
+# Alerts someone should take: an info alert is not claimed, it is read.
+_CLAIMED_SEVERITIES: tuple[Severity, ...] = ("critical", "warning")
 
 
 class MentionConfig(StrictModel):
@@ -188,6 +197,35 @@ class RenderConfig(StrictModel):
     _known_zone = field_validator("timezone")(known_zone)
 
 
+class ClaimConfig(StrictModel):
+    """Claim (认领) links in messages, and the page behind them that silences the alert."""
+
+    # Where phones open the relay's claim page (its public address, behind a proxy in production).
+    url: str = Field(pattern=r"^https?://[^\s/]+")
+    # Signs the links; anyone holding it can claim any alert. At least 16 characters.
+    key: SecretStr
+    # The Alertmanager whose silences record claims (any peer of an HA cluster).
+    alertmanager_url: str = Field(pattern=r"^https?://[^\s/]+")
+    severities: list[Severity] = Field(default_factory=lambda: list(_CLAIMED_SEVERITIES))
+    # The lengths a claimer may choose; the first is preselected.
+    durations: list[Duration] = Field(
+        default_factory=lambda: [3600.0, 1800.0, 7200.0, 14400.0], min_length=1, max_length=8
+    )
+    # A link stops working this long after its message, even if the alert still fires (every
+    # repeated notification carries a fresh link).
+    link_ttl: Duration = 86_400.0
+    timeout: Duration = 5.0
+
+    @field_validator("key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError(
+                "the claim key must be at least 16 characters (e.g. openssl rand -hex 32)"
+            )
+        return value
+
+
 class RelayConfig(StrictModel):
     """Everything the relay does."""
 
@@ -197,6 +235,7 @@ class RelayConfig(StrictModel):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     render: RenderConfig = Field(default_factory=RenderConfig)
     targets: dict[TargetName, TargetConfig] = Field(min_length=1)
+    claim: ClaimConfig | None = None
 
     _listen_is_host_port = field_validator("listen")(host_port)
 
@@ -267,6 +306,10 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> Non
     for var, key_path in _GLOBAL_OVERRIDES.items():
         if environ.get(var):
             set_path(raw, key_path, environ[var])
+    if isinstance(raw.get("claim"), dict):  # only fills a claim section the file has
+        for var, key in _CLAIM_OVERRIDES.items():
+            if environ.get(var):
+                raw["claim"][key] = environ[var]
     targets = raw.get("targets")
     if not isinstance(targets, dict):
         return

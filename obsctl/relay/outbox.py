@@ -39,6 +39,7 @@ import logging
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +61,8 @@ MAX_INTERNAL_ERRORS = 3
 INTERNAL_ERROR_PAUSE = 1.0
 # How long "failing" is still reported after the last failure once nothing is queued.
 FAILING_MEMORY_SECONDS = 60.0
+# Notices (claim confirmations) waiting at most; they are short-lived news, kept in memory.
+MAX_NOTICES = 100
 
 
 class UnitState(Enum):
@@ -153,6 +156,7 @@ class Outbox:
         self._retry_at = 0.0
         self._blocked_until = 0.0
         self._after_failure = False
+        self._notices: deque[RobotMessage] = deque(maxlen=MAX_NOTICES)
         self.last_failure: str | None = None
 
     # --- what the server sees ---------------------------------------------------------------
@@ -253,6 +257,11 @@ class Outbox:
                 self._held -= 1
                 self._forget_latest(unit)
 
+    def announce(self, title: str, text: str) -> None:
+        """Send a message that is not about alerts (a claim), ahead of the queued alerts."""
+        self._notices.append(self._composer.notice(title, text))
+        self._wake.set()
+
     def _next_seq(self) -> int:
         self._seq += 1
         return self._seq
@@ -275,7 +284,7 @@ class Outbox:
     async def run(self) -> None:
         """Send rounds of messages until cancelled."""
         while True:
-            if not self._queue:
+            if not self._queue and not self._notices:
                 await self._sleep(None)
                 continue
             now = self._clock()
@@ -292,6 +301,8 @@ class Outbox:
 
     async def _round(self) -> None:
         """Send what was queued when the round began, in as many messages as it takes."""
+        if self._notices and not await self._send_notices():
+            return
         started_with = set(self._queue)
         while self._budget.free() > 0 and started_with.intersection(self._queue):
             chunk: list[Unit] = []
@@ -306,6 +317,20 @@ class Outbox:
             except Exception:
                 self._internal_error(chunk or self._queue[:1])
                 return
+
+    async def _send_notices(self) -> bool:
+        """Send the waiting notices the budget allows; False when a send failed."""
+        while self._notices and self._budget.free() > 0:
+            message = self._notices[0]
+            result = await self._client.send(message)
+            self._metrics.send_duration.labels(self.target).observe(result.duration_seconds)
+            if not result.ok:
+                assert result.failure is not None
+                self._failed(result.failure, result.detail)
+                return False
+            self._notices.popleft()
+            self._succeeded(message)
+        return True
 
     async def _attempt(self, chunk: list[Unit], message: RobotMessage) -> bool:
         for unit in chunk:
@@ -329,15 +354,19 @@ class Outbox:
                     self._insert(unit)
             self._in_flight = []
 
-    def _delivered(self, chunk: list[Unit], message: RobotMessage) -> None:
+    def _succeeded(self, message: RobotMessage) -> None:
+        """DingTalk took a message: the budget, the failure state, metrics, the delivery log."""
         self._budget.record()
         self._failures = 0
         self._after_failure = False
         self.last_failure = None
         self._metrics.sent.labels(self.target).inc()
-        sent_at = time.time()
         if self._deliveries is not None:
             self._deliveries.record(self.target, message.title, message.text, message.alerts)
+
+    def _delivered(self, chunk: list[Unit], message: RobotMessage) -> None:
+        self._succeeded(message)
+        sent_at = time.time()
         for unit in chunk:
             unit.state = UnitState.DELIVERED
         self._spool.delivered(self.target, (unit.key for unit in chunk), sent_at)

@@ -54,6 +54,8 @@ class AlertView:
     truncated: bool
     # Set by `obsctl drill run` (a Prometheus external label): the message must say so.
     drill: str | None = None
+    # The relay's signed claim page for this alert (claim_links), when claims are on.
+    claim_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ class Renderer:
         language: Language,
         now: datetime,
         text_limit: int | None = None,
+        claim_url: str | None = None,
     ) -> AlertView:
         """Format one alert; `text_limit` cuts summary and description to that many chars."""
         summary, cut_summary = markdown.text(alert.annotations.get("summary", ""), text_limit)
@@ -199,6 +202,7 @@ class Renderer:
             generator_url=self._link(alert.generatorURL),
             truncated=cut_summary or cut_description,
             drill=markdown.text(drill, MAX_LABEL_CHARS)[0] if drill else None,
+            claim_url=markdown.link(claim_url, [claim_url]) if claim_url else None,
         )
 
     def _link(self, url: str | None) -> str | None:
@@ -244,7 +248,7 @@ class Renderer:
         module = self.template(language).make_module(context)
         title = str(getattr(module, "title", "")).strip()
         text = _BLANK_LINES.sub("\n\n", str(module)).strip() + "\n"
-        return self._finish(title, text, keyword, mobiles)
+        return self.finish(title, text, keyword, mobiles)
 
     def fallback(
         self,
@@ -275,10 +279,11 @@ class Renderer:
             lines.extend(f"  {part}" for part in (summary, labels) if part)
         if more:
             lines.extend(["", words["more"].format(more)])
-        return self._finish(title, "\n".join(lines) + "\n", keyword, mobiles)
+        return self.finish(title, "\n".join(lines) + "\n", keyword, mobiles)
 
     @staticmethod
-    def _finish(title: str, text: str, keyword: str | None, mobiles: Sequence[str]) -> Rendered:
+    def finish(title: str, text: str, keyword: str | None, mobiles: Sequence[str]) -> Rendered:
+        """The robot's keyword in title and text, and an @ for every mobile mentioned."""
         if keyword and keyword not in title:
             title = f"{keyword} {title}"
         if keyword and keyword not in text:

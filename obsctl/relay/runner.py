@@ -6,13 +6,18 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from zoneinfo import ZoneInfo
 
 import httpx
 
 from obsctl.httpserve import serve_app
+from obsctl.relay.alertmanager import Alert
+from obsctl.relay.claim_links import ClaimLinks
+from obsctl.relay.claim_page import ClaimService
+from obsctl.relay.claims import ClaimDesk
 from obsctl.relay.compose import Composer
-from obsctl.relay.config import RelayConfig
+from obsctl.relay.config import ClaimConfig, RelayConfig
 from obsctl.relay.deliveries import DeliveryLog
 from obsctl.relay.dingtalk import RobotClient
 from obsctl.relay.metrics import RelayMetrics
@@ -25,9 +30,17 @@ from obsctl.relay.spool import Spool
 log = logging.getLogger(__name__)
 
 
+def claim_links(claim: ClaimConfig | None) -> ClaimLinks | None:
+    """The link signer of a claim section, None when claims are off."""
+    if claim is None:
+        return None
+    return ClaimLinks(claim.url, claim.key.get_secret_value().encode(), claim.link_ttl)
+
+
 def build_state(config: RelayConfig, http: httpx.AsyncClient) -> RelayState:
     """Outboxes, clients, metrics and the spool for every target of `config`."""
     renderer = Renderer(config.render)
+    links = claim_links(config.claim)
     metrics = RelayMetrics(config.targets)
     delivery = config.delivery
     deliveries = DeliveryLog(delivery.log_size)
@@ -41,6 +54,7 @@ def build_state(config: RelayConfig, http: httpx.AsyncClient) -> RelayState:
             config.render.mention_label,
             delivery.max_message_bytes,
             on_render_failure=metrics.render_failures.labels(name).inc,
+            claim_link=_claim_link(links, config.claim, name),
         )
         outbox = Outbox(
             name,
@@ -57,7 +71,29 @@ def build_state(config: RelayConfig, http: httpx.AsyncClient) -> RelayState:
         metrics.watch(name, outbox.depth, outbox.oldest_age, outbox.health)
         outboxes[name] = outbox
     metrics.spool_open.set_function(spool.open_entries)
-    return RelayState(config, outboxes, metrics, deliveries, spool)
+    claims = None
+    if config.claim is not None and links is not None:
+        claims = ClaimService(
+            config.claim,
+            links,
+            ClaimDesk(http, config.claim.alertmanager_url, config.claim.timeout),
+            outboxes,
+            config.language_of,
+            ZoneInfo(config.render.timezone),
+            config.render.key_labels,
+            config.render.language,
+        )
+    return RelayState(config, outboxes, metrics, deliveries, spool, claims)
+
+
+def _claim_link(
+    links: ClaimLinks | None, claim: ClaimConfig | None, target: str
+) -> Callable[[Alert], str | None]:
+    """How the composer of `target` gets an alert's claim link (None: not claimable)."""
+    if links is None or claim is None:
+        return lambda alert: None
+    severities = set(claim.severities)
+    return lambda alert: links.link(target, alert) if alert.severity in severities else None
 
 
 def restore(state: RelayState) -> None:

@@ -1,11 +1,13 @@
 """HTTP side of the relay: ``POST /dingtalk/<target>``, ``/health``, ``/ready``, ``/metrics``
-and ``GET /api/v1/deliveries`` (what DingTalk accepted recently; same token as the webhook).
+and ``GET /api/v1/deliveries`` (what DingTalk accepted recently; same token as the webhook);
+with claims on, the claim page ``/claim/<link>`` (``claim_page``).
 
 Answers to a webhook: 202 once its alerts are queued on disk (see ``outbox``), 200 for one
 with no alerts, 503 when the queue is full or the spool cannot be written (Alertmanager keeps
 the notification and retries); a 4xx only for a request no retry can fix (401 bad token, 404
 unknown target, 413 body too large, 408 body too slow, 400 not JSON, 422 not a version-4
-payload). Every answer is JSON, and none of them echoes a token, robot URL or secret.
+payload). Every answer but the claim page's is JSON, and none of them echoes a token, robot
+URL or secret.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from obsctl.httpserve import BodyTooLarge, read_body
 from obsctl.relay import alertmanager
+from obsctl.relay.claim_page import ClaimService, add_routes
 from obsctl.relay.compose import Entry
 from obsctl.relay.config import RelayConfig
 from obsctl.relay.deliveries import DeliveryLog
@@ -42,6 +45,7 @@ class RelayState:
     metrics: RelayMetrics
     deliveries: DeliveryLog
     spool: Spool
+    claims: ClaimService | None = None
 
 
 STATE = web.AppKey("state", RelayState)
@@ -191,6 +195,8 @@ async def index(request: web.Request) -> web.Response:
     """A tiny landing page listing the endpoints."""
     targets = "\n".join(f"POST /dingtalk/{name}" for name in request.app[STATE].outboxes)
     endpoints = "GET /health\nGET /ready\nGET /metrics\nGET /api/v1/deliveries?since=<unix time>\n"
+    if request.app[STATE].claims is not None:
+        endpoints += "GET|POST /claim/<signed link> (the claim page of a message's link)\n"
     return web.Response(text=f"obsctl relay\n{targets}\n{endpoints}")
 
 
@@ -209,5 +215,7 @@ def build_app(state: RelayState) -> web.Application:
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/deliveries", deliveries)
+    if state.claims is not None:
+        add_routes(app, state.claims)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app

@@ -32,6 +32,9 @@ APT_PACKAGES: dict[str, str] = {
     "dovecot": "dovecot-imapd",
     # Validates compose.yaml offline (no Docker engine runs on these machines).
     "docker-compose": "docker-compose",
+    # A real headless browser for the tests of the relay's claim page (selenium drives it).
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
 }
 # Importable module -> pip requirement, for the stand-in servers run from this venv (the `stack`
 # extra, for an install without it).

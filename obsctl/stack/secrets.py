@@ -47,6 +47,8 @@ class StackSecrets(BaseModel):
     # One robot per relay target of the routing (mixin config), keyed by the target's name.
     dingtalk_robots: dict[str, RobotSecret] = Field(default_factory=dict)
     relay_token: str = Field(default_factory=_token)
+    # Signs the relay's claim links.
+    claim_key: str = Field(default_factory=_token)
     # Alertmanager's (and the drills') bearer token for the dead man's switch.
     deadman_token: str = Field(default_factory=_token)
     # The API key each fake AI provider requires, keyed by the provider's name.

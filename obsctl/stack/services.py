@@ -281,6 +281,10 @@ def relay_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
         "OBSCTL_RELAY_SPOOL_DIR": str(layout.state("relay") / "spool"),
         # The stack's Prometheus and Alertmanager, so query and silence links are kept.
         "OBSCTL_RELAY_LINK_PREFIXES": f"{layout.url('prometheus')} {layout.url('alertmanager')}",
+        # Claim links open the stack's relay and record claims in the stack's Alertmanager.
+        "OBSCTL_RELAY_CLAIM_KEY": secrets.claim_key,
+        "OBSCTL_RELAY_CLAIM_URL": layout.url("relay"),
+        "OBSCTL_RELAY_ALERTMANAGER_URL": layout.url("alertmanager"),
     }
     for target, robot in secrets.dingtalk_robots.items():
         prefix = target_env_prefix(target)

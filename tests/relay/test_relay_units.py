@@ -24,6 +24,7 @@ TEMPLATES = REPO / "alertmanager" / "templates"
 NOW = datetime(2025, 1, 1, 10, 5, 30, tzinfo=UTC)
 ENV = {
     "OBSCTL_RELAY_TOKEN": "tok-3e1d",
+    "OBSCTL_RELAY_CLAIM_KEY": "claim-key-of-the-unit-tests",
     "OBSCTL_DINGTALK_ONCALL_URL": "https://oapi.dingtalk.com/robot/send?access_token=AT-oncall",
     "OBSCTL_DINGTALK_ONCALL_SECRET": "SEC-oncall-secret",
     **{
