@@ -116,6 +116,9 @@ class RelayMetric(StrEnum):
     WEBHOOK_ERRORS = "obsctl_relay_webhook_errors_total"
     QUEUE_DEPTH = "obsctl_relay_queue_depth"
     SEND_DURATION = "obsctl_relay_send_duration_seconds"
+    ESCALATIONS = "obsctl_relay_escalations_total"  # unclaimed alerts escalated, {level}
+    ESCALATION_ERRORS = "obsctl_relay_escalation_errors_total"  # {reason}
+    ESCALATIONS_TRACKED = "obsctl_relay_escalation_tracked_alerts"
 
 
 class DeadmanMetric(StrEnum):

@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, StringConstraints, field_validator, model
 from obsctl.config_types import Duration
 from obsctl.configfile import ConfigError, StrictModel, host_port, load_model, set_path
 from obsctl.httpserve import ServerLimits
+from obsctl.mail import EMAIL_ADDRESS, SmtpConfig
 from obsctl.relay.config import Language, Mobile, known_zone, unwritable
 
 __all__ = ["ConfigError", "DeadmanConfig", "load"]
@@ -64,17 +65,10 @@ class RobotConfig(StrictModel):
         return value if value is not None and value.get_secret_value() else None
 
 
-class EmailConfig(StrictModel):
+class EmailConfig(SmtpConfig):
     """SMTP delivery of the same message."""
 
-    smarthost: str
-    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
-    to: list[Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
-    username: str | None = None
-    password: SecretStr | None = None
-    starttls: bool = False
-
-    _smarthost_is_host_port = field_validator("smarthost")(host_port)
+    to: list[Annotated[str, StringConstraints(pattern=EMAIL_ADDRESS)]] = Field(min_length=1)
 
 
 class NotifyConfig(StrictModel):

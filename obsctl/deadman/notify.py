@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -19,6 +18,7 @@ import httpx
 
 from obsctl.deadman.config import DeadmanConfig, EmailConfig, RobotConfig
 from obsctl.deadman.watch import Kind, Notice
+from obsctl.mail import deliver
 from obsctl.relay import markdown
 from obsctl.relay.compose import RobotMessage
 from obsctl.relay.config import TargetConfig
@@ -204,10 +204,4 @@ class EmailChannel:
         return Sent(None, str(message["Subject"]), message.get_content())
 
     def _deliver(self, message: EmailMessage) -> None:
-        host, _, port = self._config.smarthost.rpartition(":")
-        with smtplib.SMTP(host.strip("[]"), int(port), timeout=self._timeout) as smtp:
-            if self._config.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-            if self._config.username and self._config.password:
-                smtp.login(self._config.username, self._config.password.get_secret_value())
-            smtp.send_message(message)
+        deliver(self._config, message, self._timeout)

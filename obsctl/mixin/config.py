@@ -431,6 +431,26 @@ class ClaimSettings(_Strict):
     )
 
 
+class EscalationLevel(_Strict):
+    """One step: after how long unclaimed, which robots, who is @-mentioned and mailed."""
+
+    after: Duration
+    # `oncall` and/or `team` (the alert's owner), as in routing.receivers.
+    dingtalk: list[Party] = Field(min_length=1)
+    at_all: bool = False
+    mention: list[Party] = Field(default_factory=list)
+    email: list[Party] = Field(default_factory=list)
+
+
+class Escalation(_Strict):
+    """Alerts nobody claims or resolves are sent again, louder (the relay does it)."""
+
+    severities: list[Severity] = Field(default_factory=lambda: [Severity.CRITICAL])
+    levels: list[EscalationLevel] = Field(min_length=1)
+    # Per team, levels replacing `levels`.
+    teams: dict[TeamName, list[EscalationLevel]] = Field(default_factory=dict)
+
+
 class RelaySettings(_Strict):
     """How the relay runs (written into alertmanager/relay.yaml)."""
 
@@ -560,6 +580,7 @@ class MixinConfig(_Strict):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     # Recurring windows (a nightly backup) that mute the alerts they select.
     maintenance: dict[WindowName, MaintenanceWindow] = Field(default_factory=dict)
+    escalation: Escalation | None = None
 
     @model_validator(mode="after")
     def _every_alert_known_and_owned(self) -> MixinConfig:
@@ -607,6 +628,7 @@ class MixinConfig(_Strict):
                 "relay.claim.alertmanager_url: required key is missing (or set"
                 " links.alertmanager_url): claims are silences in Alertmanager"
             )
+        problems += self._escalation_problems()
         if self.retention.local_days < self.slo.period_days:
             problems.append(
                 f"retention.local_days: {self.retention.local_days} is shorter than the SLO period "
@@ -643,6 +665,25 @@ class MixinConfig(_Strict):
             for job, reason in why.items()
             if job not in self.prometheus.targets
         ]
+
+    def _escalation_problems(self) -> list[str]:
+        """Escalation needs claims: a claim is what stops it. (It mails only with routing.email,
+        like everything else; validate fails on a project without it.)"""
+        if self.escalation is None:
+            return []
+        problems = []
+        if self.relay.claim is None:
+            problems.append("escalation: needs relay.claim (a claim is what stops it)")
+        for team in self.escalation.teams:
+            if team not in self.teams:
+                problems.append(f"escalation.teams.{team}: not a team in teams")
+        return problems
+
+    def escalation_levels(self, team: str) -> list[EscalationLevel]:
+        """The escalation levels of a team's alerts."""
+        if self.escalation is None:
+            return []
+        return self.escalation.teams.get(team, self.escalation.levels)
 
     def generated_alerts(self) -> list[AlertName]:
         """Every alert the mixin generates for this project (the deadman's with one only)."""

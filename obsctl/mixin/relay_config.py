@@ -89,7 +89,47 @@ def relay_document(config: MixinConfig) -> dict[str, Any]:
         },
         "targets": targets,
         **({"claim": _claim(config)} if relay.claim else {}),
+        **({"escalation": _escalation(config)} if config.escalation else {}),
     }
+
+
+def _escalation(config: MixinConfig) -> dict[str, Any]:
+    """relay.yaml's escalation section: one policy per team, its parties made concrete."""
+    escalation = config.escalation
+    assert escalation is not None
+    policies: dict[str, Any] = {}
+    for team, contact in config.teams.items():
+        parties = {"oncall": (ONCALL, config.oncall), "team": (f"team-{team}", contact)}
+        levels = []
+        for level in config.escalation_levels(team):
+            targets = [parties[p][0] for p in level.dingtalk if parties[p][1].dingtalk]
+            if not targets:
+                continue
+            entry: dict[str, Any] = {"after": duration(level.after), "targets": targets}
+            if level.at_all:
+                entry["at_all"] = True
+            mobiles = [m for p in level.mention for m in parties[p][1].mobiles]
+            if mobiles:
+                entry["mobiles"] = list(dict.fromkeys(mobiles))
+            email = [a for p in level.email for a in parties[p][1].email]
+            if email and config.routing.email is not None:
+                entry["email"] = list(dict.fromkeys(email))
+            levels.append(entry)
+        if levels:
+            policies[team] = levels
+    section: dict[str, Any] = {
+        "severities": [severity.value for severity in escalation.severities],
+        "policies": policies,
+    }
+    mail = config.routing.email
+    if mail is not None and any("email" in lvl for lvls in policies.values() for lvl in lvls):
+        section["smtp"] = {
+            # Like the deadman's: the relay may reach SMTP elsewhere than Alertmanager does.
+            "smarthost": f"${{OBSCTL_RELAY_SMARTHOST:-{mail.smarthost}}}",
+            "sender": mail.sender,
+            "starttls": mail.require_tls,
+        }
+    return section
 
 
 def _claim(config: MixinConfig) -> dict[str, Any]:

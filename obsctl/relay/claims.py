@@ -88,6 +88,17 @@ class ClaimDesk:
             return FiringAlert(alert["labels"], alert.get("annotations", {}), starts_at)
         return None
 
+    async def episodes(self) -> dict[tuple[str, int], str]:
+        """Every alert Alertmanager holds unresolved, by (fingerprint, episode start): its state
+        ("active", or "suppressed" while silenced or inhibited)."""
+        found = await self._call("GET", "/alerts", params={"active": "true"})
+        return {
+            (alert["fingerprint"], int(_time(alert["startsAt"]).timestamp())): alert.get(
+                "status", {}
+            ).get("state", "active")
+            for alert in found
+        }
+
     async def claim_of(self, ticket: ClaimTicket) -> Claim | None:
         """The active claim of a ticket's alert episode, if anyone holds it."""
         return (await self.claims()).get((ticket.fingerprint, ticket.started))

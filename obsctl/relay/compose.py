@@ -206,10 +206,12 @@ class Composer:
             )
         return RobotMessage.build(rendered.title, rendered.text, mobiles, at_all, count)
 
-    def notice(self, title: str, text: str) -> RobotMessage:
-        """A message that is not about alerts (a claim), with the robot's keyword."""
-        rendered = self._renderer.finish(title, text, self._target.keyword, ())
-        return RobotMessage.build(rendered.title, rendered.text, (), False, 0)
+    def notice(
+        self, title: str, text: str, mobiles: Sequence[str] = (), at_all: bool = False
+    ) -> RobotMessage:
+        """A message not made of queued alerts (a claim, an escalation), with the keyword."""
+        rendered = self._renderer.finish(title, text, self._target.keyword, mobiles)
+        return RobotMessage.build(rendered.title, rendered.text, mobiles, at_all, 0)
 
     def _failed(self, what: str, entry: Entry) -> None:
         if self._failure_reported:  # compose() tries several sizes; one failure, one report

@@ -26,6 +26,7 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from obsctl.config_types import Duration
@@ -38,6 +39,7 @@ from obsctl.configfile import (
     set_path,
 )
 from obsctl.httpserve import ServerLimits
+from obsctl.mail import EMAIL_ADDRESS, SmtpConfig
 
 __all__ = ["ClaimConfig", "ConfigError", "RelayConfig", "TargetConfig", "load"]
 
@@ -226,6 +228,48 @@ class ClaimConfig(StrictModel):
         return value
 
 
+class EscalationLevel(StrictModel):
+    """One step of an escalation: after how long unclaimed, and who is told how loudly."""
+
+    after: Duration
+    # Relay targets (robots) that get the escalation message, @-mentioning as configured.
+    targets: list[TargetName] = Field(min_length=1)
+    at_all: bool = False
+    mobiles: list[Mobile] = Field(default_factory=list)
+    email: list[Annotated[str, StringConstraints(pattern=EMAIL_ADDRESS)]] = Field(
+        default_factory=list
+    )
+
+
+class EscalationConfig(StrictModel):
+    """Alerts nobody claims or resolves are sent again, louder, level by level."""
+
+    severities: list[Severity] = Field(default_factory=lambda: list(_PAGING_SEVERITIES))
+    # By the alert's team label; "*" for every team not listed. Levels in order of `after`.
+    policies: dict[str, list[EscalationLevel]] = Field(min_length=1)
+    # How often unclaimed alerts are checked against Alertmanager.
+    check_interval: Duration = 15.0
+    # Needed when a level mails.
+    smtp: SmtpConfig | None = None
+
+    @field_validator("policies")
+    @classmethod
+    def _levels_in_order(
+        cls, value: dict[str, list[EscalationLevel]]
+    ) -> dict[str, list[EscalationLevel]]:
+        for team, levels in value.items():
+            if not levels:
+                raise ValueError(f"{team}: give at least one level")
+            afters = [level.after for level in levels]
+            if afters != sorted(afters) or len(set(afters)) != len(afters):
+                raise ValueError(f"{team}: levels must come in increasing order of `after`")
+        return value
+
+    def levels_for(self, team: str) -> list[EscalationLevel]:
+        """The levels of an alert's team (the "*" policy for a team not listed)."""
+        return self.policies.get(team) or self.policies.get("*", [])
+
+
 class RelayConfig(StrictModel):
     """Everything the relay does."""
 
@@ -236,8 +280,31 @@ class RelayConfig(StrictModel):
     render: RenderConfig = Field(default_factory=RenderConfig)
     targets: dict[TargetName, TargetConfig] = Field(min_length=1)
     claim: ClaimConfig | None = None
+    escalation: EscalationConfig | None = None
 
     _listen_is_host_port = field_validator("listen")(host_port)
+
+    @model_validator(mode="after")
+    def _escalation_can_run(self) -> RelayConfig:
+        escalation = self.escalation
+        if escalation is None:
+            return self
+        problems = []
+        if self.claim is None:
+            problems.append("escalation: needs the claim section (claims stop it, and it asks"
+                            " Alertmanager through claim.alertmanager_url)")  # fmt: skip
+        for team, levels in escalation.policies.items():
+            for index, level in enumerate(levels):
+                where = f"escalation.policies.{team}.{index}"
+                unknown = [t for t in level.targets if t not in self.targets]
+                if unknown:
+                    problems.append(f"{where}.targets: {unknown[0]!r} is not a target in targets"
+                                    f" ({', '.join(self.targets)})")  # fmt: skip
+                if level.email and escalation.smtp is None:
+                    problems.append(f"{where}.email: needs escalation.smtp to send mail")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @property
     def host_port(self) -> tuple[str, int]:

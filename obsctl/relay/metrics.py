@@ -25,6 +25,9 @@ def _is(state: Callable[[], StrEnum], name: str) -> Callable[[], float]:
     return lambda: float(state().value == name)
 
 
+ESCALATION_ERRORS = ("alertmanager", "mail", "state_file")
+
+
 class RelayMetrics:
     """Counters, gauges and histograms the relay updates as it works."""
 
@@ -121,6 +124,26 @@ class RelayMetrics:
             "Duration of one DingTalk send attempt.",
             ["target"],
             buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+        self.escalations = Counter(
+            RelayMetric.ESCALATIONS,
+            "Unclaimed alerts escalated, by escalation level (1 is the first).",
+            ["level"],
+            registry=r,
+        )
+        self.escalation_errors = Counter(
+            RelayMetric.ESCALATION_ERRORS,
+            "Escalation work that failed: asking Alertmanager, mailing, writing its state file.",
+            ["reason"],
+            registry=r,
+        )
+        self.escalations.labels("1")  # exposed (as 0) before the first escalation
+        for reason in ESCALATION_ERRORS:
+            self.escalation_errors.labels(reason)
+        self.escalation_tracked = Gauge(
+            RelayMetric.ESCALATIONS_TRACKED,
+            "Firing alert episodes the escalation watches: delivered, not resolved or claimed yet.",
             registry=r,
         )
         self._targets = list(targets)

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
 
+from obsctl.relay.alertmanager import Alert
 from obsctl.relay.compose import Composer, Entry, RobotMessage
 from obsctl.relay.config import RetryConfig
 from obsctl.relay.deliveries import DeliveryLog
@@ -133,6 +134,7 @@ class Outbox:
         max_queue: int,
         clock: Callable[[], float] = time.monotonic,
         deliveries: DeliveryLog | None = None,
+        on_delivered: Callable[[str, Alert], None] = lambda target, alert: None,
     ) -> None:
         self.target = target
         self._composer = composer
@@ -145,6 +147,7 @@ class Outbox:
         self._max_queue = max_queue
         self._clock = clock
         self._deliveries = deliveries
+        self._on_delivered = on_delivered  # the escalation watches what robots accepted
         self._queue: list[Unit] = []  # PENDING units, sorted by rank
         self._held = 0
         self._in_flight: list[Unit] = []
@@ -257,9 +260,11 @@ class Outbox:
                 self._held -= 1
                 self._forget_latest(unit)
 
-    def announce(self, title: str, text: str) -> None:
-        """Send a message that is not about alerts (a claim), ahead of the queued alerts."""
-        self._notices.append(self._composer.notice(title, text))
+    def announce(
+        self, title: str, text: str, mobiles: Sequence[str] = (), at_all: bool = False
+    ) -> None:
+        """Send a message not made of queued alerts (a claim, an escalation) ahead of them."""
+        self._notices.append(self._composer.notice(title, text, mobiles, at_all))
         self._wake.set()
 
     def _next_seq(self) -> int:
@@ -369,6 +374,7 @@ class Outbox:
         sent_at = time.time()
         for unit in chunk:
             unit.state = UnitState.DELIVERED
+            self._on_delivered(self.target, unit.entry.alert)
         self._spool.delivered(self.target, (unit.key for unit in chunk), sent_at)
         log.info(
             "%s: delivered a message with %d alerts (%d bytes, %d still queued)",

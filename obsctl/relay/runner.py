@@ -20,6 +20,7 @@ from obsctl.relay.compose import Composer
 from obsctl.relay.config import ClaimConfig, RelayConfig
 from obsctl.relay.deliveries import DeliveryLog
 from obsctl.relay.dingtalk import RobotClient
+from obsctl.relay.escalation import Escalator
 from obsctl.relay.metrics import RelayMetrics
 from obsctl.relay.outbox import Outbox
 from obsctl.relay.pacing import SendBudget
@@ -45,7 +46,20 @@ def build_state(config: RelayConfig, http: httpx.AsyncClient) -> RelayState:
     delivery = config.delivery
     deliveries = DeliveryLog(delivery.log_size)
     spool = Spool(delivery.spool_dir)
-    outboxes = {}
+    zone = ZoneInfo(config.render.timezone)
+    outboxes: dict[str, Outbox] = {}
+    desk = escalator = None
+    if config.claim is not None:
+        desk = ClaimDesk(http, config.claim.alertmanager_url, config.claim.timeout)
+    if config.escalation is not None and desk is not None and links is not None:
+        escalator = Escalator(
+            config.escalation, desk, links, outboxes, metrics, config.language_of, zone,
+            config.render.key_labels, delivery.spool_dir,
+        )  # fmt: skip
+        metrics.escalation_tracked.set_function(escalator.tracked)
+        deepest = max(len(levels) for levels in config.escalation.policies.values())
+        for level in range(1, deepest + 1):
+            metrics.escalations.labels(str(level))
     for name, target in config.targets.items():
         composer = Composer(
             renderer,
@@ -67,23 +81,22 @@ def build_state(config: RelayConfig, http: httpx.AsyncClient) -> RelayState:
             spool,
             delivery.max_queue,
             deliveries=deliveries,
+            on_delivered=escalator.delivered if escalator else _ignore,
         )
         metrics.watch(name, outbox.depth, outbox.oldest_age, outbox.health)
         outboxes[name] = outbox
     metrics.spool_open.set_function(spool.open_entries)
     claims = None
-    if config.claim is not None and links is not None:
+    if config.claim is not None and links is not None and desk is not None:
         claims = ClaimService(
-            config.claim,
-            links,
-            ClaimDesk(http, config.claim.alertmanager_url, config.claim.timeout),
-            outboxes,
-            config.language_of,
-            ZoneInfo(config.render.timezone),
-            config.render.key_labels,
-            config.render.language,
-        )
-    return RelayState(config, outboxes, metrics, deliveries, spool, claims)
+            config.claim, links, desk, outboxes, config.language_of, zone,
+            config.render.key_labels, config.render.language,
+        )  # fmt: skip
+    return RelayState(config, outboxes, metrics, deliveries, spool, claims, escalator)
+
+
+def _ignore(target: str, alert: Alert) -> None:
+    """An outbox's delivery hook when nothing escalates."""
 
 
 def _claim_link(
@@ -110,6 +123,8 @@ def restore(state: RelayState) -> None:
             "spool holds %d alerts for target %r, which is no longer configured; "
             "they stay in the spool until it is configured again", len(orphans), name,
         )  # fmt: skip
+    if state.escalator is not None:
+        state.escalator.restore()
     if not state.spool.durable:
         log.warning(
             "delivery.spool_dir is null: accepted alerts are kept in memory only and a "
@@ -127,6 +142,8 @@ async def running(config: RelayConfig) -> AsyncIterator[RelayState]:
         workers = [
             asyncio.create_task(o.run(), name=f"relay-{n}") for n, o in state.outboxes.items()
         ]
+        if state.escalator is not None:
+            workers.append(asyncio.create_task(state.escalator.run(), name="relay-escalation"))
         host, port = config.host_port
         server = None
         try:

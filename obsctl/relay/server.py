@@ -27,6 +27,7 @@ from obsctl.relay.claim_page import ClaimService, add_routes
 from obsctl.relay.compose import Entry
 from obsctl.relay.config import RelayConfig
 from obsctl.relay.deliveries import DeliveryLog
+from obsctl.relay.escalation import Escalator
 from obsctl.relay.metrics import RelayMetrics
 from obsctl.relay.outbox import Admission, Health, Outbox, QueueFull
 from obsctl.relay.spool import Spool
@@ -46,6 +47,7 @@ class RelayState:
     deliveries: DeliveryLog
     spool: Spool
     claims: ClaimService | None = None
+    escalator: Escalator | None = None
 
 
 STATE = web.AppKey("state", RelayState)

@@ -285,6 +285,8 @@ def relay_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
         "OBSCTL_RELAY_CLAIM_KEY": secrets.claim_key,
         "OBSCTL_RELAY_CLAIM_URL": layout.url("relay"),
         "OBSCTL_RELAY_ALERTMANAGER_URL": layout.url("alertmanager"),
+        # Escalations are mailed to the stack's SMTP sink.
+        "OBSCTL_RELAY_SMARTHOST": f"{HOST}:{layout.port('smtp')}",
     }
     for target, robot in secrets.dingtalk_robots.items():
         prefix = target_env_prefix(target)
