@@ -155,6 +155,22 @@ class AlertmanagerMetric(StrEnum):
     CLUSTER_MEMBERS = "alertmanager_cluster_members"  # peers this one sees (clustering on)
 
 
+class NodeMetric(StrEnum):
+    """node_exporter's series (1.x names) the host rules and the Host dashboard read."""
+
+    CPU_SECONDS = "node_cpu_seconds_total"  # {cpu, mode}
+    LOAD1 = "node_load1"
+    LOAD5 = "node_load5"
+    LOAD15 = "node_load15"
+    MEMORY_AVAILABLE = "node_memory_MemAvailable_bytes"
+    MEMORY_TOTAL = "node_memory_MemTotal_bytes"
+    FILESYSTEM_AVAILABLE = "node_filesystem_avail_bytes"  # {device, fstype, mountpoint}
+    FILESYSTEM_SIZE = "node_filesystem_size_bytes"
+    FILESYSTEM_READONLY = "node_filesystem_readonly"
+    NETWORK_RECEIVE = "node_network_receive_bytes_total"  # {device}
+    NETWORK_TRANSMIT = "node_network_transmit_bytes_total"
+
+
 FAMILIES: tuple[type[StrEnum], ...] = (
     ProbeMetric,
     ExporterMetric,
@@ -173,6 +189,8 @@ ALERT_PATH_FAMILIES: tuple[type[StrEnum], ...] = (
     PrometheusMetric,
     AlertmanagerMetric,
 )
+# The hosts, as node_exporter sees them.
+HOST_FAMILIES: tuple[type[StrEnum], ...] = (NodeMetric,)
 # Families whose samples carry suffixes of their own.
 HISTOGRAMS = frozenset({BusinessMetric.TASK_LATENCY, RelayMetric.SEND_DURATION})
 INFOS = frozenset({ExporterMetric.BUILD})

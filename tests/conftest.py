@@ -21,6 +21,7 @@ import pytest
 from obsctl.mixin.config import MixinConfig
 from obsctl.stack import envfile
 from obsctl.stack.fakes.launcher import free_port
+from obsctl.stack.layout import PORT_OFFSETS
 
 # The demo platform's ops project: this checkout's root.
 DEMO_PROJECT = Path(__file__).resolve().parents[1]
@@ -204,8 +205,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         assert result.returncode == 0, result.stderr
 
 
-def listeners_in_range(port_base: int, count: int = 12) -> list[str]:
-    """Processes listening on the ports of a stack's port range."""
+def listeners_in_range(port_base: int, count: int = max(PORT_OFFSETS.values()) + 1) -> list[str]:
+    """Processes listening on the ports of a stack's port range (every server's, by default)."""
     import psutil
 
     found = []

@@ -101,6 +101,10 @@ class AlertName(StrEnum):
     RELAY_BACKLOG_STALE = "RelayBacklogStale"
     DEADMAN_DOWN = "DeadmanDown"  # only with routing.deadman
     DEADMAN_NOTICES_UNSENT = "DeadmanNoticesUnsent"  # only with routing.deadman
+    # The host, watched by node_exporter (node-mixin's signals under the issue's names).
+    HOST_MEMORY_HIGH = "HostMemoryHigh"
+    HOST_DISK_FILLING_UP = "HostDiskFillingUp"
+    HOST_CPU_SATURATED = "HostCpuSaturated"
 
 
 # Alerts about the relay cannot travel through it: Alertmanager mails them to on-call itself.
@@ -145,6 +149,8 @@ class Selectors(_Strict):
     alertmanager: str = _job("alertmanager")
     relay: str = _job("relay")
     deadman: str = _job("deadman")
+    # The host: node_exporter on each machine of the platform.
+    node: str = _job("node")
 
     def job(self, source: str) -> str | None:
         """The job name a selector matches exactly (`job="x"`), if it is that simple."""
@@ -181,6 +187,19 @@ class Thresholds(_Strict):
     # for on purpose (RELAY_LONGEST_NORMAL_WAIT: DingTalk's 10-minute throttle after a rate-limit
     # answer, a full send-budget window and one capped retry), or a throttle alone would page.
     relay_oldest_queued_seconds: Positive = 900.0
+    # The host (node_exporter). MemAvailable / MemTotal below this: the kernel is about to
+    # reclaim hard or the OOM killer picks a PM2 worker (4 GB host, 3-4 Node processes).
+    host_memory_available_ratio: Ratio = 0.1
+    # A filesystem whose free space, extrapolated from the last 6 hours (predict_linear), runs out
+    # within this many hours, while less than host_disk_free_ratio of it is free (node-mixin's
+    # warning: 24 h and 40 %; the guard keeps a large, mostly empty disk from paging on a burst).
+    host_disk_fill_hours: Positive = 24.0
+    host_disk_free_ratio: Ratio = 0.4
+    # CPU saturation needs both: the CPUs busy (not idle, iowait or steal) above this share and
+    # more runnable work than cores (1-minute load per core above host_load_per_core). Busy alone
+    # is a well-used host; a high load alone is often processes blocked on disk.
+    host_cpu_busy_ratio: Ratio = 0.9
+    host_load_per_core: Positive = 1.5
 
 
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
@@ -303,6 +322,10 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.DEADMAN_DOWN: policy("warning", "sre", "5m"),
         # The dead man's switch has a page its robot or mail server will not take.
         AlertName.DEADMAN_NOTICES_UNSENT: policy("critical", "sre", "5m"),
+        # The host: warnings for sre, long enough that a deploy, a backup or a CI burst is over.
+        AlertName.HOST_MEMORY_HIGH: policy("warning", "sre", "5m"),
+        AlertName.HOST_DISK_FILLING_UP: policy("warning", "sre", "1h"),
+        AlertName.HOST_CPU_SATURATED: policy("warning", "sre", "15m"),
     }
 
 
@@ -325,6 +348,7 @@ class Links(_Strict):
             "queues": "obsctl-queues",
             "dependencies": "obsctl-dependencies",
             "database": "obsctl-database",
+            "host": "obsctl-host",
         }
     )
 

@@ -22,6 +22,7 @@ from obsctl.metric_names import (
     DeadmanMetric,
     ExporterMetric,
     MySQLMetric,
+    NodeMetric,
     ProbeMetric,
     PrometheusMetric,
     RedisMetric,
@@ -33,8 +34,13 @@ from obsctl.mixin.promql import duration, equality_labels
 from obsctl.mixin.rules import (
     ALERT_PATH_WINDOW,
     CACHE_WINDOW,
+    CPU_WINDOW,
     DELIVERY_WINDOW,
+    DISK_WINDOW,
     FAST_WINDOW,
+    HOST_CPU_BUSY,
+    HOST_LOAD_PER_CORE,
+    HOST_MEMORY_AVAILABLE,
     PROVIDER_DEGRADED_SHARE,
     TASK_WINDOW,
     Alert,
@@ -66,6 +72,11 @@ PROMETHEUS_INSTANCE = "prometheus-1:9090"
 ALERTMANAGER_INSTANCE = "alertmanager-1:9093"
 RELAY_INSTANCE = "relay-1:18311"
 DEADMAN_INSTANCE = "deadman-1:18312"
+# A host of the platform as node_exporter reports it: the seed's 4C/4G machine, a 100 GB disk.
+NODE_INSTANCE = "app-1:9100"
+HOST_CORES = 4
+HOST_MEMORY_BYTES = 4e9
+DISK_BYTES = 1e11
 RULE_GROUP = "/etc/prometheus/rules/obsctl.rules.yml;obsctl.api.alerts"
 ALERTMANAGERS = ("http://alertmanager-1:9093/api/v2/alerts",
                  "http://alertmanager-2:9093/api/v2/alerts")  # fmt: skip
@@ -200,6 +211,7 @@ class _Cases:
         self.am = {**equality_labels(selectors.alertmanager), "instance": ALERTMANAGER_INSTANCE}
         self.relay = {**equality_labels(selectors.relay), "instance": RELAY_INSTANCE}
         self.deadman = {**equality_labels(selectors.deadman), "instance": DEADMAN_INSTANCE}
+        self.node = {**equality_labels(selectors.node), "instance": NODE_INSTANCE}
         self.groups: list[dict[str, Any]] = []
         self.slow_groups: list[dict[str, Any]] = []
 
@@ -899,6 +911,99 @@ class _Cases:
                 [retried, _gauge(unsent, mail, 0, at)], name, [],
             )  # fmt: skip
 
+    # --- the host ---
+
+    def host_cases(self) -> None:
+        t, step = self.t, SLOW_STEP
+        name = AlertName.HOST_MEMORY_HIGH
+        at = _eval_at(self.for_(name))
+
+        def memory(available_ratio: float) -> list[Series]:
+            available = round(HOST_MEMORY_BYTES * available_ratio)
+            return [
+                _gauge(NodeMetric.MEMORY_TOTAL, self.node, HOST_MEMORY_BYTES, at, step),
+                _gauge(NodeMetric.MEMORY_AVAILABLE, self.node, available, at, step),
+            ]
+
+        low = t.host_memory_available_ratio / 2
+        self.add(f"HostMemoryHigh fires with {low:g} of the memory available", at, memory(low),
+                 name, [self.expect(self.rule(name), self.node, low)],
+                 [(HOST_MEMORY_AVAILABLE, self.node, low)], slow=True)  # fmt: skip
+        self.add("HostMemoryHigh is quiet at the threshold", at,
+                 memory(t.host_memory_available_ratio), name, [], slow=True)  # fmt: skip
+
+        name = AlertName.HOST_CPU_SATURATED
+        at = _eval_at(parse_duration(CPU_WINDOW), self.for_(name))
+        busy = _fire_ratio(t.host_cpu_busy_ratio)
+        queued = 2 * t.host_load_per_core
+
+        def cpus(busy: float, load_per_core: float) -> list[Series]:
+            series = [_gauge(NodeMetric.LOAD1, self.node, load_per_core * HOST_CORES, at, step)]
+            for cpu in range(HOST_CORES):
+                labels = {**self.node, "cpu": str(cpu)}
+                # Work split between user and system; iowait counts as idle time, not work.
+                series += [
+                    _counter(NodeMetric.CPU_SECONDS, {**labels, "mode": "user"}, busy * 0.75,
+                             at, step),
+                    _counter(NodeMetric.CPU_SECONDS, {**labels, "mode": "system"}, busy * 0.25,
+                             at, step),
+                    _counter(NodeMetric.CPU_SECONDS, {**labels, "mode": "idle"}, (1 - busy) / 2,
+                             at, step),
+                    _counter(NodeMetric.CPU_SECONDS, {**labels, "mode": "iowait"}, (1 - busy) / 2,
+                             at, step),
+                ]  # fmt: skip
+            return series
+
+        self.add(
+            f"HostCpuSaturated fires {busy:g} busy with a load of {queued:g} per core", at,
+            cpus(busy, queued), name, [self.expect(self.rule(name), self.node, busy)],
+            [(HOST_CPU_BUSY, self.node, busy), (HOST_LOAD_PER_CORE, self.node, queued)],
+            slow=True,
+        )  # fmt: skip
+        self.add("HostCpuSaturated is quiet for busy CPUs without a queue", at,
+                 cpus(busy, t.host_load_per_core), name, [], slow=True)  # fmt: skip
+        self.add("HostCpuSaturated is quiet for a high load on CPUs at the threshold", at,
+                 cpus(t.host_cpu_busy_ratio, queued), name, [], slow=True)  # fmt: skip
+        self._disk_cases()
+
+    def _disk_cases(self) -> None:
+        t, step = self.t, SLOW_STEP
+        name = AlertName.HOST_DISK_FILLING_UP
+        at = _eval_at(parse_duration(DISK_WINDOW), self.for_(name))
+        horizon = t.host_disk_fill_hours * 3600
+
+        def filesystem(device: str, fstype: str, mountpoint: str, free: float,
+                       fills_in: float | None) -> tuple[dict[str, str], list[Series]]:  # fmt: skip
+            """A filesystem with `free` of it free at `at`, full `fills_in` seconds later."""
+            labels = {**self.node, "device": device, "fstype": fstype, "mountpoint": mountpoint}
+            free_at = round(DISK_BYTES * free)
+            per_step = round(free_at * step / fills_in) if fills_in else 0
+            start = free_at + per_step * round(at / step)
+            return labels, [
+                _gauge(NodeMetric.FILESYSTEM_SIZE, labels, DISK_BYTES, at, step),
+                _series(NodeMetric.FILESYSTEM_AVAILABLE, labels,
+                        f"{start}-{per_step}x{_steps(at, step)}"),
+                _gauge(NodeMetric.FILESYSTEM_READONLY, labels, 0, at, step),
+            ]  # fmt: skip
+
+        low = t.host_disk_free_ratio / 2
+        root, filling = filesystem("/dev/vda1", "ext4", "/", low, horizon / 2)
+        self.add(
+            f"HostDiskFillingUp fires for {low:g} free that fills within"
+            f" {duration(horizon / 2)}", at, filling, name,
+            [self.expect(self.rule(name), root, low)], slow=True,
+        )  # fmt: skip
+        quiet = [
+            filesystem("/dev/vda1", "ext4", "/", low, None)[1],  # little free, not shrinking
+            filesystem("/dev/vdb1", "xfs", "/data", t.host_disk_free_ratio, horizon / 2)[1],
+            filesystem("/dev/vdc1", "ext4", "/var", low, 2 * horizon)[1],  # full too late
+            filesystem("tmpfs", "tmpfs", "/tmp", low, horizon / 2)[1],  # memory, not a disk
+        ]
+        self.add(
+            "HostDiskFillingUp is quiet for a steady, a roomy, a slow and a tmpfs filesystem", at,
+            [one for series in quiet for one in series], name, [], slow=True,
+        )  # fmt: skip
+
 
 def _check(at: float, record: str, labels: Mapping[str, str], value: float) -> dict[str, Any]:
     # Rounded to 0.001: rates of float counters carry noise in the last digits.
@@ -945,6 +1050,7 @@ def build(config: MixinConfig) -> dict[str, dict[str, Any]]:
     cases.alertmanager_cases()
     cases.relay_cases()
     cases.deadman_cases()
+    cases.host_cases()
     return {
         TESTS_PATH: _file(STEP, cases.groups),
         SLO_TESTS_PATH: _file(SLOW_STEP, cases.slow_groups),

@@ -21,6 +21,7 @@ from obsctl.metric_names import (
     AlertmanagerMetric,
     BullMQMetric,
     DeadmanMetric,
+    NodeMetric,
     ProbeMetric,
     PrometheusMetric,
     RelayMetric,
@@ -61,6 +62,15 @@ PROVIDER = 'probe="provider"'
 DEGRADED_WINDOW = "5m"
 DEGRADED_SHARE = 0.5
 PROVIDER_DEGRADED_SHARE = f"provider:heartbeat_degraded:ratio_avg{DEGRADED_WINDOW}"
+# The host (node_exporter). CPU busy over 5 minutes, as node-mixin; HostDiskFillingUp draws its
+# line through the last 6 hours of free space (node-mixin's window), so a log rotation or a
+# backup that frees space again within the hour does not look like a trend.
+HOST_BOARD = "host"
+CPU_WINDOW = "5m"
+DISK_WINDOW = "6h"
+HOST_MEMORY_AVAILABLE = "instance:node_memory_available:ratio"
+HOST_CPU_BUSY = f"instance:node_cpu_busy:ratio_rate{CPU_WINDOW}"
+HOST_LOAD_PER_CORE = "instance:node_load1_per_core:ratio"
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,55 @@ def _exporter_recordings(config: MixinConfig) -> tuple[list[Recording], list[Rec
         Recording(PROVIDER_DEGRADED_SHARE, signals.provider_degraded_share(exp, DEGRADED_WINDOW)),
     ]
     return business, dependencies
+
+
+def _host_recordings(config: MixinConfig) -> list[Recording]:
+    node = config.selectors.node
+    return [
+        Recording(HOST_MEMORY_AVAILABLE, signals.memory_available_ratio(node)),
+        Recording(HOST_CPU_BUSY, signals.cpu_busy_ratio(node, CPU_WINDOW)),
+        Recording(HOST_LOAD_PER_CORE, signals.load_per_core(node)),
+    ]
+
+
+def _host_alerts(config: MixinConfig) -> list[Alert]:
+    t = config.thresholds
+    node = config.selectors.node
+    available = series(NodeMetric.FILESYSTEM_AVAILABLE, node, signals.DISK_FILESYSTEMS)
+    writable = series(NodeMetric.FILESYSTEM_READONLY, node, signals.DISK_FILESYSTEMS)
+    horizon = t.host_disk_fill_hours * 3600
+    return [
+        Alert(
+            AlertName.HOST_MEMORY_HIGH,
+            f"{HOST_MEMORY_AVAILABLE} < {number(t.host_memory_available_ratio)}",
+            "A host is running out of memory",
+            f"Only {PCT} of the memory of {{{{ $labels.instance }}}} is available (MemAvailable,"
+            f" threshold {percent(t.host_memory_available_ratio)}): the kernel reclaims page"
+            " cache and the OOM killer may end a process of the platform.",
+            HOST_BOARD,
+        ),
+        Alert(
+            AlertName.HOST_DISK_FILLING_UP,
+            f"{signals.filesystem_free_ratio(node)} < {number(t.host_disk_free_ratio)}"
+            f" and predict_linear({available}[{DISK_WINDOW}], {number(horizon)}) < 0"
+            f" and {writable} == 0",
+            "A filesystem will be full soon",
+            f"{{{{ $labels.mountpoint }}}} ({{{{ $labels.device }}}}) on {{{{ $labels.instance }}}}"
+            f" has {PCT} free (threshold {percent(t.host_disk_free_ratio)}) and, at the pace of"
+            f" the last {DISK_WINDOW}, is full within {duration(horizon)}.",
+            HOST_BOARD,
+        ),
+        Alert(
+            AlertName.HOST_CPU_SATURATED,
+            f"{HOST_CPU_BUSY} > {number(t.host_cpu_busy_ratio)}"
+            f" and on ({signals.HOST_BY}) {HOST_LOAD_PER_CORE} > {number(t.host_load_per_core)}",
+            "A host has more work than CPUs",
+            f"The CPUs of {{{{ $labels.instance }}}} are {PCT} busy over the last {CPU_WINDOW}"
+            f" (threshold {percent(t.host_cpu_busy_ratio)}) with a 1-minute load above"
+            f" {number(t.host_load_per_core)} per core: requests and jobs wait for a CPU.",
+            HOST_BOARD,
+        ),
+    ]
 
 
 def _api_alerts(config: MixinConfig) -> list[Alert]:
@@ -633,11 +692,13 @@ def groups(config: MixinConfig) -> list[Group]:
         Group("obsctl.api.recording", _api_recordings(config)),
         Group("obsctl.business.recording", business),
         Group("obsctl.dependencies.recording", dependencies),
+        Group("obsctl.host.recording", _host_recordings(config)),
         Group("obsctl.api.alerts", _api_alerts(config)),
         Group("obsctl.queues.alerts", _queue_alerts(config)),
         Group("obsctl.dependencies.alerts", _dependency_alerts(config)),
         Group("obsctl.business.alerts", _business_alerts(config)),
         Group("obsctl.meta.alerts", _meta_alerts(config)),
+        Group("obsctl.host.alerts", _host_alerts(config)),
         Group(
             "obsctl.alert-path.alerts",
             [

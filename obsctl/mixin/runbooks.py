@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 
 from obsctl.config_types import parse_duration
-from obsctl.mixin import rules
+from obsctl.mixin import rules, signals
 from obsctl.mixin.alertmanager import DEPENDENT_ON_A_DEPENDENCY
 from obsctl.mixin.config import (
     ABOUT_THE_RELAY,
@@ -179,6 +179,10 @@ def _context(config: MixinConfig, alert: AlertName, alerts: list[rules.Alert]) -
         "am": config.selectors.alertmanager,
         "relay": config.selectors.relay,
         "deadman_sel": config.selectors.deadman,
+        "node": config.selectors.node,
+        "cpu_window": rules.CPU_WINDOW,
+        "disk_window": rules.DISK_WINDOW,
+        "disk_filesystems": signals.DISK_FILESYSTEMS,
         "path_window": rules.ALERT_PATH_WINDOW,
         "path_seconds": parse_duration(rules.ALERT_PATH_WINDOW),
         "delivery_window": rules.DELIVERY_WINDOW,

@@ -13,6 +13,7 @@ from obsctl.metric_names import (
     BusinessMetric,
     ExporterMetric,
     MySQLMetric,
+    NodeMetric,
     ProbeMetric,
     RedisMetric,
     RelayMetric,
@@ -31,6 +32,14 @@ WAITING = 'state="waiting"'
 MYSQL_SELECT1 = ('probe="mysql"', 'phase="select1"')
 # DingTalk's "send too fast" answer: the relay waits it out (10 minutes); not a failed delivery.
 NOT_RATE_LIMITED = 'reason!="rate_limited"'
+# node_exporter's CPU modes that are no work: idle, waiting for I/O, time the hypervisor took.
+CPU_NOT_BUSY = 'mode=~"idle|iowait|steal"'
+IDLE = 'mode="idle"'  # one series per CPU
+# One series per host: node_exporter's own labels (its memory and load series carry no others).
+HOST_BY = "job, instance"
+# Filesystems that live in memory or are layers of an image: they never fill a disk. (The
+# Debian package already leaves out /dev, /proc, /run, /sys and the pseudo filesystems.)
+DISK_FILESYSTEMS = 'fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|nsfs|fuse.lxcfs"'
 
 
 def _sum(by: str) -> str:
@@ -139,3 +148,31 @@ def notifications(alertmanager: str, window: str, by: str = "") -> str:
 def leaders(exporter: str) -> str:
     """How many sidecars hold the leader lease (exactly 1 when all is well)."""
     return f"sum({series(ExporterMetric.LEADER, exporter)})"
+
+
+def memory_available_ratio(node: str) -> str:
+    """MemAvailable over MemTotal of each host: what the kernel can give without swapping."""
+    available = series(NodeMetric.MEMORY_AVAILABLE, node)
+    return f"{available} / {series(NodeMetric.MEMORY_TOTAL, node)}"
+
+
+def cpu_busy_ratio(node: str, window: str) -> str:
+    """Share of each host's CPU time doing work (all of it but idle, iowait and steal)."""
+    not_busy = f"rate({series(NodeMetric.CPU_SECONDS, node, CPU_NOT_BUSY)}[{window}])"
+    return f"1 - avg by ({HOST_BY}) (sum by ({HOST_BY}, cpu) ({not_busy}))"
+
+
+def cores(node: str) -> str:
+    """How many CPUs each host has."""
+    return f"count by ({HOST_BY}) ({series(NodeMetric.CPU_SECONDS, node, IDLE)})"
+
+
+def load_per_core(node: str) -> str:
+    """The 1-minute load average of each host over its CPUs."""
+    return f"{series(NodeMetric.LOAD1, node)} / on ({HOST_BY}) {cores(node)}"
+
+
+def filesystem_free_ratio(node: str) -> str:
+    """Free share of each disk filesystem, as unprivileged processes see it."""
+    available = series(NodeMetric.FILESYSTEM_AVAILABLE, node, DISK_FILESYSTEMS)
+    return f"{available} / {series(NodeMetric.FILESYSTEM_SIZE, node, DISK_FILESYSTEMS)}"

@@ -26,6 +26,8 @@ APT_PACKAGES: dict[str, str] = {
     "promtool": "prometheus",
     "prometheus-alertmanager": "prometheus-alertmanager",
     "amtool": "prometheus-alertmanager",
+    # The host's CPU, memory and filesystems (HostMemoryHigh, HostDiskFillingUp, HostCpuSaturated).
+    "prometheus-node-exporter": "prometheus-node-exporter",
     "node": "nodejs",
     "npm": "npm",
     # A real IMAP server: drill tests read alert emails back the way a remote target's are read.

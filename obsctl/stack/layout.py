@@ -23,6 +23,7 @@ PORT_OFFSETS: dict[str, int] = {
     "exporter": 10,
     "relay": 11,
     "deadman": 12,
+    "node-exporter": 13,
 }
 PROVIDERS = ("alpha", "beta")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from obsctl.metric_names import ALERT_PATH_FAMILIES, exposed
+from obsctl.metric_names import ALERT_PATH_FAMILIES, HOST_FAMILIES, exposed
 from obsctl.mixin import rules
 from obsctl.mixin.config import AlertName, MixinConfig, Thresholds, load
 from obsctl.mixin.contract import (
@@ -25,8 +25,8 @@ from obsctl.mixin.dashboards.lint import metric_names, panels
 # Series Prometheus makes itself (up, ALERTS) and labels it adds or histograms carry.
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "obsctl.yaml"
 PROMETHEUS_SERIES = frozenset({"up", "ALERTS"})
-# What obsctl's own servers, Prometheus and Alertmanager expose: not the API's.
-OBSCTL_AND_ALERT_PATH = exposed() | exposed(ALERT_PATH_FAMILIES)
+# What obsctl's own servers, Prometheus, Alertmanager and node_exporter expose: not the API's.
+OBSCTL_AND_ALERT_PATH = exposed() | exposed(ALERT_PATH_FAMILIES) | exposed(HOST_FAMILIES)
 PROMETHEUS_LABELS = frozenset({"job", "instance", "le"})
 _GROUPING = re.compile(r"\b(?:by|on|without|ignoring)\s*\(([^)]*)\)")
 _MATCHERS = re.compile(r"(?<!\{)\{([^{}]*)\}")

@@ -32,12 +32,12 @@ EXPECTED = {
     "alertmanager/templates/email.tmpl",
     "prometheus/prometheus.yml",
     *(f"prometheus/targets/{job}.yml"
-      for job in ("api", "exporter", "relay", "deadman", "alertmanager", "prometheus")),
+      for job in ("api", "exporter", "relay", "deadman", "alertmanager", "prometheus", "node")),
     *(f"systemd/obsctl-{unit}.service" for unit in ("exporter", "relay", "deadman")),
     "dashboards/provisioning/datasources/obsctl.yaml",
     "dashboards/provisioning/dashboards/obsctl.yaml",
     *(f"dashboards/{name}.json"
-      for name in ("overview", "api", "business", "queues", "dependencies", "database")),
+      for name in ("overview", "api", "business", "queues", "dependencies", "database", "host")),
     *(f"runbooks/{alert.value}.md" for alert in AlertName),
 }  # fmt: skip
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from obsctl.metric_names import ALERT_PATH_FAMILIES, exposed
+from obsctl.metric_names import ALERT_PATH_FAMILIES, HOST_FAMILIES, exposed
 from obsctl.mixin.config import AlertName, MixinConfig, load
 from obsctl.mixin.contract import sample_names
 from obsctl.mixin.rules import Recording, groups
@@ -126,7 +126,8 @@ METRIC = re.compile(
 def test_every_series_a_runbook_names_exists() -> None:
     config = demo_config()
     recorded = {r.record for g in groups(config) for r in g.rules if isinstance(r, Recording)}
-    known = exposed() | exposed(ALERT_PATH_FAMILIES) | sample_names() | recorded | {"up"}
+    known = exposed() | exposed(ALERT_PATH_FAMILIES) | exposed(HOST_FAMILIES) | sample_names()
+    known |= recorded | {"up"}
     for path, text in render_runbooks(config).items():
         inline = re.sub(r"```promql\n(.*?)\n *```", r"`\1`", text, flags=re.DOTALL)
         spans = " ".join(re.findall(r"`([^`]+)`", inline))

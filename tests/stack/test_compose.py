@@ -15,7 +15,7 @@ from obsctl.mixin.alertmanager import COMPOSE_CONFIG_PATH, for_compose, render
 from obsctl.mixin.config import load as load_mixin
 from obsctl.mixin.rules import RULES_PATH
 from obsctl.stack.layout import StackLayout
-from obsctl.stack.services import build, load_secrets
+from obsctl.stack.services import NODE_COLLECTORS, build, load_secrets
 
 from conftest import installed, require
 
@@ -152,3 +152,17 @@ def test_compose_and_the_stack_keep_the_slo_period_of_samples(
     layout = StackLayout(root=tmp_path)
     [stack_prometheus] = [s for s in build(layout, load_secrets(layout)) if s.name == "prometheus"]
     assert flag in stack_prometheus.argv
+
+
+def test_compose_runs_node_exporter_like_the_stack_and_scrapes_it(
+    resolved: dict[str, Any],
+) -> None:
+    """The host rules read node_exporter: same collectors as the local stack, scraped as `node`."""
+    command = resolved["services"]["node-exporter"]["command"]
+    enabled = {flag.removeprefix("--collector.") for flag in command if flag[:12] == "--collector."}
+    assert enabled == {"disable-defaults", *NODE_COLLECTORS}
+    assert "ports" not in resolved["services"]["node-exporter"]
+    prometheus = yaml.safe_load((REPO / "exporters" / "compose" / "prometheus.yml").read_text())
+    job = load_mixin(REPO / "obsctl.yaml").job_name("node")
+    [scrape] = [j for j in prometheus["scrape_configs"] if j["job_name"] == job]
+    assert scrape["static_configs"][0]["targets"] == ["node-exporter:9100"]

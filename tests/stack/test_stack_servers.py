@@ -14,7 +14,10 @@ import pymysql
 import pytest
 import redis
 
-from conftest import RunningStack, wait_for
+from obsctl.metric_names import HOST_FAMILIES, exposed
+from obsctl.stack.services import NODE_COLLECTORS
+
+from conftest import RunningStack, demo_config, wait_for
 
 
 def _connect(dsn: str) -> pymysql.connections.Connection:  # type: ignore[type-arg]
@@ -135,3 +138,29 @@ def test_prometheus_sends_alerts_to_the_stacks_alertmanager(stack: RunningStack)
     assert any(stack.env["ALERTMANAGER_URL"].split("//")[1] in url for url in urls)
     status = httpx.get(f"{stack.env['ALERTMANAGER_URL']}/api/v2/status", timeout=5).json()
     assert status["cluster"]["status"] == "disabled"
+
+
+def test_prometheus_scrapes_the_hosts_node_exporter(stack: RunningStack) -> None:
+    """The host alerts read node_exporter: the stack's own runs on loopback and is scraped."""
+    node = demo_config().selectors.node
+
+    def scraped() -> list[dict[str, object]]:
+        answer = httpx.get(
+            f"{stack.env['PROMETHEUS_URL']}/api/v1/query",
+            params={"query": f"up{{{node}}}"},
+            timeout=5,
+        ).json()
+        return [r for r in answer["data"]["result"] if r["value"][1] == "1"]
+
+    [target] = wait_for("Prometheus to scrape node_exporter (up == 1)", scraped, timeout=30)
+    assert target["metric"]["instance"] == stack.env["NODE_EXPORTER_URL"].split("//")[1]
+    metrics = httpx.get(f"{stack.env['NODE_EXPORTER_URL']}/metrics", timeout=5).text
+    names = {line.split("{")[0].split(" ")[0] for line in metrics.splitlines() if line[:1] != "#"}
+    assert names >= exposed(HOST_FAMILIES), sorted(exposed(HOST_FAMILIES) - names)
+    # Only the collectors the rules and dashboards read: no ARP, hwmon, thermal, NFS, ...
+    collectors = {
+        line.split('collector="')[1].split('"')[0]
+        for line in metrics.splitlines()
+        if line.startswith("node_scrape_collector_success{")
+    }
+    assert collectors == set(NODE_COLLECTORS)

@@ -17,7 +17,15 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from obsctl.configfile import ConfigError
 from obsctl.mixin.config import MixinConfig
-from obsctl.mixin.dashboards import api, business, database, dependencies, overview, queues
+from obsctl.mixin.dashboards import (
+    api,
+    business,
+    database,
+    dependencies,
+    host,
+    overview,
+    queues,
+)
 from obsctl.mixin.dashboards.panels import ALERTS_EXPR, ANNOTATION_EXTRAS, Board, Fault
 from obsctl.mixin.dashboards.provisioning import render_provisioning
 
@@ -30,6 +38,7 @@ BUILDERS: MappingProxyType[str, Callable[[MixinConfig], Board]] = MappingProxyTy
         queues.KEY: queues.build,
         dependencies.KEY: dependencies.build,
         database.KEY: database.build,
+        host.KEY: host.build,
     }
 )
 GRAFANA_VERSION = "11.6"

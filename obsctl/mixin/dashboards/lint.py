@@ -19,7 +19,7 @@ import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dash_m
 
-from obsctl.metric_names import ALERT_PATH_FAMILIES, exposed
+from obsctl.metric_names import ALERT_PATH_FAMILIES, HOST_FAMILIES, exposed
 from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.contract import sample_names
 from obsctl.mixin.dashboards import SCHEMA_VERSION, Dashboard
@@ -37,9 +37,13 @@ API_METRICS = sample_names()
 EXPORTER_METRICS = exposed()
 # What the alert path's servers expose: the relay, the deadman, Prometheus and Alertmanager.
 ALERT_PATH_METRICS = exposed(ALERT_PATH_FAMILIES)
+# What node_exporter exposes of the hosts, and the rules and dashboards read.
+HOST_METRICS = exposed(HOST_FAMILIES)
 # Series Prometheus itself makes: alerts from the rules, and `up` of every target.
 PROMETHEUS_METRICS = frozenset({"ALERTS", "up"})
-KNOWN_METRICS = API_METRICS | EXPORTER_METRICS | ALERT_PATH_METRICS | PROMETHEUS_METRICS
+KNOWN_METRICS = (
+    API_METRICS | EXPORTER_METRICS | ALERT_PATH_METRICS | HOST_METRICS | PROMETHEUS_METRICS
+)
 
 # Grafana's global variables, always defined.
 GLOBAL_VARIABLES = frozenset({"__rate_interval", "__interval", "__range", "__name"})
@@ -299,7 +303,8 @@ def _lint_query(query: Query, known: AbstractSet[str], defined: AbstractSet[str]
     for name in sorted(names - known):
         yield (
             f"{where}: unknown metric {name!r} (not in the API's contract, nor exported by the"
-            " exporter, the relay, the deadman, Prometheus or Alertmanager: obsctl.metric_names)"
+            " exporter, the relay, the deadman, node_exporter, Prometheus or Alertmanager:"
+            " obsctl.metric_names)"
         )
     for variable in sorted(used_variables(query.expr) - defined):
         yield f"{where}: uses ${variable}, which is not a variable of this dashboard"

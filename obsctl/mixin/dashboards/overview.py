@@ -5,7 +5,15 @@ from __future__ import annotations
 from obsctl.metric_names import BullMQMetric, BusinessMetric, ProbeMetric
 from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
-from obsctl.mixin.dashboards import alert_path, api, business, database, dependencies, queues
+from obsctl.mixin.dashboards import (
+    alert_path,
+    api,
+    business,
+    database,
+    dependencies,
+    host,
+    queues,
+)
 from obsctl.mixin.dashboards.panels import (
     ALERTS_EXPR,
     RATE,
@@ -24,6 +32,7 @@ LINKS = (
     (queues.KEY, "Queues"),
     (dependencies.KEY, "Dependencies"),
     (database.KEY, "Database"),
+    (host.KEY, "Host"),
 )
 
 

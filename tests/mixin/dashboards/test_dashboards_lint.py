@@ -154,6 +154,7 @@ def test_template_variables_where_they_help() -> None:
         "queues": {"queue"},
         "dependencies": set(),
         "database": set(),
+        "host": set(),
     }
     for key, board in boards().items():
         variables = {v["name"]: v for v in board.json["templating"]["list"]}
@@ -287,7 +288,7 @@ def _set_expr(expr: str) -> Callable[[dict[str, Any]], None]:
             ),
             "threshold 450 is not a value of config.thresholds",
         ),
-        ("overview", lambda d: d["links"].pop(), "links: no link to the database dashboard"),
+        ("overview", lambda d: d["links"].pop(), "links: no link to the host dashboard"),
         ("database", lambda d: _first_panel(d)["gridPos"].update(x=12), "overlaps panel"),
         ("api", _set_expr("sum(rate(http_request_duration_seconds_count"), "unclosed '('"),
         (
@@ -347,7 +348,7 @@ def test_provisioning_points_grafana_at_prometheus_and_the_dashboards() -> None:
 def test_lint_cli_passes_on_the_generated_dashboards() -> None:
     result = CliRunner().invoke(dashboards_cli, ["lint", "--project", str(REPO)])
     assert result.exit_code == 0, result.output
-    assert "6 dashboards pass" in result.output
+    assert "7 dashboards pass" in result.output
 
 
 def test_queries_are_expanded_as_grafana_would() -> None:

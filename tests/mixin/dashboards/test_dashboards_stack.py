@@ -132,10 +132,10 @@ def _scrapes_a_deadman(prometheus: Prometheus) -> bool:
 def test_every_metric_the_dashboards_may_query_is_exposed(
     stack: RunningStack, prometheus: Prometheus
 ) -> None:
-    """By some target of the stack's Prometheus: the API, the exporter, the relay, Prometheus,
-    Alertmanager (and the dead man's switch, once the stack runs one)."""
+    """By some target of the stack's Prometheus: the API, the exporter, the relay, node_exporter,
+    Prometheus, Alertmanager (and the dead man's switch, once the stack runs one)."""
     wanted = {CONFIG.job_name(job) for job in ("api", "exporter", "relay", "alertmanager",
-                                               "prometheus")}  # fmt: skip
+                                               "prometheus", "node")}  # fmt: skip
 
     def discovered() -> list[dict[str, Any]] | None:
         # A Prometheus just started lists no targets until its first discovery sync (~5 s).
@@ -269,7 +269,7 @@ def test_render_draws_every_dashboard_with_threshold_lines(
         ["render", "--out", str(out), "--prometheus", stack.env["PROMETHEUS_URL"], "--from", "3m"],
     )
     assert result.exit_code == 0, result.output
-    for key in ("overview", "api", "business", "queues", "dependencies", "database"):
+    for key in ("overview", "api", "business", "queues", "dependencies", "database", "host"):
         picture = (out / f"{key}.png").read_bytes()
         assert picture[:8] == b"\x89PNG\r\n\x1a\n" and len(picture) > 10_000, key
         assert f"{out / key}.png" in result.output
@@ -294,3 +294,5 @@ def test_render_draws_every_dashboard_with_threshold_lines(
     assert lines[("queues", "Backlog by queue")] == [limits.queue_backlog_jobs]
     assert lines[("dependencies", "MySQL probe latency")] == [limits.mysql_probe_latency_seconds]
     assert lines[("business", "Task pass rate by provider")] == [limits.task_pass_rate]
+    assert lines[("host", "Memory available")] == [limits.host_memory_available_ratio]
+    assert lines[("host", "Filesystem free")] == [limits.host_disk_free_ratio]
