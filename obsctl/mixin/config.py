@@ -199,7 +199,7 @@ class Thresholds(_Strict):
     # more runnable work than cores (1-minute load per core above host_load_per_core). Busy alone
     # is a well-used host; a high load alone is often processes blocked on disk.
     host_cpu_busy_ratio: Ratio = 0.9
-    host_load_per_core: Positive = 1.5
+    host_load_per_core: Positive = 2.0
 
 
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
@@ -325,7 +325,7 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         # The host: warnings for sre, long enough that a deploy, a backup or a CI burst is over.
         AlertName.HOST_MEMORY_HIGH: policy("warning", "sre", "5m"),
         AlertName.HOST_DISK_FILLING_UP: policy("warning", "sre", "1h"),
-        AlertName.HOST_CPU_SATURATED: policy("warning", "sre", "15m"),
+        AlertName.HOST_CPU_SATURATED: policy("warning", "sre", "30m"),
     }
 
 
