@@ -8,6 +8,7 @@ Alertmanager's API and a "已认领 by NAME until HH:MM" message at the robot.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shutil
 import uuid
@@ -21,6 +22,8 @@ from conftest import RunningStack, wait_for
 
 pytestmark = pytest.mark.needs_tools("prometheus-alertmanager", "chromium", "chromedriver")
 
+# Set to a directory (docs/img) to keep what the phone shows, for the README.
+SCREENSHOTS = os.environ.get("OBSCTL_SCREENSHOT_DIR")
 CLAIM_LINK = re.compile(r"\[认领\]\((http[^)\s]+/claim/[^)\s]+)\)")
 
 
@@ -111,10 +114,14 @@ def test_claim_from_the_message_in_chromium_silences_exactly_that_alert_and_tell
         browser.find_element(By.ID, "who").send_keys("张三")
         Select(browser.find_element(By.ID, "duration")).select_by_value("1800")
         browser.find_element(By.ID, "note").send_keys("looking at the workers")
+        if SCREENSHOTS:
+            browser.save_screenshot(f"{SCREENSHOTS}/claim-page.png")
         browser.find_element(By.ID, "submit").click()
         result = wait_for("the claim's result page",
                           lambda: browser.find_elements(By.ID, "result"), timeout=15)  # fmt: skip
         assert "已认领 by 张三 until" in result[0].text
+        if SCREENSHOTS:
+            browser.save_screenshot(f"{SCREENSHOTS}/claim-done.png")
 
         silences = _claim_silences(stack, run)
         assert len(silences) == 1, silences
