@@ -15,12 +15,10 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-import yaml
 from aiohttp import web
 
 from obsctl.relay import markdown
@@ -29,6 +27,7 @@ from obsctl.relay.claims import AlertmanagerUnreachable, Claim, ClaimDesk, Firin
 from obsctl.relay.config import ClaimConfig, Language
 from obsctl.relay.outbox import Outbox
 from obsctl.relay.render import format_duration
+from obsctl.relay.words import load_words, template_text
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +35,7 @@ MAX_NAME_CHARS = 64
 MAX_NOTE_CHARS = 200
 
 # The page's and the notice's words per language; translators edit only that file.
-WORDS: dict[Language, dict[str, str]] = yaml.safe_load(
-    (resources.files("obsctl.relay") / "templates" / "claim.words.yaml").read_text("utf-8")
-)
+WORDS: dict[Language, dict[str, str]] = load_words("claim")
 
 
 @dataclass
@@ -59,9 +56,7 @@ class ClaimService:
 
 
 _ENV = jinja2.Environment(
-    loader=jinja2.FunctionLoader(
-        lambda name: (resources.files("obsctl.relay") / "templates" / name).read_text("utf-8")
-    ),
+    loader=jinja2.FunctionLoader(template_text),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,

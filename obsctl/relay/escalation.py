@@ -21,12 +21,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from email.message import EmailMessage
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
-
-import yaml
 
 from obsctl.mail import deliver
 from obsctl.relay import markdown
@@ -37,6 +34,7 @@ from obsctl.relay.config import EscalationConfig, EscalationLevel, Language
 from obsctl.relay.metrics import RelayMetrics
 from obsctl.relay.outbox import Outbox
 from obsctl.relay.render import format_duration, format_time
+from obsctl.relay.words import load_words
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +44,7 @@ MAX_TRACKED = 10_000
 MAIL_TIMEOUT = 10.0
 
 # The message's words per language; translators edit only that file.
-_WORDS: dict[str, dict[str, str]] = yaml.safe_load(
-    (resources.files("obsctl.relay") / "templates" / "escalation.words.yaml").read_text("utf-8")
-)
+_WORDS: dict[str, dict[str, str]] = load_words("escalation")
 
 
 @dataclass
