@@ -175,8 +175,9 @@ async def submit(request: web.Request) -> web.Response:
     """Claim the alert: a silence of exactly its labels, and a notice to its robot's group."""
     service = request.app[SERVICE]
     form = await request.post()
-    who = markdown.text(str(form.get("who", "")), MAX_NAME_CHARS)[0].strip()
-    note = markdown.text(str(form.get("note", "")), MAX_NOTE_CHARS)[0].strip()
+    # On one line, as typed: Alertmanager and the page show it; the notice makes it inert.
+    who = markdown.plain(str(form.get("who", "")))[:MAX_NAME_CHARS].strip()
+    note = markdown.plain(str(form.get("note", "")))[:MAX_NOTE_CHARS].strip()
     async with service.lock:
         resolved = await _resolve(request)
         if isinstance(resolved, web.Response):
@@ -203,12 +204,13 @@ async def submit(request: web.Request) -> web.Response:
              alert.labels.get("alertname", "-")[:100], until, claim.silence_id)  # fmt: skip
     title, line, note_word = (page.words[k] for k in ("notice_title", "notice_line", "notice_note"))
     name = markdown.text(alert.labels.get("alertname", "-"), 200)[0]
-    text = f"### {title.format(name=name)}\n\n{line.format(who=who, until=until)}\n"
+    shown_who = markdown.text(who)[0]
+    text = f"### {title.format(name=name)}\n\n{line.format(who=shown_who, until=until)}\n"
     labels = [f"{k}=`{markdown.text(v, 200)[0]}`" for k, v in page.alert_context(alert)["labels"]]
     if labels:
         text += "\n- " + ", ".join(labels) + "\n"
     if note:
-        text += f"\n- {note_word}: {note}\n"
+        text += f"\n- {note_word}: {markdown.text(note)[0]}\n"
     service.outboxes[ticket.target].announce(title.format(name=name), text)
     done = page.words["done"].format(who=who, until=until)
     return page.respond(200, alert=alert, message=done, heading=page.words["claimed_heading"])

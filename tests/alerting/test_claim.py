@@ -113,7 +113,7 @@ def test_claim_from_the_message_in_chromium_silences_exactly_that_alert_and_tell
         assert run in browser.page_source  # the queue label is shown
         browser.find_element(By.ID, "who").send_keys("张三")
         Select(browser.find_element(By.ID, "duration")).select_by_value("1800")
-        browser.find_element(By.ID, "note").send_keys("looking at the workers")
+        browser.find_element(By.ID, "note").send_keys("looking at the workers *now*")
         if SCREENSHOTS:
             browser.save_screenshot(f"{SCREENSHOTS}/claim-page.png")
         browser.find_element(By.ID, "submit").click()
@@ -127,7 +127,7 @@ def test_claim_from_the_message_in_chromium_silences_exactly_that_alert_and_tell
         assert len(silences) == 1, silences
         silence = silences[0]
         assert silence["createdBy"] == "张三"
-        assert "looking at the workers" in silence["comment"]
+        assert "looking at the workers *now*" in silence["comment"], "kept as typed"
         matchers = {m["name"]: m["value"] for m in silence["matchers"]}
         assert matchers == labels, "exactly that alert's labels, each matched for equality"
         assert all(m["isEqual"] and not m["isRegex"] for m in silence["matchers"])
@@ -140,6 +140,7 @@ def test_claim_from_the_message_in_chromium_silences_exactly_that_alert_and_tell
             lambda: [t for t in _robot_texts(stack, run) if "已认领 by **张三** until" in t],
             timeout=30,
         )
+        assert "∗now∗" in notice[0] and "*now*" not in notice[0], "inert in the group"
         hhmm = ends.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%H:%M")
         assert f"until **{hhmm}**" in notice[0], "the end shown in the relay's zone"
 
