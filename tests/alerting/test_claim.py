@@ -140,7 +140,10 @@ def test_claim_from_the_message_in_chromium_silences_exactly_that_alert_and_tell
             lambda: [t for t in _robot_texts(stack, run) if "已认领 by **张三** until" in t],
             timeout=30,
         )
-        assert "\N{ASTERISK OPERATOR}now\N{ASTERISK OPERATOR}" in notice[0] and "*now*" not in notice[0], "inert in the group"
+        assert (
+            "\N{ASTERISK OPERATOR}now\N{ASTERISK OPERATOR}" in notice[0]
+            and "*now*" not in notice[0]
+        ), "inert in the group"
         hhmm = ends.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%H:%M")
         assert f"until **{hhmm}**" in notice[0], "the end shown in the relay's zone"
 
