@@ -9,7 +9,8 @@ Routes (first match wins):
                                                   it; AlertmanagerFailedToSendAlerts of the
                                                   webhook integration too)
   severity=<s>, team=<t>    -> <s>-<t>           (what routing.receivers.<s> says: the on-call
-                                                  and/or team <t>'s robot, email, @mentions)
+                                                  and/or team <t>'s robot, @mentions, and email
+                                                  that the relay sends with claim links)
   severity=<s>, other team  -> <s>-unowned       (the on-call part only)
   anything else             -> blackhole         (visible in Alertmanager, delivered nowhere)
 """
@@ -52,6 +53,30 @@ DEPENDENT_ON_A_DEPENDENCY = (
 )
 # Alertmanager's integration that posts to the relay (and the dead man's switch).
 RELAY_INTEGRATION = "webhook"
+# The relay's endpoint that mails a notification for a receiver: POST /email/<receiver>.
+EMAIL_PATH = "email"
+
+
+def robot_targets(config: MixinConfig, delivery: Receiver, team: str | None) -> list[str]:
+    """The relay targets (robots) a receiver posts to; `team` None for the unowned one."""
+    parties = [p for p in delivery.dingtalk if team is not None or p == "oncall"]
+    return [config.relay_target(p, team or "") for p in parties]
+
+
+def mail_addresses(config: MixinConfig, delivery: Receiver, team: str | None) -> list[str]:
+    """Who a receiver mails; `team` None for the unowned one (on-call only)."""
+    if team is not None:
+        return config.email_to(delivery, team)
+    return list(config.oncall.email) if "oncall" in delivery.email else []
+
+
+def mail_receivers(config: MixinConfig) -> list[tuple[str, Receiver, str | None]]:
+    """Every severity receiver as (name, delivery, team), the unowned ones with team None."""
+    found: list[tuple[str, Receiver, str | None]] = []
+    for severity, delivery in config.routing.receivers.items():
+        found += [(f"{severity.value}-{team}", delivery, team) for team in config.teams]
+        found.append((f"{severity.value}-{UNOWNED}", delivery, None))
+    return found
 
 
 def duration(seconds: float) -> str:
@@ -98,20 +123,22 @@ def build(config: MixinConfig, templates_glob: str = "templates/*.tmpl") -> dict
             "html": '{{ template "obsctl.email.html" . }}',
         }
 
-    def receiver(name: str, delivery: Receiver, team: str | None) -> dict[str, Any]:
-        parties = [p for p in delivery.dingtalk if team is not None or p == "oncall"]
+    def receiver(
+        name: str, delivery: Receiver, team: str | None, bypass: bool = False
+    ) -> dict[str, Any]:
         hooks = [
-            webhook(routing.relay, f"dingtalk/{config.relay_target(p, team or '')}",
-                    delivery.send_resolved)
-            for p in parties
-        ]  # fmt: skip
-        addresses = config.email_to(delivery, team) if team is not None else (
-            config.oncall.email if "oncall" in delivery.email else []
-        )  # fmt: skip
+            webhook(routing.relay, f"dingtalk/{target}", delivery.send_resolved)
+            for target in robot_targets(config, delivery, team)
+        ]
+        addresses = mail_addresses(config, delivery, team)
+        relay_mails = bool(addresses) and not bypass and routing.email is not None
+        if relay_mails:
+            # The relay mails it, so that the mail carries claim links (obsctl.relay.mailer).
+            hooks.append(webhook(routing.relay, f"{EMAIL_PATH}/{name}", send_resolved=True))
         found: dict[str, Any] = {"name": name}
         if hooks:
             found["webhook_configs"] = hooks
-        if addresses:
+        if addresses and not relay_mails:
             found["email_configs"] = [email(addresses)]
         return found
 
@@ -142,7 +169,7 @@ def build(config: MixinConfig, templates_glob: str = "templates/*.tmpl") -> dict
                 route["repeat_interval"] = duration(routing.repeat_interval_critical)
             routes.append(route)
             delivery = routing.receivers.get(severity, Receiver())
-            usual = receiver(name, delivery, team)
+            usual = receiver(name, delivery, team, bypass=True)
             addresses = [*config.email_to(delivery, team), *config.bypass_email(team)]
             usual["email_configs"] = [email(list(dict.fromkeys(addresses)))]
             found[name] = usual
@@ -168,9 +195,7 @@ def build(config: MixinConfig, templates_glob: str = "templates/*.tmpl") -> dict
         {"name": BLACKHOLE},
         {"name": HEARTBEAT, "webhook_configs": heartbeat_hooks},
     ]
-    for severity, delivery in routing.receivers.items():
-        receivers += [receiver(f"{severity.value}-{team}", delivery, team) for team in config.teams]
-        receivers.append(receiver(f"{severity.value}-{UNOWNED}", delivery, None))
+    receivers += [receiver(name, delivery, team) for name, delivery, team in mail_receivers(config)]
     bypasses, bypass_receivers = bypass_routes()
     receivers += bypass_receivers
     smtp: dict[str, Any] = {}

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from obsctl.mixin.alertmanager import duration
+from obsctl.mixin.alertmanager import duration, mail_addresses, mail_receivers, robot_targets
 from obsctl.mixin.config import DEADMAN_HEARTBEAT, HEARTBEAT, ONCALL, MixinConfig, Robot
 
 RELAY_PATH = "alertmanager/relay.yaml"
@@ -90,6 +90,7 @@ def relay_document(config: MixinConfig) -> dict[str, Any]:
         "targets": targets,
         **({"claim": _claim(config)} if relay.claim else {}),
         **({"escalation": _escalation(config)} if config.escalation else {}),
+        **({"mail": mail} if (mail := _mail(config)) else {}),
     }
 
 
@@ -121,15 +122,43 @@ def _escalation(config: MixinConfig) -> dict[str, Any]:
         "severities": [severity.value for severity in escalation.severities],
         "policies": policies,
     }
-    mail = config.routing.email
-    if mail is not None and any("email" in lvl for lvls in policies.values() for lvl in lvls):
-        section["smtp"] = {
-            # Like the deadman's: the relay may reach SMTP elsewhere than Alertmanager does.
-            "smarthost": f"${{OBSCTL_RELAY_SMARTHOST:-{mail.smarthost}}}",
-            "sender": mail.sender,
-            "starttls": mail.require_tls,
-        }
+    if any("email" in lvl for lvls in policies.values() for lvl in lvls):
+        smtp = _smtp(config)
+        if smtp is not None:
+            section["smtp"] = smtp
     return section
+
+
+def _smtp(config: MixinConfig) -> dict[str, Any] | None:
+    """The relay's SMTP settings: Alertmanager's, its smarthost overridable by the relay's env."""
+    mail = config.routing.email
+    if mail is None:
+        return None
+    return {
+        # Like the deadman's: the relay may reach SMTP elsewhere than Alertmanager does.
+        "smarthost": f"${{OBSCTL_RELAY_SMARTHOST:-{mail.smarthost}}}",
+        "sender": mail.sender,
+        "starttls": mail.require_tls,
+    }
+
+
+def _mail(config: MixinConfig) -> dict[str, Any] | None:
+    """relay.yaml's mail section: one recipient per Alertmanager receiver that mails."""
+    smtp = _smtp(config)
+    if smtp is None:
+        return None
+    recipients: dict[str, Any] = {}
+    for name, delivery, team in mail_receivers(config):
+        addresses = mail_addresses(config, delivery, team)
+        if not addresses:
+            continue
+        entry: dict[str, Any] = {"to": addresses}
+        robots = robot_targets(config, delivery, team)
+        if robots:
+            # A claim made from the mail is told in the group that got the same alert.
+            entry["announce"] = robots[0]
+        recipients[name] = entry
+    return {"smtp": smtp, "recipients": recipients} if recipients else None
 
 
 def _claim(config: MixinConfig) -> dict[str, Any]:

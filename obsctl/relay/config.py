@@ -41,7 +41,7 @@ from obsctl.configfile import (
 from obsctl.httpserve import ServerLimits
 from obsctl.mail import EMAIL_ADDRESS, SmtpConfig
 
-__all__ = ["ClaimConfig", "ConfigError", "RelayConfig", "TargetConfig", "load"]
+__all__ = ["ClaimConfig", "ConfigError", "MailConfig", "RelayConfig", "TargetConfig", "load"]
 
 Language = Literal["zh-CN", "en-US"]
 Severity = Literal["critical", "warning", "info"]
@@ -270,6 +270,24 @@ class EscalationConfig(StrictModel):
         return self.policies.get(team) or self.policies.get("*", [])
 
 
+class MailRecipient(StrictModel):
+    """One ``POST /email/<name>`` of Alertmanager's: who gets the mail, where claims are told."""
+
+    to: list[Annotated[str, StringConstraints(pattern=EMAIL_ADDRESS)]] = Field(min_length=1)
+    # The robot whose group hears of a claim made from this mail's links (none: no links).
+    announce: TargetName | None = None
+
+
+class MailConfig(StrictModel):
+    """Alert emails the relay sends for Alertmanager, so that they can carry claim links."""
+
+    smtp: SmtpConfig
+    recipients: dict[TargetName, MailRecipient] = Field(min_length=1)
+    timeout: Duration = Field(default=10.0, le=120)
+    # Mails sent at once; the rest of Alertmanager's webhooks wait their turn.
+    concurrency: int = Field(default=4, ge=1, le=64)
+
+
 class RelayConfig(StrictModel):
     """Everything the relay does."""
 
@@ -281,8 +299,23 @@ class RelayConfig(StrictModel):
     targets: dict[TargetName, TargetConfig] = Field(min_length=1)
     claim: ClaimConfig | None = None
     escalation: EscalationConfig | None = None
+    mail: MailConfig | None = None
 
     _listen_is_host_port = field_validator("listen")(host_port)
+
+    @model_validator(mode="after")
+    def _mail_announces_to_targets(self) -> RelayConfig:
+        if self.mail is None:
+            return self
+        problems = [
+            f"mail.recipients.{name}.announce: {recipient.announce!r} is not a target in targets"
+            f" ({', '.join(self.targets)})"
+            for name, recipient in self.mail.recipients.items()
+            if recipient.announce is not None and recipient.announce not in self.targets
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _escalation_can_run(self) -> RelayConfig:

@@ -146,6 +146,13 @@ class RelayMetrics:
             "Firing alert episodes the escalation watches: delivered, not resolved or claimed yet.",
             registry=r,
         )
+        self.emails = Counter(
+            RelayMetric.EMAILS,
+            "Alert emails sent for Alertmanager (POST /email/<recipient>), by outcome: sent"
+            " (the SMTP server took it) or failed (answered 503; Alertmanager retries).",
+            ["recipient", "outcome"],
+            registry=r,
+        )
         self._targets = list(targets)
         for target in self._targets:
             self.sent.labels(target)

@@ -21,6 +21,7 @@ from obsctl.relay.config import ClaimConfig, RelayConfig
 from obsctl.relay.deliveries import DeliveryLog
 from obsctl.relay.dingtalk import RobotClient
 from obsctl.relay.escalation import Escalator
+from obsctl.relay.mailer import AlertMailer
 from obsctl.relay.metrics import RelayMetrics
 from obsctl.relay.outbox import Outbox
 from obsctl.relay.pacing import SendBudget
@@ -92,7 +93,8 @@ def build_state(config: RelayConfig, http: httpx.AsyncClient) -> RelayState:
             config.claim, links, desk, outboxes, config.language_of, zone,
             config.render.key_labels, config.render.language,
         )  # fmt: skip
-    return RelayState(config, outboxes, metrics, deliveries, spool, claims, escalator)
+    mailer = AlertMailer.from_config(config, links, metrics)
+    return RelayState(config, outboxes, metrics, deliveries, spool, claims, escalator, mailer)
 
 
 def _ignore(target: str, alert: Alert) -> None:

@@ -1,6 +1,7 @@
 """HTTP side of the relay: ``POST /dingtalk/<target>``, ``/health``, ``/ready``, ``/metrics``
 and ``GET /api/v1/deliveries`` (what DingTalk accepted recently; same token as the webhook);
-with claims on, the claim page ``/claim/<link>`` (``claim_page``).
+with claims on, the claim page ``/claim/<link>`` (``claim_page``); with a mail section,
+``POST /email/<recipient>`` (``mailer``: answered 200 once mailed, 503 when not).
 
 Answers to a webhook: 202 once its alerts are queued on disk (see ``outbox``), 200 for one
 with no alerts, 503 when the queue is full or the spool cannot be written (Alertmanager keeps
@@ -28,6 +29,7 @@ from obsctl.relay.compose import Entry
 from obsctl.relay.config import RelayConfig
 from obsctl.relay.deliveries import DeliveryLog
 from obsctl.relay.escalation import Escalator
+from obsctl.relay.mailer import AlertMailer, MailFailed
 from obsctl.relay.metrics import RelayMetrics
 from obsctl.relay.outbox import Admission, Health, Outbox, QueueFull
 from obsctl.relay.spool import Spool
@@ -48,6 +50,7 @@ class RelayState:
     spool: Spool
     claims: ClaimService | None = None
     escalator: Escalator | None = None
+    mailer: AlertMailer | None = None
 
 
 STATE = web.AppKey("state", RelayState)
@@ -79,20 +82,9 @@ async def webhook(request: web.Request) -> web.Response:
         metrics.rejected.labels("unknown_target").inc()
         known = ", ".join(sorted(state.outboxes))
         return _error(404, f"unknown target {name[:64]!r}; configured targets: {known}")
-    limit = state.config.webhook.max_body_bytes
-    try:
-        body = await read_body(request, limit, state.config.server.body_timeout)
-    except BodyTooLarge:
-        metrics.rejected.labels("too_large").inc()
-        return _error(413, f"body larger than the {limit}-byte limit (webhook.max_body_bytes)")
-    except TimeoutError:
-        metrics.rejected.labels("read_timeout").inc()
-        return _error(408, "the body did not arrive within server.body_timeout")
-    try:
-        notification = alertmanager.parse(body)
-    except alertmanager.PayloadError as exc:
-        metrics.rejected.labels("bad_json" if exc.status == 400 else "bad_payload").inc()
-        return _error(exc.status, str(exc))
+    notification = await _notification(request, state)
+    if isinstance(notification, web.Response):
+        return notification
     if not notification.alerts:
         return web.json_response({"status": "delivered", "alerts": 0})
     entries = [
@@ -135,6 +127,53 @@ async def webhook(request: web.Request) -> web.Response:
         },
         status=202,
     )
+
+
+async def _notification(
+    request: web.Request, state: RelayState
+) -> alertmanager.Notification | web.Response:
+    """The webhook's notification, or the 4xx answer for a body no retry can fix."""
+    metrics = state.metrics
+    limit = state.config.webhook.max_body_bytes
+    try:
+        body = await read_body(request, limit, state.config.server.body_timeout)
+    except BodyTooLarge:
+        metrics.rejected.labels("too_large").inc()
+        return _error(413, f"body larger than the {limit}-byte limit (webhook.max_body_bytes)")
+    except TimeoutError:
+        metrics.rejected.labels("read_timeout").inc()
+        return _error(408, "the body did not arrive within server.body_timeout")
+    try:
+        return alertmanager.parse(body)
+    except alertmanager.PayloadError as exc:
+        metrics.rejected.labels("bad_json" if exc.status == 400 else "bad_payload").inc()
+        return _error(exc.status, str(exc))
+
+
+async def email(request: web.Request) -> web.Response:
+    """Mail one Alertmanager notification; 200 once the SMTP server took it, else 503."""
+    state = request.app[STATE]
+    mailer = state.mailer
+    assert mailer is not None  # the route exists only with a mailer
+    if not _authorized(request, state):
+        state.metrics.rejected.labels("unauthorized").inc()
+        return _error(401, "missing or wrong bearer token in the Authorization header")
+    name = request.match_info["recipient"]
+    if not mailer.knows(name):
+        state.metrics.rejected.labels("unknown_target").inc()
+        known = ", ".join(sorted(mailer.recipients))
+        return _error(404, f"unknown mail recipient {name[:64]!r}; configured: {known}")
+    notification = await _notification(request, state)
+    if isinstance(notification, web.Response):
+        return notification
+    if not notification.alerts:
+        return web.json_response({"status": "delivered", "alerts": 0})
+    # Shielded: a mail handed to the SMTP server is not taken back when Alertmanager hangs up.
+    try:
+        await asyncio.shield(mailer.send(name, notification))
+    except MailFailed as exc:
+        return _error(503, f"the mail was not sent ({exc}); retry later")
+    return web.json_response({"status": "mailed", "alerts": len(notification.alerts)})
 
 
 def _settle_late(outbox: Outbox, admission: Admission, written: asyncio.Future[None]) -> None:
@@ -197,6 +236,9 @@ async def index(request: web.Request) -> web.Response:
     """A tiny landing page listing the endpoints."""
     targets = "\n".join(f"POST /dingtalk/{name}" for name in request.app[STATE].outboxes)
     endpoints = "GET /health\nGET /ready\nGET /metrics\nGET /api/v1/deliveries?since=<unix time>\n"
+    mailer = request.app[STATE].mailer
+    if mailer is not None:
+        targets += "".join(f"\nPOST /email/{name}" for name in mailer.recipients)
     if request.app[STATE].claims is not None:
         endpoints += "GET|POST /claim/<signed link> (the claim page of a message's link)\n"
     return web.Response(text=f"obsctl relay\n{targets}\n{endpoints}")
@@ -217,6 +259,8 @@ def build_app(state: RelayState) -> web.Application:
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/deliveries", deliveries)
+    if state.mailer is not None:
+        app.router.add_post("/email/{recipient}", email)
     if state.claims is not None:
         add_routes(app, state.claims)
     app.router.add_route("*", "/{tail:.*}", not_found)

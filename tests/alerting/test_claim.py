@@ -8,6 +8,8 @@ Alertmanager's API and a "已认领 by NAME until HH:MM" message at the robot.
 from __future__ import annotations
 
 import datetime as dt
+import html
+import mailbox
 import os
 import re
 import shutil
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.needs_tools("prometheus-alertmanager", "chromium", "chr
 # Set to a directory (docs/img) to keep what the phone shows, for the README.
 SCREENSHOTS = os.environ.get("OBSCTL_SCREENSHOT_DIR")
 CLAIM_LINK = re.compile(r"\[认领\]\((http[^)\s]+/claim/[^)\s]+)\)")
+EMAIL_CLAIM_LINK = re.compile(r'<a href="(http[^"]+/claim/[^"]+)"[^>]*>Claim</a>')
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +191,49 @@ def test_a_changed_link_is_refused_and_a_resolved_alert_has_nothing_to_claim(
     assert "已恢复" in page.text and 'id="claim"' not in page.text
     refused = httpx.post(link, data={"who": "王五", "duration": "3600"}, timeout=10)
     assert refused.status_code == 410 and not _claim_silences(stack, run)
+
+
+def _emails(stack: RunningStack, marker: str) -> list[tuple[str, str, str]]:
+    """(subject, to, html) of the mails in the stack's SMTP sink that mention `marker`."""
+    found = []
+    for message in mailbox.Maildir(stack.env["SMTP_SINK_DIR"], create=False):
+        body = message.get_payload(decode=True)
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else ""
+        if marker in text:
+            found.append((str(message["Subject"]), str(message["To"]), text))
+    return found
+
+
+def test_the_alert_email_comes_from_the_relay_with_a_claim_link_that_claims(
+    stack: RunningStack,
+) -> None:
+    run = f"mail-{uuid.uuid4().hex[:8]}"
+    labels = {"alertname": "QueueStalled", "severity": "critical", "team": "platform",
+              "queue": run, "run": run}  # fmt: skip
+    _post_alert(stack, labels)
+    try:
+        mails = wait_for("the alert's email", lambda: _emails(stack, run), timeout=60)
+        subject, to, text = mails[0]
+        assert subject.startswith("[FIRING:") and "] QueueStalled (critical, team platform)" in (
+            subject
+        ), "Alertmanager's subject line"
+        assert to == "oncall@example.com, platform@example.com", "the receiver's addresses"
+        rows = [row for row in text.split("<tr>")[1:] if run in row]
+        assert len(rows) == 1 and "FIRING" in rows[0]
+        found = EMAIL_CLAIM_LINK.search(rows[0])
+        assert found, rows[0]
+        link = html.unescape(found.group(1))
+
+        answer = httpx.post(link, data={"who": "王五", "duration": "3600"}, timeout=10)
+        assert answer.status_code == 200 and "已认领 by 王五 until" in answer.text
+        silences = _claim_silences(stack, run)
+        assert len(silences) == 1 and silences[0]["createdBy"] == "王五"
+        assert {m["name"]: m["value"] for m in silences[0]["matchers"]} == labels
+        wait_for(
+            "the 已认领 message in the group that was paged (on-call)",
+            lambda: [t for t in _robot_texts(stack, run) if "已认领 by **王五** until" in t],
+            timeout=30,
+        )
+    finally:
+        _expire(stack, _claim_silences(stack, run))
+        _post_alert(stack, labels, minutes=-0.1)

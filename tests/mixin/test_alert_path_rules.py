@@ -76,6 +76,10 @@ def _samples(registry: Any) -> set[str]:
 def test_the_relay_and_the_deadman_expose_exactly_the_declared_names() -> None:
     relay = RelayMetrics(["oncall"])
     relay.watch("oncall", lambda: 0, lambda: 0.0, lambda: Health.OK)
+    # Per mail recipient, zero-filled by the mailer of a relay that mails.
+    mailed = {RelayMetric.EMAILS}
+    assert _samples(relay.registry) == exposed((RelayMetric, HttpMetric)) - mailed
+    relay.emails.labels("critical-platform", "sent")
     assert _samples(relay.registry) == exposed((RelayMetric, HttpMetric))
     deadman = DeadmanMetrics(["alert-path"], ["dingtalk"])
     # Its gauges are per heartbeat and channel, set once a watcher is attached.

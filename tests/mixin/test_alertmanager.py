@@ -10,6 +10,7 @@ import yaml
 
 from obsctl.mixin.alertmanager import CONFIG_PATH, build, render
 from obsctl.mixin.config import load
+from obsctl.mixin.relay_config import relay_document
 
 from conftest import demo_config
 
@@ -89,19 +90,30 @@ def test_a_wrong_route_expectation_fails() -> None:
 def test_each_team_has_its_robot_its_mobiles_and_its_mail() -> None:
     receivers = {r["name"]: r for r in build(demo_config())["receivers"]}
 
+    recipients = relay_document(demo_config())["mail"]["recipients"]
+
+    def hooks(name: str, kind: str) -> list[str]:
+        urls = [h["url"] for h in receivers[name].get("webhook_configs", [])]
+        return [u.rsplit("/", 1)[1] for u in urls if u.rsplit("/", 2)[1] == kind]
+
     def robots(name: str) -> list[str]:
-        return [h["url"].rsplit("/", 1)[1] for h in receivers[name].get("webhook_configs", [])]
+        return hooks(name, "dingtalk")
 
     def mail(name: str) -> list[str]:
-        return [e["to"] for e in receivers[name].get("email_configs", [])]
+        """Who the relay mails for this receiver (it is posted to /email/<name>)."""
+        assert "email_configs" not in receivers[name], "the relay mails, with claim links"
+        return recipients[name]["to"] if hooks(name, "email") == [name] else []
 
     assert robots("warning-ai") == ["team-ai"] and mail("warning-ai") == []
+    assert "warning-ai" not in recipients
     assert robots("warning-platform") == ["team-platform"]
     assert robots("critical-ai") == ["oncall"]
-    assert mail("critical-ai") == ["oncall@example.com, ai@example.com"]
+    assert mail("critical-ai") == ["oncall@example.com", "ai@example.com"]
+    assert recipients["critical-ai"]["announce"] == "oncall", "claims are told where it paged"
     assert mail("critical-unowned") == ["oncall@example.com"]
     assert robots("warning-unowned") == [], "an unowned warning goes to no team's robot"
-    assert robots("heartbeat") == ["heartbeat", "alert-path"], "relay robot and deadman"
+    assert hooks("heartbeat", "heartbeat") == ["alert-path"], "the deadman hears it"
+    assert robots("heartbeat") == ["heartbeat"]
 
 
 def test_inhibition_rules_as_specified() -> None:
