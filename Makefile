@@ -4,7 +4,7 @@ VENV ?= .venv
 STACK_DIR ?= .stack
 BIN := $(VENV)/bin
 
-.PHONY: run test lint validate format bench-stack bench-exporter bench-relay bench-drills bench-leader bench-alert-quality clean
+.PHONY: run test lint validate format bench-stack bench-exporter bench-relay bench-drills bench-leader bench-alert-quality bench-soak clean
 
 ## The venv, rebuilt when the dependencies or their pins change.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -65,6 +65,11 @@ MINUTES ?= 60
 bench-alert-quality: $(VENV)/.installed
 	$(BIN)/obsctl stack install
 	$(BIN)/python scripts/bench_alert_quality.py --minutes $(MINUTES)
+
+## RSS growth and CPU of the exporter, relay and deadman (and the peers) over an hour of workload.
+bench-soak: $(VENV)/.installed
+	$(BIN)/obsctl stack install
+	$(BIN)/python scripts/bench_soak.py --minutes $(MINUTES)
 
 clean:
 	-$(BIN)/obsctl stack down --dir $(STACK_DIR)

@@ -55,6 +55,20 @@ def blackbox_config(env: dict[str, str]) -> str:
     return yaml.safe_dump({"modules": modules})
 
 
+def peer_urls(env: dict[str, str], base: int) -> list[str]:
+    """What Prometheus would scrape of the peers: both exporters and every blackbox probe."""
+    blackbox_targets = [
+        (f"provider_{name}", f"{env[f'PROVIDER_{name.upper()}_URL']}/v1/heartbeat")
+        for name in PROVIDERS
+    ] + [("http_2xx", env["OBSCTL_COS_ENDPOINT"])]
+    return [
+        f"http://127.0.0.1:{base + 20}/metrics",
+        f"http://127.0.0.1:{base + 21}/metrics",
+        *(f"http://127.0.0.1:{base + 22}/probe?module={module}&target={t}"
+          for module, t in blackbox_targets),
+    ]  # fmt: skip
+
+
 def obsctl(*args: str) -> None:
     """Run obsctl, aborting the benchmark if it fails."""
     result = subprocess.run([sys.executable, "-m", "obsctl", *args], capture_output=True, text=True)
@@ -187,18 +201,7 @@ def main() -> None:
             exporter = f"http://{env['OBSCTL_LISTEN']}"
             time.sleep(5)  # let every probe run at least once
             ours = scrape_times([f"{exporter}/metrics"], opts.scrapes)
-            base = opts.port_base
-            blackbox_targets = [
-                (f"provider_{name}", f"{env[f'PROVIDER_{name.upper()}_URL']}/v1/heartbeat")
-                for name in PROVIDERS
-            ] + [("http_2xx", env["OBSCTL_COS_ENDPOINT"])]
-            peer_urls = [
-                f"http://127.0.0.1:{base + 20}/metrics",
-                f"http://127.0.0.1:{base + 21}/metrics",
-                *(f"http://127.0.0.1:{base + 22}/probe?module={module}&target={t}"
-                  for module, t in blackbox_targets),
-            ]  # fmt: skip
-            theirs = scrape_times(peer_urls, opts.scrapes)
+            theirs = scrape_times(peer_urls(env, opts.port_base), opts.scrapes)
             latencies = asyncio.run(
                 health_latencies(f"{exporter}/health", opts.rate, opts.clients, opts.seconds)
             )
