@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,20 +80,34 @@ class Validation:
 
     def tool(self, command: list[str], where: str) -> list[str]:
         """Run a tool; its complaints as problems (ToolMissing if it is not installed)."""
-        result = self.run(command)
+        return self.problems(self.run(command), where)
+
+    def run(self, command: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run a command in the project; ToolMissing if its program is not on PATH."""
+        return self.run_many([command])[0]
+
+    def run_many(self, commands: list[list[str]]) -> list[subprocess.CompletedProcess[str]]:
+        """Run commands side by side (promtool uses one core per test file); results in order."""
+        for command in commands:
+            if shutil.which(command[0]) is None:
+                raise ToolMissing(command[0])
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(len(commands), os.cpu_count() or 1))
+        ) as pool:
+            return list(pool.map(self._run_one, commands))
+
+    def _run_one(self, command: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command, cwd=self.project.root, capture_output=True, text=True, timeout=120
+        )
+
+    def problems(self, result: subprocess.CompletedProcess[str], where: str) -> list[str]:
+        """A finished tool's complaints as problem lines, at most its last eight."""
         if result.returncode == 0:
             return []
         output = (result.stdout + result.stderr).strip().splitlines()
         lines = [line.strip() for line in output if line.strip() and "SUCCESS" not in line]
         return [f"{where}: {line}" for line in lines[-8:]] or [f"{where}: exit {result.returncode}"]
-
-    def run(self, command: list[str]) -> subprocess.CompletedProcess[str]:
-        """Run a command in the project; ToolMissing if its program is not on PATH."""
-        if shutil.which(command[0]) is None:
-            raise ToolMissing(command[0])
-        return subprocess.run(
-            command, cwd=self.project.root, capture_output=True, text=True, timeout=120
-        )
 
     def where(self, path: Path) -> str:
         """A path as the project names it."""
@@ -257,8 +272,10 @@ def check_promtool(v: Validation) -> list[str]:
     if not rules:
         return [f"{v.where(v.project.alert_rules)}: no *.rules.yml files"]
     problems = v.tool(["promtool", "check", "rules", *map(str, rules)], "promtool check rules")
-    for test in sorted((v.project.alert_rules / "tests").glob("*.test.yml")):
-        problems += v.tool(["promtool", "test", "rules", str(test)], v.where(test))
+    tests = sorted((v.project.alert_rules / "tests").glob("*.test.yml"))
+    results = v.run_many([["promtool", "test", "rules", str(test)] for test in tests])
+    for test, result in zip(tests, results, strict=True):
+        problems += v.problems(result, v.where(test))
     return problems
 
 
