@@ -282,3 +282,28 @@ def test_init_refuses_to_overwrite_a_project(installed: Installed) -> None:
     nowhere = installed.obsctl("generate", cwd=installed.home)
     assert nowhere.returncode == 2
     assert f"no obsctl.yaml in {installed.home} or any directory above it" in nowhere.stderr
+
+
+# What PyMySQL does for MySQL 8's caching_sha2_password full login over plain TCP: the password,
+# XORed with the server's nonce, RSA-encrypted to the server's key. It needs `cryptography`.
+MYSQL8_FULL_LOGIN = """
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from pymysql import _auth
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+public = key.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+nonce = b"0123456789abcdefghij"
+sent = _auth.sha2_rsa_encrypt(b"s3cret", nonce, public)
+oaep = padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None)
+print(_auth._xor_password(key.decrypt(sent, oaep), nonce)[:6].decode())
+"""
+
+
+def test_the_wheel_logs_in_to_mysql_8_without_tls(installed: Installed) -> None:
+    result = subprocess.run(
+        [str(installed.bin / "python"), "-c", MYSQL8_FULL_LOGIN],
+        env=installed.env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "s3cret"
