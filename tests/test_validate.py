@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -156,3 +157,55 @@ def test_a_missing_tool_fails_its_check_unless_allowed_and_then_says_not_run(
     assert "skip  promtool: not run: promtool is not installed" in lenient.stderr
     assert "skip  alertmanager: not run: amtool is not installed" in lenient.stderr
     assert "ok  generated files" in lenient.stderr
+
+
+RULES = """groups:
+- name: t
+  rules:
+  - alert: TargetDown
+    expr: up == 0
+    for: 1m
+    labels: {severity: warning}
+"""
+RULE_TEST = """rule_files: [../t.rules.yml]
+evaluation_interval: 1m
+tests:
+- interval: 1m
+  input_series: [{series: 'up{job="a"}', values: '0x5'}]
+  alert_rule_test:
+  - {eval_time: 3m, alertname: TargetDown, exp_alerts: [{exp_labels: {job: a, severity: warning}}]}
+"""
+
+
+def test_promtool_rule_tests_rerun_only_when_an_input_changes(
+    checkout: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from obsctl.project import Project
+    from obsctl.validate import Validation, check_promtool
+
+    rules_dir = checkout / "alert-rules"
+    shutil.rmtree(rules_dir)
+    (rules_dir / "tests").mkdir(parents=True)
+    (rules_dir / "t.rules.yml").write_text(RULES)
+    (rules_dir / "tests" / "t.test.yml").write_text(RULE_TEST)
+    tools = tmp_path_factory.mktemp("tools")
+    calls = tools / "calls"
+    wrapper = tools / "promtool"  # the real promtool, counting its runs
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {shutil.which("promtool")} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    monkeypatch.setenv("OBSCTL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+    def rule_test_runs() -> int:
+        return sum("test rules" in line for line in calls.read_text().splitlines())
+
+    def check() -> list[str]:
+        return check_promtool(Validation(Project(checkout)))
+
+    assert check() == [] and rule_test_runs() == 1
+    assert check() == [] and rule_test_runs() == 1, "a pass with the same inputs is not rerun"
+    (rules_dir / "t.rules.yml").write_text(RULES.replace("up == 0", "up == 2"))
+    failed = check()
+    assert any("t.test.yml" in line for line in failed), failed
+    assert rule_test_runs() == 2, "a changed rule file is tested again"
+    assert check() == failed and rule_test_runs() == 3, "a failure is never remembered"
