@@ -31,6 +31,17 @@ def obsctl(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "obsctl", *args], capture_output=True, text=True)
 
 
+def alert_history(target: StackTarget, seconds: float) -> str:
+    """`obsctl report alerts` over the window: episodes, noise candidates and their ratio."""
+    answer = obsctl(
+        "report", "alerts", "--since", f"{int(seconds) + 1}s",
+        "--prometheus-url", target.prometheus_url, "--alertmanager-url", target.alertmanager_url,
+    )  # fmt: skip
+    if answer.returncode != 0:
+        return f"obsctl report alerts failed (exit {answer.returncode}): {answer.stderr.strip()}"
+    return answer.stdout.rstrip()
+
+
 def main() -> None:
     """Start the stack, let it run for --minutes, print the report, stop the stack."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -65,12 +76,16 @@ def main() -> None:
                 )
             time.sleep(10)  # a notification of the last seconds is still on its way
             report = stack_report(target, start, end)
+            history = alert_history(target, time.time() - start)
         finally:
             obsctl("stack", "down", "--dir", str(root))
             if report is None or not report.quiet:
                 shutil.copytree(root / "logs", opts.keep_logs, dirs_exist_ok=True)
                 print(f"servers' logs kept in {opts.keep_logs}", file=sys.stderr)
     print(report.render())
+    print()
+    print("`obsctl report alerts` over the same window (the false-alarm rate of issue 16):")
+    print(history)
     if opts.json:
         opts.json.write_text(json.dumps(as_json(report), indent=2) + "\n")
     sys.exit(0 if report.quiet else 1)
