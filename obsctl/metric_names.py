@@ -81,6 +81,8 @@ class BullMQMetric(StrEnum):
     PAUSED = "bullmq_queue_paused"
     QUEUES_DISCOVERED = "bullmq_queues_discovered"
     QUEUES_IGNORED = "bullmq_queues_ignored"
+    # The queue Redis's maxmemory-policy: anything but noeviction lets Redis delete jobs.
+    REDIS_MAXMEMORY_POLICY = "bullmq_redis_maxmemory_policy"
 
 
 class BusinessMetric(StrEnum):

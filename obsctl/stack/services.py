@@ -97,6 +97,9 @@ def build(layout: StackLayout, secrets: StackSecrets) -> list[Service]:
                 str(layout.state("redis")),
                 "--maxmemory",
                 "256mb",
+                # BullMQ's requirement: at maxmemory refuse writes rather than delete jobs.
+                "--maxmemory-policy",
+                "noeviction",
             ],
             ready=readiness.redis_ping(HOST, layout.port("redis")),
             prepare=lambda: layout.state("redis").mkdir(parents=True, exist_ok=True),

@@ -299,3 +299,49 @@ def test_config_is_strict() -> None:
         with pytest.raises(ValidationError) as error:
             BullMQConfig.model_validate(raw)
         assert error.value.errors()[0]["loc"] == where, raw
+
+
+def policies(outcome: ProbeOutcome, prefix: str) -> list[str]:
+    family = next(f for f in outcome.families if f.name == "bullmq_redis_maxmemory_policy")
+    return [s.labels["policy"] for s in family.samples if s.labels["prefix"] == prefix and s.value]
+
+
+async def test_the_queue_redis_eviction_policy_is_exported_as_redis_reports_it(
+    stack: RunningStack,
+) -> None:
+    url = stack.env["OBSCTL_REDIS_URL"]
+    direct = redis.Redis.from_url(url)
+    shipped = direct.config_get("maxmemory-policy")["maxmemory-policy"]
+    probe = BullMQProbe(BullMQConfig(url=url, prefixes=["bull"]))
+    try:
+        assert policies(await run_bounded(probe), "bull") == [shipped]
+        direct.config_set("maxmemory-policy", "allkeys-lru")
+        assert policies(await run_bounded(probe), "bull") == ["allkeys-lru"]
+    finally:
+        direct.config_set("maxmemory-policy", shipped)
+        await probe.close()
+    assert shipped == "noeviction", "the stack's Redis is configured as BullMQ requires"
+
+
+async def test_a_user_without_info_still_gets_the_queues_and_one_warning(
+    stack: RunningStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = stack.env["OBSCTL_REDIS_URL"]
+    direct = redis.Redis.from_url(url)
+    user, password = f"noinfo{secrets.token_hex(3)}", secrets.token_hex(8)
+    direct.acl_setuser(user, enabled=True, passwords=[f"+{password}"], keys=["*"],
+                       channels=["*"], commands=["+@all", "-info"])  # fmt: skip
+    address = url.split("//", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    probe = BullMQProbe(BullMQConfig(url=f"redis://{user}:{password}@{address}/0",
+                                     prefixes=["bull"]))  # fmt: skip
+    try:
+        with caplog.at_level(logging.WARNING, logger="obsctl.exporter.probes.bullmq"):
+            first, second = await run_bounded(probe), await run_bounded(probe)
+    finally:
+        await probe.close()
+        direct.acl_deluser(user)
+    for outcome in (first, second):
+        assert outcome.status is Status.OK, outcome.detail
+        names = {f.name for f in outcome.families}
+        assert "bullmq_queue_jobs" in names and "bullmq_redis_maxmemory_policy" not in names
+    assert sum("INFO memory refused" in r.getMessage() for r in caplog.records) == 1

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
+import redis.exceptions as rexc
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from pydantic import Field, ValidationInfo, field_validator
@@ -209,6 +210,7 @@ class BullMQProbe(RedisBacked):
         self._ignored = {p: dict.fromkeys(IGNORE_REASONS, 0) for p in config.prefixes}
         self._warned_bad_name = False
         self._warned_overflow = False
+        self._warned_no_info = False
 
     async def check(self, began: float, phases: dict[str, float]) -> ProbeOutcome:
         """Discover the queues (unless listed), then read every known one."""
@@ -227,7 +229,36 @@ class BullMQProbe(RedisBacked):
             for reading in readings:
                 found[reading.prefix] += reading.exists
         families = self._families(readings, found)
+        policy = await self._eviction_policy(client)
+        if policy is not None:
+            families.append(self._policy_family(policy))
         return self.outcome(began, Status.OK, phases=phases, families=families)
+
+    async def _eviction_policy(self, client: aioredis.Redis) -> str | None:
+        """The queue Redis's maxmemory-policy from INFO memory (managed Redis refuses CONFIG)."""
+        try:
+            memory = await client.info("memory")
+        except rexc.ResponseError as exc:  # INFO renamed or not allowed to this user
+            if not self._warned_no_info:
+                self._warned_no_info = True
+                log.warning("bullmq %s: INFO memory refused (%s); eviction policy unknown",
+                            self.target, exc)  # fmt: skip
+            return None
+        policy = memory.get("maxmemory_policy")
+        return policy if isinstance(policy, str) else None
+
+    def _policy_family(self, policy: str) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(
+            BullMQMetric.REDIS_MAXMEMORY_POLICY,
+            self.cached_help(
+                "1, labelled with the maxmemory-policy of the Redis holding the queues; BullMQ "
+                "needs noeviction, any other policy lets Redis delete jobs when memory is full"
+            ),
+            labels=["prefix", "policy"],
+        )
+        for prefix in self.config.prefixes:
+            family.add_metric([prefix, policy], 1.0)
+        return family
 
     async def _discover(self, client: aioredis.Redis) -> dict[str, int]:
         """SCAN each prefix for `<prefix>:<queue>:meta` and `:id`; remember new queues."""
