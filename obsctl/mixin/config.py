@@ -76,6 +76,7 @@ class AlertName(StrEnum):
     API_HIGH_LATENCY_P95 = "ApiHighLatencyP95"
     QUEUE_BACKLOG_HIGH = "QueueBacklogHigh"
     QUEUE_STALLED = "QueueStalled"
+    REDIS_EVICTION_POLICY_UNSAFE = "RedisEvictionPolicyUnsafe"
     DEPENDENCY_DOWN = "DependencyDown"
     PROVIDER_DOWN = "ProviderDown"
     PROVIDER_DEGRADED = "ProviderDegraded"
@@ -295,6 +296,8 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.API_HIGH_LATENCY_P95: policy("warning", "platform", "30s"),
         AlertName.QUEUE_BACKLOG_HIGH: policy("warning", "ai", "20s"),
         AlertName.QUEUE_STALLED: policy("critical", "ai", "2m"),
+        # A configuration mistake that loses jobs only once memory is full: not a 03:00 page.
+        AlertName.REDIS_EVICTION_POLICY_UNSAFE: policy("warning", "sre", "5m"),
         AlertName.DEPENDENCY_DOWN: policy("critical", "sre", "20s"),
         AlertName.PROVIDER_DOWN: policy("critical", "ai", "20s"),
         # Answering, but past the seed's 200 ms heartbeat budget most of the time: not a page.

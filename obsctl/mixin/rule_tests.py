@@ -462,6 +462,21 @@ class _Cases:
             queue("paused", age, 1) + queue(QUEUE["queue"], t.queue_stalled_seconds, 0), name, [],
         )  # fmt: skip
 
+        name = AlertName.REDIS_EVICTION_POLICY_UNSAFE
+        at = _eval_at(self.for_(name))
+
+        def policy(value: str) -> list[Series]:
+            labels = {**self.exp, "prefix": QUEUE["prefix"], "policy": value}
+            return [_gauge(BullMQMetric.REDIS_MAXMEMORY_POLICY, labels, 1, at)]
+
+        unsafe = {"prefix": QUEUE["prefix"], "policy": "allkeys-lru", "dependency": "redis"}
+        self.add(
+            "RedisEvictionPolicyUnsafe fires for allkeys-lru", at, policy("allkeys-lru"), name,
+            [self.expect(self.rule(name), unsafe, 1)],
+        )  # fmt: skip
+        self.add("RedisEvictionPolicyUnsafe is quiet for noeviction", at, policy("noeviction"),
+                 name, [])  # fmt: skip
+
     # --- dependencies ---
 
     def dependency_cases(self) -> None:

@@ -314,6 +314,7 @@ def _api_alerts(config: MixinConfig) -> list[Alert]:
 def _queue_alerts(config: MixinConfig) -> list[Alert]:
     t = config.thresholds
     exp = config.selectors.exporter
+    evicting = series(BullMQMetric.REDIS_MAXMEMORY_POLICY, exp, 'policy!="noeviction"')
     return [
         Alert(
             AlertName.QUEUE_BACKLOG_HIGH,
@@ -340,6 +341,16 @@ def _queue_alerts(config: MixinConfig) -> list[Alert]:
             " is taking its jobs.",
             "queues",
             labels=EXPORTER,
+        ),
+        Alert(
+            AlertName.REDIS_EVICTION_POLICY_UNSAFE,
+            f"max by (prefix, policy) ({evicting}) == 1",
+            "The queue Redis may delete BullMQ jobs",
+            "The Redis holding the BullMQ queues of prefix {{ $labels.prefix }} has"
+            " maxmemory-policy {{ $labels.policy }}: when it reaches maxmemory it deletes keys,"
+            " jobs among them, without an error. BullMQ requires noeviction.",
+            "queues",
+            labels={"dependency": "redis", **EXPORTER},
         ),
     ]
 

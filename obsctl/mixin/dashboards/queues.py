@@ -130,4 +130,12 @@ def build(config: MixinConfig) -> Board:
         width=6,
         height=8,
     )
+    board.table(
+        "Queue Redis eviction policy",
+        "maxmemory-policy of the Redis holding each prefix's queues (INFO memory). BullMQ needs "
+        "noeviction; any other policy deletes jobs once Redis is full (RedisEvictionPolicyUnsafe).",
+        "none",
+        [Target(f"max by (prefix, policy) ({series(BullMQMetric.REDIS_MAXMEMORY_POLICY, exp)})")],
+        hide=("Time", "__name__", "job", "instance", "service", "Value"),
+    )
     return board
