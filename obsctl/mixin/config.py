@@ -77,6 +77,7 @@ class AlertName(StrEnum):
     QUEUE_BACKLOG_HIGH = "QueueBacklogHigh"
     QUEUE_STALLED = "QueueStalled"
     REDIS_EVICTION_POLICY_UNSAFE = "RedisEvictionPolicyUnsafe"
+    REDIS_MEMORY_HIGH = "RedisMemoryHigh"
     DEPENDENCY_DOWN = "DependencyDown"
     PROVIDER_DOWN = "ProviderDown"
     PROVIDER_DEGRADED = "ProviderDegraded"
@@ -191,6 +192,9 @@ class Thresholds(_Strict):
     # The host (node_exporter). MemAvailable / MemTotal below this: the kernel is about to
     # reclaim hard or the OOM killer picks a PM2 worker (4 GB host, 3-4 Node processes).
     host_memory_available_ratio: Ratio = 0.1
+    # Redis used_memory / maxmemory (a Redis with a limit): at the limit noeviction refuses
+    # writes, so queues take no new jobs; any other policy deletes keys.
+    redis_memory_used_ratio: Ratio = 0.9
     # A filesystem whose free space, extrapolated from the last 6 hours (predict_linear), runs out
     # within this many hours, while less than host_disk_free_ratio of it is free (node-mixin's
     # warning: 24 h and 40 %; the guard keeps a large, mostly empty disk from paging on a burst).
@@ -298,6 +302,8 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.QUEUE_STALLED: policy("critical", "ai", "2m"),
         # A configuration mistake that loses jobs only once memory is full: not a 03:00 page.
         AlertName.REDIS_EVICTION_POLICY_UNSAFE: policy("warning", "sre", "5m"),
+        # Hours of warning before noeviction refuses writes (BullMQ can enqueue nothing).
+        AlertName.REDIS_MEMORY_HIGH: policy("warning", "sre", "5m"),
         AlertName.DEPENDENCY_DOWN: policy("critical", "sre", "20s"),
         AlertName.PROVIDER_DOWN: policy("critical", "ai", "20s"),
         # Answering, but past the seed's 200 ms heartbeat budget most of the time: not a page.

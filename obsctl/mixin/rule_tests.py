@@ -568,6 +568,28 @@ class _Cases:
             pool(math.floor(limit * t.db_connections_ratio), 0), name, [],
         )  # fmt: skip
 
+        name = AlertName.REDIS_MEMORY_HIGH
+        at = _eval_at(self.for_(name))
+        limit = 256 * 2**20
+        full = (1 + t.redis_memory_used_ratio) / 2
+
+        def memory(target: str, used: float, maxmemory: float) -> list[Series]:
+            labels = {**self.exp, "target": target}
+            return [_gauge(RedisMetric.MEMORY_USED, labels, used, at),
+                    _gauge(RedisMetric.MEMORY_MAX, labels, maxmemory, at)]  # fmt: skip
+
+        self.add(
+            f"RedisMemoryHigh fires at {full:g} of maxmemory", at,
+            memory("cache", round(limit * full), limit), name,
+            [self.expect(self.rule(name), {"target": "cache", "dependency": "redis"},
+                         round(limit * full) / limit)],
+        )  # fmt: skip
+        self.add(
+            "RedisMemoryHigh is quiet at the threshold and for a Redis without maxmemory", at,
+            memory("cache", round(limit * t.redis_memory_used_ratio), limit)
+            + memory("nolimit", limit, 0), name, [],
+        )  # fmt: skip
+
         # The keyspace hit ratio is drawn on the dashboards, never paged on (server-wide).
         at = 300.0
         keyspace = {**self.exp, "target": "cache"}

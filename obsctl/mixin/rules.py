@@ -24,6 +24,7 @@ from obsctl.metric_names import (
     NodeMetric,
     ProbeMetric,
     PrometheusMetric,
+    RedisMetric,
     RelayMetric,
 )
 from obsctl.mixin import signals
@@ -426,6 +427,18 @@ def _dependency_alerts(config: MixinConfig) -> list[Alert]:
             " {{ $labels.pool }}: the pool is exhausted.",
             "database",
             labels={"dependency": "mysql"},
+        ),
+        Alert(
+            AlertName.REDIS_MEMORY_HIGH,
+            f"max by (target) ({series(RedisMetric.MEMORY_USED, exp)})"
+            f" / max by (target) ({series(RedisMetric.MEMORY_MAX, exp)} > 0)"
+            f" > {number(t.redis_memory_used_ratio)}",
+            "Redis is close to its maxmemory",
+            "Redis {{ $labels.target }} uses {{ $value | humanizePercentage }} of its maxmemory"
+            f" (threshold {percent(t.redis_memory_used_ratio)}): at the limit it refuses writes"
+            " (noeviction) or deletes keys.",
+            "dependencies",
+            labels={"dependency": "redis", **EXPORTER},
         ),
     ]
 

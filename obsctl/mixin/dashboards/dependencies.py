@@ -173,6 +173,18 @@ def build(config: MixinConfig) -> Board:
         width=6,
         min_value=0,
     )
+    used, limit = series(RedisMetric.MEMORY_USED, exp), series(RedisMetric.MEMORY_MAX, exp)
+    board.timeseries(
+        "Redis memory use",
+        "used_memory / maxmemory of each Redis with a limit; at 100 % noeviction refuses writes "
+        "(RedisMemoryHigh).",
+        "percentunit",
+        [Target(f"max by (target) ({used}) / max by (target) ({limit} > 0)", "{{target}}")],
+        line=Line(limits.redis_memory_used_ratio),
+        width=6,
+        min_value=0,
+        max_value=1,
+    )
     board.timeseries(
         "Redis clients",
         "Connected clients.",
