@@ -284,7 +284,9 @@ def describe_validation_error(error: Any, raw: dict[str, Any]) -> str:
     """'mysql.interval: expected ..., found ...' with secret-looking keys never echoed."""
     loc = tuple(error.get("loc", ()))
     key = _dotted(loc) or "(top level)"
-    message = str(error.get("msg", "invalid"))[:300]
+    # A whole-file check (no loc) is ours and lists every problem it found; a field's message
+    # may quote what was typed, so it stays short.
+    message = str(error.get("msg", "invalid"))[: 300 if loc else 2000]
     if error.get("type") == "extra_forbidden":
         return f"{key}: unknown key"
     if error.get("type") == "missing":

@@ -121,6 +121,7 @@ class RelayMetric(StrEnum):
     ESCALATIONS = "obsctl_relay_escalations_total"  # unclaimed alerts escalated, {level}
     ESCALATION_ERRORS = "obsctl_relay_escalation_errors_total"  # {reason}
     ESCALATIONS_TRACKED = "obsctl_relay_escalation_tracked_alerts"
+    ESCALATION_SMS = "obsctl_relay_escalation_sms_total"  # texts per phone, {outcome}
     EMAILS = "obsctl_relay_emails_total"  # alert emails sent for Alertmanager, {recipient, outcome}
 
 

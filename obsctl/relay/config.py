@@ -41,7 +41,15 @@ from obsctl.configfile import (
 from obsctl.httpserve import ServerLimits
 from obsctl.mail import EMAIL_ADDRESS, SmtpConfig
 
-__all__ = ["ClaimConfig", "ConfigError", "MailConfig", "RelayConfig", "TargetConfig", "load"]
+__all__ = [
+    "ClaimConfig",
+    "ConfigError",
+    "MailConfig",
+    "RelayConfig",
+    "SmsConfig",
+    "TargetConfig",
+    "load",
+]
 
 Language = Literal["zh-CN", "en-US"]
 Severity = Literal["critical", "warning", "info"]
@@ -61,6 +69,14 @@ _CLAIM_OVERRIDES: dict[str, str] = {
     "OBSCTL_RELAY_CLAIM_URL": "url",
     "OBSCTL_RELAY_ALERTMANAGER_URL": "alertmanager_url",
 }
+_SMS_OVERRIDES: dict[str, str] = {
+    "OBSCTL_RELAY_SMS_SECRET_ID": "secret_id",
+    "OBSCTL_RELAY_SMS_SECRET_KEY": "secret_key",
+    "OBSCTL_RELAY_SMS_ENDPOINT": "endpoint",
+}
+# What an SMS template's variables may be filled with, in the order the template wants them.
+SmsParam = Literal["alertname", "level", "minutes", "severity", "team"]
+_DEFAULT_SMS_PARAMS: tuple[SmsParam, ...] = ("alertname", "minutes")
 
 
 def known_zone(value: str) -> str:
@@ -228,6 +244,30 @@ class ClaimConfig(StrictModel):
         return value
 
 
+class SmsConfig(StrictModel):
+    """Tencent Cloud SMS (SendSms API 2021-01-11): a text to phones, the loudest escalation."""
+
+    endpoint: str = Field(default="https://sms.tencentcloudapi.com", pattern=r"^https?://[^\s/]+$")
+    region: str = Field(default="ap-guangzhou", pattern=r"^[a-z]+-[a-z-]+$")
+    # An API key of a CAM user allowed sms:SendSms only.
+    secret_id: SecretStr
+    secret_key: SecretStr
+    sdk_app_id: str = Field(pattern=r"^14[0-9]{8}$")
+    # The approved signature (签名) and template (模板) the text is sent with.
+    sign_name: str = Field(min_length=1, max_length=32)
+    template_id: str = Field(pattern=r"^[0-9]{1,12}$")
+    # What fills the template's variables {1}, {2}, ... in order.
+    template_params: list[SmsParam] = Field(
+        default_factory=lambda: list(_DEFAULT_SMS_PARAMS), max_length=10
+    )
+    # Tencent refuses a variable over 12 characters (TemplateParameterLengthLimit) unless the
+    # account has a larger limit: each is cut to this.
+    param_max_chars: int = Field(default=12, ge=1, le=100)
+    # Prefixed to a mobile written without one (13800000000 -> +8613800000000).
+    country_code: str = Field(default="+86", pattern=r"^\+[0-9]{1,4}$")
+    timeout: Duration = Field(default=5.0, le=60)
+
+
 class EscalationLevel(StrictModel):
     """One step of an escalation: after how long unclaimed, and who is told how loudly."""
 
@@ -239,6 +279,8 @@ class EscalationLevel(StrictModel):
     email: list[Annotated[str, StringConstraints(pattern=EMAIL_ADDRESS)]] = Field(
         default_factory=list
     )
+    # Phones texted through escalation.sms.
+    sms: list[Mobile] = Field(default_factory=list)
 
 
 class EscalationConfig(StrictModel):
@@ -251,6 +293,8 @@ class EscalationConfig(StrictModel):
     check_interval: Duration = 15.0
     # Needed when a level mails.
     smtp: SmtpConfig | None = None
+    # Needed when a level texts.
+    sms: SmsConfig | None = None
 
     @field_validator("policies")
     @classmethod
@@ -335,6 +379,8 @@ class RelayConfig(StrictModel):
                                     f" ({', '.join(self.targets)})")  # fmt: skip
                 if level.email and escalation.smtp is None:
                     problems.append(f"{where}.email: needs escalation.smtp to send mail")
+                if level.sms and escalation.sms is None:
+                    problems.append(f"{where}.sms: needs escalation.sms to send a text")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -410,6 +456,11 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> Non
         for var, key in _CLAIM_OVERRIDES.items():
             if environ.get(var):
                 raw["claim"][key] = environ[var]
+    escalation = raw.get("escalation")
+    if isinstance(escalation, dict) and isinstance(escalation.get("sms"), dict):
+        for var, key in _SMS_OVERRIDES.items():
+            if environ.get(var):
+                escalation["sms"][key] = environ[var]
     targets = raw.get("targets")
     if not isinstance(targets, dict):
         return

@@ -4,9 +4,11 @@ Every firing alert of an escalated severity that a robot accepted is tracked by 
 episode (fingerprint and start). Every ``check_interval`` the relay asks Alertmanager which
 episodes still fire and which are claimed (``claims.ClaimDesk``): a resolved or claimed one is
 forgotten, a silenced or inhibited one waits, and one that has fired unclaimed past a level's
-``after`` gets that level's message on the level's robots (with @all or its mobiles) and its
-email. What is tracked is written to ``escalations.json`` in the spool directory, so a restart
-neither forgets an alert nor escalates it twice. When Alertmanager cannot be asked, nothing is
+``after`` gets that level's message on the level's robots (with @all or its mobiles), its
+email and its text message (Tencent Cloud SMS). What is tracked is written to
+``escalations.json`` in the spool directory before a level goes out, so a restart neither
+forgets an alert nor sends a level twice (a crash mid-send loses that level rather than
+texting everyone again). When Alertmanager cannot be asked, nothing is
 escalated on guesses; the check is counted as failed and retried at the next interval.
 """
 
@@ -34,6 +36,7 @@ from obsctl.relay.config import EscalationConfig, EscalationLevel, Language
 from obsctl.relay.metrics import RelayMetrics
 from obsctl.relay.outbox import Outbox
 from obsctl.relay.render import format_duration, format_time
+from obsctl.relay.tencent_sms import SmsClient
 from obsctl.relay.words import load_words
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,7 @@ class Escalator:
         key_labels: list[str],
         state_dir: Path | None,
         clock: Callable[[], float] = time.time,
+        sms: SmsClient | None = None,
     ) -> None:
         self._config = config
         self._desk = desk
@@ -90,6 +94,7 @@ class Escalator:
         self._key_labels = key_labels
         self._path = state_dir / STATE_FILE if state_dir is not None else None
         self._clock = clock
+        self._sms = sms
         self._tracked: dict[tuple[str, int], Tracked] = {}
         self._severities = set(config.severities)
 
@@ -174,7 +179,7 @@ class Escalator:
                 if now - tracked.first_sent < level.after:
                     break
                 tracked.levels_sent += 1
-                changed = True
+                self._save()
                 await self._escalate(tracked, tracked.levels_sent, level, now)
         if changed:
             self._save()
@@ -207,6 +212,36 @@ class Escalator:
                 self._metrics.escalation_errors.labels("mail").inc()
                 log.error("escalation: the mail server refused level %d of %r (%s)", number,
                           alert.name[:100], str(exc)[:200])  # fmt: skip
+        if level.sms and self._sms is not None:
+            await self._text(alert, number, age, level.sms)
+
+    async def _text(self, alert: Alert, number: int, age: float, mobiles: list[str]) -> None:
+        """Send the level's SMS; what Tencent refused is counted and logged, never raised."""
+        assert self._sms is not None
+        values = {
+            "alertname": alert.name, "level": str(number), "minutes": str(max(1, round(age / 60))),
+            "severity": alert.severity, "team": alert.labels.get("team", ""),
+        }  # fmt: skip
+        result = await self._sms.send(mobiles, values)
+        self._metrics.escalation_sms.labels("sent").inc(len(result.sent))
+        if result.error is not None:
+            self._metrics.escalation_errors.labels("sms").inc()
+            self._metrics.escalation_sms.labels("failed").inc(len(mobiles))
+            log.error("escalation: cannot text level %d of %r (%s)", number, alert.name[:100],
+                      result.error)  # fmt: skip
+            return
+        if result.refused:
+            self._metrics.escalation_errors.labels("sms").inc()
+            self._metrics.escalation_sms.labels("failed").inc(len(result.refused))
+            log.error(
+                "escalation: SMS of level %d of %r refused for %s",
+                number,
+                alert.name[:100],
+                ", ".join(f"{p} ({c})" for p, c in result.refused),
+            )
+        if result.sent:
+            log.info("escalation: level %d of %r texted to %s", number, alert.name[:100],
+                     ", ".join(result.sent))  # fmt: skip
 
     def _message(self, alert: Alert, number: int, age: float, language: Language,
                  target: str, plain: bool = False) -> tuple[str, str]:  # fmt: skip

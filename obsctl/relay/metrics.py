@@ -25,7 +25,8 @@ def _is(state: Callable[[], StrEnum], name: str) -> Callable[[], float]:
     return lambda: float(state().value == name)
 
 
-ESCALATION_ERRORS = ("alertmanager", "mail", "state_file")
+ESCALATION_ERRORS = ("alertmanager", "mail", "sms", "state_file")
+SMS_OUTCOMES = ("sent", "failed")
 
 
 class RelayMetrics:
@@ -134,10 +135,20 @@ class RelayMetrics:
         )
         self.escalation_errors = Counter(
             RelayMetric.ESCALATION_ERRORS,
-            "Escalation work that failed: asking Alertmanager, mailing, writing its state file.",
+            "Escalation work that failed: asking Alertmanager, mailing, texting, writing its state"
+            " file.",
             ["reason"],
             registry=r,
         )
+        self.escalation_sms = Counter(
+            RelayMetric.ESCALATION_SMS,
+            "Escalation text messages, one per phone, by outcome: sent (Tencent Cloud SMS took"
+            " it) or failed.",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in SMS_OUTCOMES:
+            self.escalation_sms.labels(outcome)
         self.escalations.labels("1")  # exposed (as 0) before the first escalation
         for reason in ESCALATION_ERRORS:
             self.escalation_errors.labels(reason)

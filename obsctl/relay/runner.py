@@ -28,6 +28,7 @@ from obsctl.relay.pacing import SendBudget
 from obsctl.relay.render import Renderer
 from obsctl.relay.server import RelayState, build_app
 from obsctl.relay.spool import Spool
+from obsctl.relay.tencent_sms import SmsClient
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def build_state(config: RelayConfig, http: httpx.AsyncClient) -> RelayState:
         escalator = Escalator(
             config.escalation, desk, links, outboxes, metrics, config.language_of, zone,
             config.render.key_labels, delivery.spool_dir,
+            sms=SmsClient(config.escalation.sms, http) if config.escalation.sms else None,
         )  # fmt: skip
         metrics.escalation_tracked.set_function(escalator.tracked)
         deepest = max(len(levels) for levels in config.escalation.policies.values())

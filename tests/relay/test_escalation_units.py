@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ from obsctl.relay.claims import AlertmanagerUnreachable, Claim
 from obsctl.relay.config import EscalationConfig
 from obsctl.relay.escalation import STATE_FILE, Escalator
 from obsctl.relay.metrics import RelayMetrics
+from obsctl.relay.tencent_sms import SmsResult
 
 START = dt.datetime(2025, 1, 1, 2, 0, tzinfo=dt.UTC)
 
@@ -80,24 +82,45 @@ CONFIG = EscalationConfig.model_validate(
         "policies": {
             "*": [
                 {"after": "10m", "targets": ["oncall", "team-ai"], "at_all": True},
-                {"after": "30m", "targets": ["oncall"], "mobiles": ["13900000000"]},
+                {"after": "30m", "targets": ["oncall"], "mobiles": ["13900000000"],
+                 "sms": ["13900000000", "+86-13900000001"]},
             ]
         }
     }
 )
 
 
+class Texter:
+    """The SMS client as the escalation sees it: what it was asked to text, and its answer."""
+
+    def __init__(self, result: SmsResult | None = None) -> None:
+        self.texts: list[tuple[list[str], dict[str, str]]] = []
+        self.result = result
+        self.on_send: Any = None
+
+    async def send(self, mobiles: list[str], values: dict[str, str]) -> SmsResult:
+        self.texts.append((mobiles, values))
+        if self.on_send is not None:
+            self.on_send()
+        return self.result or SmsResult(sent=[f"masked-{m}" for m in mobiles])
+
+
 def _escalator(
-    tmp_path: Path | None, clock: Clock, desk: Desk
+    tmp_path: Path | None, clock: Clock, desk: Desk, sms: Texter | None = None
 ) -> tuple[Escalator, dict[str, Robot], RelayMetrics]:
     robots = {"oncall": Robot(), "team-ai": Robot()}
     metrics = RelayMetrics(robots)
     escalator = Escalator(
         CONFIG, desk, ClaimLinks("https://relay.example", b"k" * 32, 3600),  # type: ignore[arg-type]
         robots, metrics, lambda target: "zh-CN", ZoneInfo("Asia/Shanghai"),  # type: ignore[arg-type]
-        ["queue", "team"], tmp_path, clock=clock,
+        ["queue", "team"], tmp_path, clock=clock, sms=sms,  # type: ignore[arg-type]
     )  # fmt: skip
     return escalator, robots, metrics
+
+
+def _sample(metrics: RelayMetrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
 
 
 def _run(escalator: Escalator) -> None:
@@ -205,6 +228,61 @@ def test_a_restart_keeps_what_is_tracked_and_sends_no_level_twice(tmp_path: Path
     assert len(robots_again["oncall"].sent) == 1
 
 
+def test_a_level_with_phones_texts_them_once_with_the_alert_and_its_age(tmp_path: Path) -> None:
+    clock, desk, texter = Clock(), Desk(), Texter()
+    escalator, _, metrics = _escalator(tmp_path, clock, desk, texter)
+    alert = _alert()
+    desk.states[_key(alert)] = "active"
+    escalator.delivered("oncall", alert)
+    clock.now += 601
+    _run(escalator)
+    assert not texter.texts, "level 1 has no phones"
+    clock.now += 20 * 60
+    _run(escalator)
+    _run(escalator)
+    assert len(texter.texts) == 1
+    mobiles, values = texter.texts[0]
+    assert mobiles == ["13900000000", "+86-13900000001"]
+    # Fired since START; the clock started 30 s after it.
+    assert values == {"alertname": "QueueStalled", "level": "2", "minutes": "31",
+                      "severity": "critical", "team": "ai"}  # fmt: skip
+    assert _sample(metrics, "obsctl_relay_escalation_sms_total", outcome="sent") == 2
+
+
+def test_a_refused_or_failed_text_is_counted_and_never_retried_as_a_new_level(
+    tmp_path: Path,
+) -> None:
+    clock, desk = Clock(), Desk()
+    texter = Texter(SmsResult(sent=["+86139****0000"], refused=[("+86139****0001", "Limit")]))
+    escalator, _, metrics = _escalator(tmp_path, clock, desk, texter)
+    alert = _alert()
+    desk.states[_key(alert)] = "active"
+    escalator.delivered("oncall", alert)
+    clock.now += 31 * 60
+    _run(escalator)
+    assert _sample(metrics, "obsctl_relay_escalation_sms_total", outcome="failed") == 1
+    assert _sample(metrics, "obsctl_relay_escalation_errors_total", reason="sms") == 1
+    texter.result = SmsResult(error="AuthFailure.SignatureFailure: no")
+    _run(escalator)
+    assert len(texter.texts) == 1
+
+
+def test_the_level_is_on_disk_before_it_is_texted(tmp_path: Path) -> None:
+    """A relay killed while texting does not text everyone again when it comes back."""
+    clock, desk, texter = Clock(), Desk(), Texter()
+    escalator, _, _ = _escalator(tmp_path, clock, desk, texter)
+    alert = _alert()
+    desk.states[_key(alert)] = "active"
+    escalator.delivered("oncall", alert)
+    seen: list[list[int]] = []
+    texter.on_send = lambda: seen.append(
+        [row["levels_sent"] for row in json.loads((tmp_path / STATE_FILE).read_text())]
+    )
+    clock.now += 31 * 60
+    _run(escalator)
+    assert seen == [[2]]
+
+
 def test_an_unreadable_state_file_is_set_aside_not_fatal(tmp_path: Path) -> None:
     (tmp_path / STATE_FILE).write_text("{not json")
     escalator, _, _ = _escalator(tmp_path, Clock(), Desk())
@@ -232,7 +310,8 @@ def test_a_relay_config_whose_escalation_cannot_run_names_each_problem(tmp_path:
         "delivery: {spool_dir: null}\n"
         "targets:\n  oncall: {url: 'https://oapi.dingtalk.com/robot/send?access_token=x'}\n"
         "escalation:\n  policies:\n    '*':\n"
-        "    - {after: 10m, targets: [oncall, pager], email: [sre@example.com]}\n"
+        "    - {after: 10m, targets: [oncall, pager], email: [sre@example.com],"
+        " sms: ['13800000000']}\n"
     )
     with pytest.raises(ConfigError) as error:
         load(path, {})
@@ -240,6 +319,7 @@ def test_a_relay_config_whose_escalation_cannot_run_names_each_problem(tmp_path:
     assert "needs the claim section" in text
     assert "escalation.policies.*.0.targets: 'pager' is not a target" in text
     assert "escalation.policies.*.0.email: needs escalation.smtp" in text
+    assert "escalation.policies.*.0.sms: needs escalation.sms" in text
 
 
 def test_the_project_config_wants_claims_for_escalation() -> None:
