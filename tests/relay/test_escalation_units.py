@@ -82,8 +82,12 @@ CONFIG = EscalationConfig.model_validate(
         "policies": {
             "*": [
                 {"after": "10m", "targets": ["oncall", "team-ai"], "at_all": True},
-                {"after": "30m", "targets": ["oncall"], "mobiles": ["13900000000"],
-                 "sms": ["13900000000", "+86-13900000001"]},
+                {
+                    "after": "30m",
+                    "targets": ["oncall"],
+                    "mobiles": ["13900000000"],
+                    "sms": ["13900000000", "+86-13900000001"],
+                },
             ]
         }
     }

@@ -5,6 +5,7 @@ accepts requests signed by tencentcloud-sdk-python, Tencent's own client, and re
 whose body, key or clock is off, is what makes its "accepted" evidence for the relay's signer.
 """
 
+# ruff: noqa: RUF001 - the texts are Chinese, with its full-width commas
 from __future__ import annotations
 
 import asyncio
