@@ -123,9 +123,9 @@ class History:
         ]
         for row in sorted(data["alerts"], key=lambda r: (-r["fired"], r["alertname"])):
             lines.append(
-                f"{row['alertname']:<44} {row['fired']:>5} {_span(row['firing_seconds']):>9} "
-                f"{_span(row['median_firing_seconds']):>8} {row['claimed']:>7} "
-                f"{_span(row['mtta_seconds']):>7} {_span(row['mttr_seconds']):>8} "
+                f"{row['alertname']:<44} {row['fired']:>5} {span(row['firing_seconds']):>9} "
+                f"{span(row['median_firing_seconds']):>8} {row['claimed']:>7} "
+                f"{span(row['mtta_seconds']):>7} {span(row['mttr_seconds']):>8} "
                 f"{row['noise_candidates']:>5}"
             )
         ratio = data["noise_ratio"]
@@ -264,7 +264,8 @@ def _mean(values: list[float]) -> float | None:
     return round(statistics.fmean(values), 1) if values else None
 
 
-def _span(seconds: float | None) -> str:
+def span(seconds: float | None) -> str:
+    """Seconds as people read them: 45s, 3m05s, 2h10m; - for nothing."""
     if seconds is None:
         return "-"
     whole = round(seconds)

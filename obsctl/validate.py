@@ -48,6 +48,8 @@ RUNTIME_PLACEHOLDERS = {
     "PROVIDER_BETA_KEY": "placeholder",
     "OBSCTL_RELAY_TOKEN": "placeholder",
     "OBSCTL_RELAY_CLAIM_KEY": "placeholder-claim-key",
+    "OBSCTL_RELAY_SMS_SECRET_ID": "placeholder",
+    "OBSCTL_RELAY_SMS_SECRET_KEY": "placeholder",
     "OBSCTL_RELAY_LINK_PREFIXES": "http://127.0.0.1:9090 http://127.0.0.1:9093",
     # The shipped spool path is the deployment's; here only its shape is checked.
     "OBSCTL_RELAY_SPOOL_DIR": tempfile.gettempdir(),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from obsctl.cli.options import project_option
+from obsctl.cli.options import project_option, render_extra_missing
 
 _SPAN = re.compile(r"^(\d+)([smhdw])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -43,6 +43,10 @@ def report() -> None:
     help="Drill journals (the local stack's .stack/drills): their alerts are kept apart.",
 )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Also draw the report to this PNG file (needs the render extra).",
+)  # fmt: skip
 @project_option
 def alerts(
     since: str,
@@ -50,6 +54,7 @@ def alerts(
     alertmanager_url: str | None,
     drill_journals: Path | None,
     as_json: bool,
+    png: Path | None,
     project_dir: Path | None,
 ) -> None:
     """Per alert: how often it fired, time firing, MTTA, MTTR and the noise candidates."""
@@ -86,3 +91,12 @@ def alerts(
         click.echo(f"obsctl report alerts: {exc}", err=True)
         sys.exit(1)
     click.echo(json.dumps(history.as_dict(), indent=2) if as_json else history.render())
+    if png is not None:
+        try:
+            from obsctl.alert_history_png import history_png
+
+            drawn = history_png(history, png)
+        except ImportError as exc:
+            raise render_extra_missing(exc) from None
+        # On stderr, so that --json stays one JSON document on stdout.
+        click.echo(f"report: {drawn}", err=True)

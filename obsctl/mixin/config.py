@@ -465,7 +465,7 @@ class ClaimSettings(_Strict):
 
 
 class EscalationLevel(_Strict):
-    """One step: after how long unclaimed, which robots, who is @-mentioned and mailed."""
+    """One step: after how long unclaimed, which robots, who is @-mentioned, mailed, texted."""
 
     after: Duration
     # `oncall` and/or `team` (the alert's owner), as in routing.receivers.
@@ -473,6 +473,29 @@ class EscalationLevel(_Strict):
     at_all: bool = False
     mention: list[Party] = Field(default_factory=list)
     email: list[Party] = Field(default_factory=list)
+    # Whose mobiles get a text message (needs escalation.sms).
+    sms: list[Party] = Field(default_factory=list)
+
+
+SmsParam = Literal["alertname", "level", "minutes", "severity", "team"]
+_DEFAULT_SMS_PARAMS: tuple[SmsParam, ...] = ("alertname", "minutes")
+
+
+class SmsSettings(_Strict):
+    """Tencent Cloud SMS for escalation levels with `sms`: the relay calls SendSms itself."""
+
+    sdk_app_id: str = Field(pattern=r"^14[0-9]{8}$")
+    # The approved signature (签名) and template (模板); the template's variables are filled
+    # with template_params in order (alertname, level, minutes, severity, team).
+    sign_name: str = Field(min_length=1, max_length=32)
+    template_id: str = Field(pattern=r"^[0-9]{1,12}$")
+    template_params: list[SmsParam] = Field(
+        default_factory=lambda: list(_DEFAULT_SMS_PARAMS), max_length=10
+    )
+    region: str = "ap-guangzhou"
+    # A CAM user's API key allowed sms:SendSms only.
+    secret_id: SecretReference = "${OBSCTL_RELAY_SMS_SECRET_ID}"
+    secret_key: SecretReference = "${OBSCTL_RELAY_SMS_SECRET_KEY}"
 
 
 class Escalation(_Strict):
@@ -480,6 +503,7 @@ class Escalation(_Strict):
 
     severities: list[Severity] = Field(default_factory=lambda: [Severity.CRITICAL])
     levels: list[EscalationLevel] = Field(min_length=1)
+    sms: SmsSettings | None = None
     # Per team, levels replacing `levels`.
     teams: dict[TeamName, list[EscalationLevel]] = Field(default_factory=dict)
 
@@ -710,6 +734,17 @@ class MixinConfig(_Strict):
         for team in self.escalation.teams:
             if team not in self.teams:
                 problems.append(f"escalation.teams.{team}: not a team in teams")
+        if self.escalation.sms is None:
+            teams = self.escalation.teams
+            levels = [("levels", self.escalation.levels)]
+            levels += [(f"teams.{team}", team_levels) for team, team_levels in teams.items()]
+            problems += [
+                f"escalation.{where}.{index}.sms: needs escalation.sms (the Tencent Cloud SMS"
+                " app, signature and template to text with)"
+                for where, group in levels
+                for index, level in enumerate(group)
+                if level.sms
+            ]
         return problems
 
     def escalation_levels(self, team: str) -> list[EscalationLevel]:

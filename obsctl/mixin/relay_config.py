@@ -115,6 +115,9 @@ def _escalation(config: MixinConfig) -> dict[str, Any]:
             email = [a for p in level.email for a in parties[p][1].email]
             if email and config.routing.email is not None:
                 entry["email"] = list(dict.fromkeys(email))
+            texted = [m for p in level.sms for m in parties[p][1].mobiles]
+            if texted and escalation.sms is not None:
+                entry["sms"] = list(dict.fromkeys(texted))
             levels.append(entry)
         if levels:
             policies[team] = levels
@@ -126,6 +129,10 @@ def _escalation(config: MixinConfig) -> dict[str, Any]:
         smtp = _smtp(config)
         if smtp is not None:
             section["smtp"] = smtp
+    if escalation.sms is not None and any("sms" in lvl for lvls in policies.values()
+                                           for lvl in lvls):  # fmt: skip
+        # OBSCTL_RELAY_SMS_ENDPOINT points the relay elsewhere (the stack's fake).
+        section["sms"] = escalation.sms.model_dump(mode="json")
     return section
 
 

@@ -24,6 +24,7 @@ PORT_OFFSETS: dict[str, int] = {
     "relay": 11,
     "deadman": 12,
     "node-exporter": 13,
+    "sms": 14,
 }
 PROVIDERS = ("alpha", "beta")
 

@@ -51,6 +51,9 @@ class StackSecrets(BaseModel):
     claim_key: str = Field(default_factory=_token)
     # Alertmanager's (and the drills') bearer token for the dead man's switch.
     deadman_token: str = Field(default_factory=_token)
+    # The Tencent Cloud API key the relay texts with, as the SMS fake knows it.
+    sms_secret_id: str = Field(default_factory=lambda: "AKID" + _hex(16))
+    sms_secret_key: str = Field(default_factory=_token)
     # The API key each fake AI provider requires, keyed by the provider's name.
     provider_keys: dict[str, str] = Field(default_factory=dict)
 

@@ -130,6 +130,7 @@ def build(layout: StackLayout, secrets: StackSecrets) -> list[Service]:
         ),
         *[_provider(layout, name, secrets) for name in PROVIDERS],
         _dingtalk(layout, secrets),
+        _tencent_sms(layout, secrets),
         _alertmanager(layout, secrets),
         _relay(layout, secrets),
         _deadman(layout, secrets),
@@ -264,6 +265,66 @@ def _dingtalk(layout: StackLayout, secrets: StackSecrets) -> Service:
     )
 
 
+# How the stack's stand-in for Tencent words an approved template, per variable it fills.
+_SMS_TEMPLATE_WORDS = {
+    "alertname": "告警 {}",
+    "level": "第 {} 级",
+    "minutes": "已 {} 分钟无人认领",
+    "severity": "级别 {}",
+    "team": "团队 {}",
+}
+
+
+def _tencent_sms(layout: StackLayout, secrets: StackSecrets) -> Service:
+    state = layout.state("sms")
+    accounts = state / "accounts.json"
+
+    def prepare() -> None:
+        # The account the project's escalation.sms names, with its signature and template
+        # approved (none when the project texts nobody: every request is then refused).
+        sms = _project_sms()
+        approved = {}
+        if sms is not None:
+            words = [_SMS_TEMPLATE_WORDS[p].format(f"{{{n}}}")
+                     for n, p in enumerate(sms.template_params, 1)]  # fmt: skip
+            comma = "\uff0c"  # full-width, as Chinese text has it
+            template = comma.join([*words, "请立即处理并认领。"])
+            approved = {
+                secrets.sms_secret_id: {
+                    "secret_key": secrets.sms_secret_key,
+                    "sdk_app_id": sms.sdk_app_id,
+                    "sign_names": [sms.sign_name],
+                    "templates": {sms.template_id: template},
+                }
+            }
+        dump_json_private(accounts, approved)
+
+    return Service(
+        name="sms",
+        address=layout.url("sms"),
+        argv=[
+            sys.executable,
+            "-m",
+            "obsctl.stack.fakes.tencent_sms",
+            "--host",
+            HOST,
+            "--port",
+            str(layout.port("sms")),
+            "--accounts",
+            str(accounts),
+            "--store",
+            str(state / "messages.jsonl"),
+        ],
+        ready=readiness.http(f"{layout.url('sms')}/_control"),
+        prepare=prepare,
+    )
+
+
+def _project_sms() -> mixin_config.SmsSettings | None:
+    escalation = mixin_config.load(demo_project().config_file).escalation
+    return escalation.sms if escalation is not None else None
+
+
 def _relay(layout: StackLayout, secrets: StackSecrets) -> Service:
     return Service(
         name="relay",
@@ -293,8 +354,11 @@ def relay_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
         "OBSCTL_RELAY_CLAIM_KEY": secrets.claim_key,
         "OBSCTL_RELAY_CLAIM_URL": layout.url("relay"),
         "OBSCTL_RELAY_ALERTMANAGER_URL": layout.url("alertmanager"),
-        # Escalations are mailed to the stack's SMTP sink.
+        # Escalations are mailed to the stack's SMTP sink and texted through its SMS fake.
         "OBSCTL_RELAY_SMARTHOST": f"{HOST}:{layout.port('smtp')}",
+        "OBSCTL_RELAY_SMS_ENDPOINT": layout.url("sms"),
+        "OBSCTL_RELAY_SMS_SECRET_ID": secrets.sms_secret_id,
+        "OBSCTL_RELAY_SMS_SECRET_KEY": secrets.sms_secret_key,
     }
     for target, robot in secrets.dingtalk_robots.items():
         prefix = target_env_prefix(target)
@@ -508,6 +572,7 @@ def stack_env(layout: StackLayout, secrets: StackSecrets) -> dict[str, str]:
         **{f"PROVIDER_{name.upper()}_URL": layout.url(f"provider-{name}") for name in PROVIDERS},
         **provider_keys_env(secrets),
         "DINGTALK_SINK_URL": layout.url("dingtalk"),
+        "SMS_SINK_URL": layout.url("sms"),
         **{
             f"{robot_env(target)}_{part.upper()}": getattr(robot, part)
             for target, robot in secrets.dingtalk_robots.items()

@@ -136,6 +136,28 @@ def test_the_cli_prints_the_same_report(prometheus: str, tmp_path: Path) -> None
     assert "1 drill episodes kept apart" in text.stdout
 
 
+def test_the_report_draws_its_bars_to_png(prometheus: str, tmp_path: Path) -> None:
+    """Noise (orange), resolved (blue) and still firing (red) each drawn; the README's picture."""
+    import os
+
+    import numpy as np
+    from matplotlib.image import imread
+
+    out = Path(os.environ.get("OBSCTL_SCREENSHOT_DIR", tmp_path)) / "report-alerts.png"
+    drills = str(_journal(tmp_path))
+    result = obsctl("report", "alerts", "--since", "4h", "--prometheus-url", prometheus,
+                    "--drill-journals", drills, "--json", "--png", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["fired"] == 5, "stdout stays the JSON report"
+    assert f"report: {out}" in result.stderr
+    pixels = imread(out)[:, :, :3]
+    assert pixels.shape[1] == 13 * 110 and pixels.shape[0] > 300
+    for name, rgb in (("noise", (0xFF, 0x98, 0x30)), ("resolved", (0x32, 0x74, 0xD9)),
+                      ("still firing", (0xE0, 0x2F, 0x44))):  # fmt: skip
+        close = np.all(np.abs(pixels * 255 - np.array(rgb)) < 8, axis=-1)
+        assert close.sum() > 500, f"no {name} bar drawn"
+
+
 @pytest.mark.parametrize(
     ("args", "code", "problem"),
     [

@@ -3,9 +3,12 @@
 The relay runs the project's generated relay.yaml with the escalation delay cut to seconds.
 Two critical alerts fire in Alertmanager and reach the relay as a webhook; one is claimed from
 its link. The relay is restarted in between: the unclaimed one still escalates (louder, @all, to
-the second robot and by email), once; the claimed one never does.
+the second robot and by email), once, and at the second level texts the on-call and team phones
+through the stack's Tencent Cloud SMS fake, which checks the TC3 signature; the claimed one
+never escalates.
 """
 
+# ruff: noqa: RUF001 - the texts are Chinese, with its full-width commas
 from __future__ import annotations
 
 import datetime as dt
@@ -32,6 +35,7 @@ from conftest import DEMO_PROJECT, RunningStack, wait_for
 pytestmark = pytest.mark.needs_tools("prometheus-alertmanager")
 
 AFTER_SECONDS = 8
+SECOND_LEVEL_SECONDS = AFTER_SECONDS + 6
 CLAIM_LINK = re.compile(r"\[认领\]\((http[^)\s]+/claim/[^)\s]+)\)")
 
 
@@ -76,6 +80,7 @@ def relay(stack: RunningStack, tmp_path: Path) -> Iterator[Relay]:
     escalation["check_interval"] = "1s"
     for levels in escalation["policies"].values():
         levels[0]["after"] = f"{AFTER_SECONDS}s"
+        levels[1]["after"] = f"{SECOND_LEVEL_SECONDS}s"
     config = tmp_path / "relay.yaml"
     config.write_text(yaml.safe_dump(document, allow_unicode=True))
     address = f"127.0.0.1:{free_port()}"
@@ -116,10 +121,19 @@ def _escalations(stack: RunningStack, robot: str, marker: str) -> list[dict[str,
     ]  # fmt: skip
 
 
+def _texts(stack: RunningStack, since: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{stack.env['SMS_SINK_URL']}/_messages", timeout=5)
+    return [
+        m for m in response.json()["messages"]
+        if m["received_at"] >= since and "QueueStalled" in m.get("text", "")
+    ]  # fmt: skip
+
+
 def test_an_unclaimed_critical_alert_escalates_and_a_claimed_one_does_not(
     stack: RunningStack, relay: Relay
 ) -> None:
     am = stack.env["ALERTMANAGER_URL"]
+    since = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     run = uuid.uuid4().hex[:8]
     unclaimed, claimed = f"esc-open-{run}", f"esc-claimed-{run}"
     labels = {
@@ -171,7 +185,8 @@ def test_an_unclaimed_critical_alert_escalates_and_a_claimed_one_does_not(
 
         relay.stop()  # what is tracked survives the restart
         state = (Path(relay.env["OBSCTL_RELAY_SPOOL_DIR"]) / "escalations.json").read_text()
-        assert unclaimed in state and claimed in state
+        # The claimed one may be forgotten already: the relay sees the claim within a second.
+        assert unclaimed in state
         relay.start()
 
         escalated = wait_for(
@@ -204,8 +219,27 @@ def test_an_unclaimed_critical_alert_escalates_and_a_claimed_one_does_not(
         assert len(_escalations(stack, "ONCALL", unclaimed)) == 1
         assert not _escalations(stack, "ONCALL", claimed)
         assert not _escalations(stack, "TEAM_AI", claimed)
+        assert not _texts(stack, since), "the first level texts nobody"
+
+        texted = wait_for("the second level's text message", lambda: _texts(stack, since),
+                          timeout=SECOND_LEVEL_SECONDS + 30)  # fmt: skip
+        assert time.monotonic() - delivered_at >= SECOND_LEVEL_SECONDS - 1
+        # The on-call phone and team ai's, in E.164; the fake took the signature and template.
+        assert texted[0]["accepted"] and texted[0]["phones"] == ["+8613800000000", "+8613800000002"]
+        assert texted[0]["text"].startswith("【示例AI绘图】告警 QueueStalled，已 ")
+        second = wait_for(
+            "the second level at the on-call robot",
+            lambda: [b for b in _robot_messages(stack, "ONCALL", unclaimed)
+                     if "[升级·第2级]" in b["markdown"]["title"]],
+            timeout=15,
+        )  # fmt: skip
+        assert second[0]["at"]["isAtAll"] is True
+        time.sleep(3)
+        assert len(_texts(stack, since)) == 1, "texted once, and never for the claimed alert"
         metrics = httpx.get(f"{relay.url}/metrics", timeout=5).text
         assert 'obsctl_relay_escalations_total{level="1"} 1.0' in metrics
+        assert 'obsctl_relay_escalations_total{level="2"} 1.0' in metrics
+        assert 'obsctl_relay_escalation_sms_total{outcome="sent"} 2.0' in metrics
     finally:
         httpx.post(f"{am}/api/v2/alerts", json=[_am_alert(v, -0.1) for v in labels.values()],
                    timeout=5)  # fmt: skip

@@ -59,6 +59,8 @@ def shipped_env(dingtalk: RunningFake, port: int, spool: Path) -> dict[str, str]
         **os.environ,
         "OBSCTL_RELAY_TOKEN": TOKEN,
         "OBSCTL_RELAY_CLAIM_KEY": "claim-key-of-the-process-tests",
+        "OBSCTL_RELAY_SMS_SECRET_ID": "AKIDunittests",
+        "OBSCTL_RELAY_SMS_SECRET_KEY": "sms-key-of-the-tests",
         "OBSCTL_RELAY_LISTEN": f"127.0.0.1:{port}",
         "OBSCTL_RELAY_SPOOL_DIR": str(spool),
         "OBSCTL_RELAY_LINK_PREFIXES": "http://alertmanager.example:9093",

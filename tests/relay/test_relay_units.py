@@ -25,6 +25,8 @@ NOW = datetime(2025, 1, 1, 10, 5, 30, tzinfo=UTC)
 ENV = {
     "OBSCTL_RELAY_TOKEN": "tok-3e1d",
     "OBSCTL_RELAY_CLAIM_KEY": "claim-key-of-the-unit-tests",
+    "OBSCTL_RELAY_SMS_SECRET_ID": "AKIDunittests",
+    "OBSCTL_RELAY_SMS_SECRET_KEY": "sms-key-of-the-tests",
     "OBSCTL_DINGTALK_ONCALL_URL": "https://oapi.dingtalk.com/robot/send?access_token=AT-oncall",
     "OBSCTL_DINGTALK_ONCALL_SECRET": "SEC-oncall-secret",
     **{

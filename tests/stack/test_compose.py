@@ -166,3 +166,21 @@ def test_compose_runs_node_exporter_like_the_stack_and_scrapes_it(
     job = load_mixin(REPO / "obsctl.yaml").job_name("node")
     [scrape] = [j for j in prometheus["scrape_configs"] if j["job_name"] == job]
     assert scrape["static_configs"][0]["targets"] == ["node-exporter:9100"]
+
+
+def test_the_compose_sms_fake_approves_what_the_relay_texts_with(resolved: dict[str, Any]) -> None:
+    """The relay's default key, and the project's app, signature and template, are the fake's."""
+    import json
+
+    from obsctl.stack.fakes.tencent_sms.accounts import load_accounts
+
+    sms = load_mixin(REPO / "obsctl.yaml").escalation.sms  # type: ignore[union-attr]
+    assert sms is not None
+    accounts = load_accounts(REPO / "exporters" / "compose" / "sms-accounts.json")
+    relay = resolved["services"]["relay"]["environment"]
+    account = accounts[relay["OBSCTL_RELAY_SMS_SECRET_ID"]]
+    assert account.secret_key == relay["OBSCTL_RELAY_SMS_SECRET_KEY"]
+    assert account.sdk_app_id == sms.sdk_app_id and sms.sign_name in account.sign_names
+    assert account.variables(sms.template_id) == len(sms.template_params)
+    port = relay["OBSCTL_RELAY_SMS_ENDPOINT"].rsplit(":", 1)[1]
+    assert port in json.dumps(resolved["services"]["sms-fake"]["command"])

@@ -27,16 +27,15 @@ from conftest import (
 )
 
 SERVERS = [
-    "mariadb", "redis", "s3", "smtp", "provider-alpha", "provider-beta",
-    "dingtalk", "alertmanager", "relay", "deadman", "node-exporter", "prometheus", "demo-app",
-    "exporter",
+    "mariadb", "redis", "s3", "smtp", "provider-alpha", "provider-beta", "dingtalk", "sms",
+    "alertmanager", "relay", "deadman", "node-exporter", "prometheus", "demo-app", "exporter",
 ]  # fmt: skip
 
 REQUIRED_ENV = [
     "OBSCTL_MYSQL_DSN", "OBSCTL_REDIS_URL", "OBSCTL_COS_ENDPOINT", "OBSCTL_COS_BUCKET",
     "OBSCTL_COS_ACCESS_KEY", "OBSCTL_COS_SECRET_KEY", "OBSCTL_COS_REGION", "PROMETHEUS_URL",
     "ALERTMANAGER_URL", "DEMO_APP_URL", "PROVIDER_URLS", "DINGTALK_SINK_URL", "SMTP_SINK_DIR",
-    "PLATFORM_MYSQL_DSN", "NODE_EXPORTER_URL",
+    "PLATFORM_MYSQL_DSN", "NODE_EXPORTER_URL", "SMS_SINK_URL",
 ]  # fmt: skip
 
 
