@@ -6,6 +6,8 @@ them into episodes where the samples stop, and per alert counts the episodes, th
 firing, the time to the first silence that covers it (a claim is a silence), the time to
 resolve, and the episodes that ended by themselves within a few minutes without a claim (the
 noise candidates). Drill journals keep the drills' own episodes apart from real incidents.
+The relay's delivery log, when given, adds when each episode first reached a DingTalk robot
+(the time to notify) and which episodes never did.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ GAP_INTERVALS = 2.5
 DEFAULT_INTERVAL = 60.0
 # How long after a drill's restore its alerts may take to resolve and still be the drill's.
 DRILL_TAIL_SECONDS = 600.0
+# A delivery this long after an episode's last sample may still be its (group_wait, retries).
+DELIVERY_TAIL_SECONDS = 300.0
 _IGNORED_LABELS = frozenset({"__name__", "alertstate"})
 
 
@@ -49,6 +53,7 @@ class Episode:
     end: float  # the last sample plus one evaluation interval
     interval: float  # the rule evaluation interval the samples came at
     claimed_at: float | None = None
+    notified_at: float | None = None  # when a robot first accepted it (with a delivery log)
     drill: str | None = None  # the drill id, when a drill's own fault caused it
     ongoing: bool = False  # still firing at the end of the window
 
@@ -69,12 +74,15 @@ class AlertSummary:
 
     alertname: str
     episodes: list[Episode] = field(default_factory=list)
+    with_deliveries: bool = False
 
     def row(self) -> dict[str, Any]:
         """The summary's figures, seconds as numbers (None when there is nothing to measure)."""
         durations = [e.seconds for e in self.episodes]
         claims = [e.claimed_at - e.start for e in self.episodes if e.claimed_at is not None]
         resolved = [e.seconds for e in self.episodes if not e.ongoing]
+        notified = [e.notified_at - e.start for e in self.episodes if e.notified_at is not None]
+        delivery = {"notified": len(notified), "mttn_seconds": _mean(notified)}
         return {
             "alertname": self.alertname,
             "fired": len(self.episodes),
@@ -85,6 +93,7 @@ class AlertSummary:
             "mttr_seconds": _mean(resolved),
             "still_firing": sum(1 for e in self.episodes if e.ongoing),
             "noise_candidates": sum(1 for e in self.episodes if e.noise()),
+            **(delivery if self.with_deliveries else {}),
         }
 
 
@@ -115,11 +124,13 @@ class History:
     def render(self) -> str:
         """The report as a text table."""
         data = self.as_dict()
+        notified = any("notified" in row for row in data["alerts"])
         lines = [
             f"alerts from {data['since']} to {data['until']} (UTC)",
             "",
             f"{'ALERT':<44} {'FIRED':>5} {'FIRING':>9} {'MEDIAN':>8} {'CLAIMED':>7} "
-            f"{'MTTA':>7} {'MTTR':>8} {'NOISE':>5}",
+            f"{'MTTA':>7} {'MTTR':>8} {'NOISE':>5}"
+            + (f" {'NOTIFIED':>8} {'TTN':>7}" if notified else ""),
         ]
         for row in sorted(data["alerts"], key=lambda r: (-r["fired"], r["alertname"])):
             lines.append(
@@ -127,6 +138,7 @@ class History:
                 f"{span(row['median_firing_seconds']):>8} {row['claimed']:>7} "
                 f"{span(row['mtta_seconds']):>7} {span(row['mttr_seconds']):>8} "
                 f"{row['noise_candidates']:>5}"
+                + (f" {row['notified']:>8} {span(row['mttn_seconds']):>7}" if notified else "")
             )
         ratio = data["noise_ratio"]
         lines += [
@@ -145,8 +157,10 @@ def read_history(
     silences: Iterable[dict[str, Any]] = (),
     journals: Iterable[Journal] = (),
     ignore: frozenset[str] = frozenset({"Watchdog"}),
+    deliveries: list[dict[str, Any]] | None = None,
 ) -> History:
-    """Every firing episode between since and until, with claims and drills attached."""
+    """Every firing episode between since and until, with claims, drills and (given the
+    relay's ``/api/v1/deliveries``) notifications attached."""
     episodes = [e for e in _episodes(prometheus_url, since, until) if e.alertname not in ignore]
     claims = [s for s in silences if s.get("createdBy")]
     for episode in episodes:
@@ -156,15 +170,36 @@ def read_history(
     for episode in episodes:
         episode.claimed_at = _claimed(episode, claims)
         episode.drill = _drill_of(episode, drill_runs)
+        if deliveries is not None:
+            episode.notified_at = _notified(episode, deliveries)
     by_name: dict[str, AlertSummary] = {}
     drills = []
     for episode in sorted(episodes, key=lambda e: e.start):
         if episode.drill is not None:
             drills.append(episode)
         else:
-            by_name.setdefault(episode.alertname, AlertSummary(episode.alertname))
+            by_name.setdefault(
+                episode.alertname, AlertSummary(episode.alertname, [], deliveries is not None)
+            )
             by_name[episode.alertname].episodes.append(episode)
     return History(since, until, list(by_name.values()), drills)
+
+
+def read_deliveries(relay_url: str, token: str | None, since: float) -> list[dict[str, Any]]:
+    """What the relay's robots accepted since `since` (``GET /api/v1/deliveries``)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.get(f"{relay_url.rstrip('/')}/api/v1/deliveries",
+                             params={"since": since}, headers=headers, timeout=60)  # fmt: skip
+    except httpx.HTTPError as exc:
+        raise HistoryError(f"the relay at {relay_url} cannot be read: {exc}") from None
+    if response.status_code != 200:
+        raise HistoryError(f"the relay at {relay_url} answered {response.status_code}: "
+                           f"{response.text[:200]}")  # fmt: skip
+    try:
+        return list(response.json()["deliveries"])
+    except (ValueError, KeyError, TypeError):
+        raise HistoryError(f"the relay at {relay_url} sent no deliveries list") from None
 
 
 def load_journals(directory: Path) -> list[Journal]:
@@ -218,6 +253,23 @@ def _claimed(episode: Episode, claims: list[dict[str, Any]]) -> float | None:
         matchers = [Matcher.from_api(m) for m in silence["matchers"]]
         if episode.start <= began <= episode.end and all_match(matchers, episode.labels):
             moments.append(began)
+    return min(moments, default=None)
+
+
+def _notified(episode: Episode, deliveries: list[dict[str, Any]]) -> float | None:
+    """When a robot first accepted a message carrying the episode's alert as firing."""
+    earliest = episode.start - 2 * episode.interval
+    latest = episode.end + DELIVERY_TAIL_SECONDS
+    moments = [
+        float(delivery["sent_at"])
+        for delivery in deliveries
+        if earliest <= float(delivery["sent_at"]) <= latest
+        and any(
+            carried.get("status") == "firing"
+            and all(carried.get("labels", {}).get(k) == v for k, v in episode.labels.items())
+            for carried in delivery.get("episodes", ())
+        )
+    ]
     return min(moments, default=None)
 
 

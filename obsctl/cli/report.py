@@ -42,6 +42,14 @@ def report() -> None:
     "--drill-journals", type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Drill journals (the local stack's .stack/drills): their alerts are kept apart.",
 )  # fmt: skip
+@click.option(
+    "--relay-url", envvar="OBSCTL_RELAY_URL",
+    help="The relay, for when each episode reached a robot (its delivery log).",
+)  # fmt: skip
+@click.option(
+    "--relay-token", envvar="OBSCTL_RELAY_TOKEN", show_envvar=True,
+    help="The relay's bearer token (its webhook token).",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option(
     "--png", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -53,12 +61,14 @@ def alerts(
     prometheus_url: str | None,
     alertmanager_url: str | None,
     drill_journals: Path | None,
+    relay_url: str | None,
+    relay_token: str | None,
     as_json: bool,
     png: Path | None,
     project_dir: Path | None,
 ) -> None:
     """Per alert: how often it fired, time firing, MTTA, MTTR and the noise candidates."""
-    from obsctl.alert_history import HistoryError, load_journals, read_history
+    from obsctl.alert_history import HistoryError, load_journals, read_deliveries, read_history
     from obsctl.silences import SilenceError, Silences
 
     span = _seconds(since)
@@ -84,9 +94,16 @@ def alerts(
         except SilenceError as exc:
             click.echo(f"obsctl report alerts: no claims counted: {exc}", err=True)
     now = time.time()
+    deliveries = None
+    if relay_url is not None:
+        try:
+            deliveries = read_deliveries(relay_url, relay_token, now - span)
+        except HistoryError as exc:
+            click.echo(f"obsctl report alerts: no notifications counted: {exc}", err=True)
     journals = load_journals(drill_journals) if drill_journals else []
     try:
-        history = read_history(prometheus_url, now - span, now, claims, journals)
+        history = read_history(prometheus_url, now - span, now, claims, journals,
+                               deliveries=deliveries)  # fmt: skip
     except HistoryError as exc:
         click.echo(f"obsctl report alerts: {exc}", err=True)
         sys.exit(1)

@@ -359,7 +359,7 @@ class Outbox:
                     self._insert(unit)
             self._in_flight = []
 
-    def _succeeded(self, message: RobotMessage) -> None:
+    def _succeeded(self, message: RobotMessage, alerts: Iterable[Alert] = ()) -> None:
         """DingTalk took a message: the budget, the failure state, metrics, the delivery log."""
         self._budget.record()
         self._failures = 0
@@ -367,10 +367,12 @@ class Outbox:
         self.last_failure = None
         self._metrics.sent.labels(self.target).inc()
         if self._deliveries is not None:
-            self._deliveries.record(self.target, message.title, message.text, message.alerts)
+            self._deliveries.record(
+                self.target, message.title, message.text, message.alerts, alerts
+            )
 
     def _delivered(self, chunk: list[Unit], message: RobotMessage) -> None:
-        self._succeeded(message)
+        self._succeeded(message, (unit.entry.alert for unit in chunk))
         sent_at = time.time()
         for unit in chunk:
             unit.state = UnitState.DELIVERED

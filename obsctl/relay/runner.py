@@ -46,7 +46,7 @@ def build_state(config: RelayConfig, http: httpx.AsyncClient) -> RelayState:
     links = claim_links(config.claim)
     metrics = RelayMetrics(config.targets)
     delivery = config.delivery
-    deliveries = DeliveryLog(delivery.log_size)
+    deliveries = DeliveryLog(delivery.log_size, delivery.spool_dir)
     spool = Spool(delivery.spool_dir)
     zone = ZoneInfo(config.render.timezone)
     outboxes: dict[str, Outbox] = {}
@@ -166,6 +166,7 @@ async def running(config: RelayConfig) -> AsyncIterator[RelayState]:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             await state.spool.close()
+            state.deliveries.close()
             for name, outbox in state.outboxes.items():
                 left = outbox.depth()
                 if left and not state.spool.durable:

@@ -195,7 +195,11 @@ async def deliveries(request: web.Request) -> web.Response:
     target = request.query.get("target")
     if target is not None and target not in state.outboxes:
         return _error(404, f"unknown target {target[:64]!r}")
-    found = state.deliveries.since(since, target)
+    kept = state.deliveries
+    if kept.reaches_back(since):
+        found = kept.since(since, target)
+    else:  # older than memory holds: from the log file, off the event loop
+        found = await asyncio.to_thread(kept.from_file, since, target)
     return web.json_response({"deliveries": [d.as_json() for d in found]})
 
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from obsctl.alert_history import read_history
 from obsctl.drills.journal import Journal
 from obsctl.stack.fakes.launcher import free_port
 
-from conftest import is_ready, obsctl, stop_process, wait_for
+from conftest import DEMO_PROJECT, is_ready, obsctl, stop_process, wait_for
 
 pytestmark = pytest.mark.needs_tools("prometheus", "promtool")
 
@@ -156,6 +159,76 @@ def test_the_report_draws_its_bars_to_png(prometheus: str, tmp_path: Path) -> No
                       ("still firing", (0xE0, 0x2F, 0x44))):  # fmt: skip
         close = np.all(np.abs(pixels * 255 - np.array(rgb)) < 8, axis=-1)
         assert close.sum() > 500, f"no {name} bar drawn"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).is_success
+    except httpx.TransportError:
+        return False
+
+
+def _delivery(sent_at: float, labels: dict[str, str], status: str = "firing") -> dict[str, Any]:
+    """One line of the relay's deliveries.jsonl: a message that carried one alert."""
+    return {"sent_at": sent_at, "target": "oncall", "title": labels["alertname"], "text": "...",
+            "alerts": 1, "episodes": [{"labels": {**labels, "instance": "x"}, "status": status,
+                                       "startsAt": sent_at - 30}]}  # fmt: skip
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A real relay whose spool holds the deliveries of the scripted incidents."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    rows = [
+        _delivery(T0 + 600 + 30, ERRORS),  # the first noise episode, told 30 s in
+        _delivery(T0 + 600 + 150, ERRORS, "resolved"),  # its resolution: not a notification
+        _delivery(T0 + 3600 + 90, ERRORS),  # the real one, told 90 s in
+        _delivery(T0 + 3600 + 400, ERRORS),  # a repeat: the first one counts
+        _delivery(T0 + 1200 + 60, MYSQL),
+        _delivery(T0 + 1200 + 60, {**MYSQL, "target": "replica"}),  # another alert altogether
+    ]  # the second ApiHighErrorRate episode and the backlog never reached a robot
+    (spool / "deliveries.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    port, token = free_port(), "report-test-relay-token"
+    (tmp_path / "relay.yaml").write_text(
+        f"listen: 127.0.0.1:{port}\nwebhook: {{token: {token}}}\n"
+        f"delivery: {{spool_dir: {spool}}}\n"
+        f"render: {{templates_dir: {DEMO_PROJECT / 'alertmanager' / 'templates'}}}\n"
+        "targets:\n  oncall: {url: 'http://127.0.0.1:9/robot/send?access_token=x'}\n"
+    )
+    url = f"http://127.0.0.1:{port}"
+    with (tmp_path / "relay.log").open("ab") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "obsctl", "relay", "--config", str(tmp_path / "relay.yaml")],
+            stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_for("the relay", lambda: _answers(f"{url}/ready"), timeout=30)
+        yield url, token
+    finally:
+        stop_process(process)
+
+
+def test_the_relay_delivery_log_says_when_each_episode_reached_a_robot(
+    prometheus: str, relay: tuple[str, str], tmp_path: Path
+) -> None:
+    url, token = relay
+    result = obsctl("report", "alerts", "--since", "4h", "--prometheus-url", prometheus,
+                    "--drill-journals", str(_journal(tmp_path)), "--relay-url", url,
+                    "--relay-token", token, "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = {r["alertname"]: r for r in json.loads(result.stdout)["alerts"]}
+    assert rows["ApiHighErrorRate"]["notified"] == 2
+    assert rows["ApiHighErrorRate"]["mttn_seconds"] == (30 + 90) / 2
+    assert rows["DependencyDown"]["notified"] == 1 and rows["DependencyDown"]["mttn_seconds"] == 60
+    assert rows["QueueBacklogHigh"]["notified"] == 0
+    text = obsctl("report", "alerts", "--since", "4h", "--prometheus-url", prometheus,
+                  "--relay-url", url, "--relay-token", token)  # fmt: skip
+    assert "NOTIFIED" in text.stdout and "TTN" in text.stdout
+    wrong = obsctl("report", "alerts", "--since", "4h", "--prometheus-url", prometheus,
+                   "--relay-url", url, "--relay-token", "not-the-token", "--json")  # fmt: skip
+    assert wrong.returncode == 0 and "no notifications counted" in wrong.stderr
+    assert "401" in wrong.stderr and "notified" not in wrong.stdout
 
 
 @pytest.mark.parametrize(
