@@ -36,6 +36,7 @@ def alert_history(target: StackTarget, seconds: float) -> str:
     answer = obsctl(
         "report", "alerts", "--since", f"{int(seconds) + 1}s",
         "--prometheus-url", target.prometheus_url, "--alertmanager-url", target.alertmanager_url,
+        "--relay-url", target.env["RELAY_URL"], "--relay-token", target.env["OBSCTL_RELAY_TOKEN"],
     )  # fmt: skip
     if answer.returncode != 0:
         return f"obsctl report alerts failed (exit {answer.returncode}): {answer.stderr.strip()}"
