@@ -20,7 +20,14 @@ import httpx
 from obsctl.drills.deadman import DINGTALK_CHANNEL, DeadmanClient, DeadmanObserver
 from obsctl.drills.mailbox import email_message
 from obsctl.drills.prometheus_label import relabels
-from obsctl.drills.scenarios import BACKLOG_JOBS, PROVIDER, QUEUE, Expectation, Scenario
+from obsctl.drills.scenarios import (
+    BACKLOG_JOBS,
+    PROVIDER,
+    QUEUE,
+    UNSAFE_EVICTION_POLICY,
+    Expectation,
+    Scenario,
+)
 from obsctl.drills.target import DrillError, Message, ObservedSystem, Step
 from obsctl.mixin import config as mixin_config
 from obsctl.reload import ReloadError, reload
@@ -30,6 +37,7 @@ from obsctl.stack.configs import render_prometheus_config
 from obsctl.stack.layout import StackLayout
 from obsctl.stack.process import ProcessTable, find_ours
 from obsctl.stack.secrets import robot_env
+from obsctl.stack.services import REDIS_EVICTION_POLICY
 
 
 @dataclass
@@ -238,6 +246,23 @@ def _provider_mode(mode: str) -> Action:
     return act
 
 
+def _eviction_policy(policy: str) -> Action:
+    """CONFIG SET the queue Redis's maxmemory-policy, as an operator's mistake would."""
+
+    def act(target: StackTarget) -> None:
+        import redis
+
+        client = redis.Redis.from_url(target.env["OBSCTL_REDIS_URL"], socket_timeout=5)
+        try:
+            client.config_set("maxmemory-policy", policy)
+        except redis.RedisError as exc:
+            raise DrillError(f"cannot set Redis's maxmemory-policy to {policy}: {exc}") from None
+        finally:
+            client.close()
+
+    return act
+
+
 def _server_down(server: str) -> LocalFault:
     """Stop a server; the `hang` variant freezes it with SIGSTOP instead."""
     back = _bring_back(server)
@@ -248,6 +273,9 @@ LOCAL_FAULTS: dict[str, LocalFault] = {
     "mysql-down": _server_down("mariadb"),
     "redis-down": _server_down("redis"),
     "queue-backlog": LocalFault(_backlog, _drain),
+    "redis-eviction-policy": LocalFault(
+        _eviction_policy(UNSAFE_EVICTION_POLICY), _eviction_policy(REDIS_EVICTION_POLICY)
+    ),
     "api-errors": LocalFault(_api_faults(0.05, 0), _api_faults(0.0, 0)),
     "api-latency": LocalFault(_api_faults(0.0, 400), _api_faults(0.0, 0)),
     "provider-outage": LocalFault(_provider_mode("timeout"), _provider_mode("ok")),

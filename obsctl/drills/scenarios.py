@@ -17,6 +17,7 @@ Expectation = tuple[AlertName, dict[str, str]]
 QUEUE = "outpaint"  # the queue the backlog drill floods
 PROVIDER = "beta"  # the provider the outage drill takes down
 BACKLOG_JOBS = 600  # above the shipped 500-job threshold
+UNSAFE_EVICTION_POLICY = "allkeys-lru"  # evicts BullMQ's keys under memory pressure
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class Scenario:
     # Prometheus, must page on-call (WatchdogMissing) and then tell the recovery.
     deadman: bool = False
     stops: str | None = None  # a server that must stop answering during the fault
+    # Its alert waits minutes (`for`) before firing: `make bench-drills` runs it end to end,
+    # the test suite only its fault and restore.
+    slow: bool = False
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -77,6 +81,13 @@ SCENARIOS: dict[str, Scenario] = {
             summary="stop the S3 endpoint that stands in for COS",
             expect=[(AlertName.DEPENDENCY_DOWN, {"dependency": "cos"})],
             health_group="cos",
+        ),
+        Scenario(
+            name="redis-eviction-policy",
+            summary=f"switch the queue Redis to maxmemory-policy {UNSAFE_EVICTION_POLICY} with"
+            " CONFIG SET (BullMQ needs noeviction)",
+            expect=[(AlertName.REDIS_EVICTION_POLICY_UNSAFE, {"policy": UNSAFE_EVICTION_POLICY})],
+            slow=True,
         ),
         Scenario(
             name="alert-path-down",

@@ -97,9 +97,8 @@ def build(layout: StackLayout, secrets: StackSecrets) -> list[Service]:
                 str(layout.state("redis")),
                 "--maxmemory",
                 "256mb",
-                # BullMQ's requirement: at maxmemory refuse writes rather than delete jobs.
                 "--maxmemory-policy",
-                "noeviction",
+                REDIS_EVICTION_POLICY,
             ],
             ready=readiness.redis_ping(HOST, layout.port("redis")),
             prepare=lambda: layout.state("redis").mkdir(parents=True, exist_ok=True),
@@ -265,6 +264,8 @@ def _dingtalk(layout: StackLayout, secrets: StackSecrets) -> Service:
     )
 
 
+# BullMQ's requirement: at maxmemory refuse writes rather than delete jobs.
+REDIS_EVICTION_POLICY = "noeviction"
 # How the stack's stand-in for Tencent words an approved template, per variable it fills.
 _SMS_TEMPLATE_WORDS = {
     "alertname": "告警 {}",
