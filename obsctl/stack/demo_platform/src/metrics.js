@@ -1,5 +1,6 @@
 'use strict';
 
+const v8 = require('node:v8');
 const client = require('prom-client');
 
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5];
@@ -7,12 +8,26 @@ const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 
 const UNMATCHED_ROUTE = 'unmatched';
 
 /**
- * The platform's Prometheus registry: default process metrics, the HTTP latency histogram
- * and the BE-DB-005 pool gauges, read from tarn at scrape time.
+ * The platform's Prometheus registry: default process metrics, the V8 heap limit, the HTTP
+ * latency histogram and the BE-DB-005 pool gauges, read from tarn at scrape time.
  */
 function createMetrics({ getPool, poolName = 'platform', poolMax }) {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
+  // prom-client's AggregatorRegistry (PM2 cluster mode) omits the start time; the newest
+  // worker's start time changes whenever any worker restarts, which NodeProcessRestarting counts.
+  registry.getSingleMetric('process_start_time_seconds').aggregator = 'max';
+
+  // The heap's limit (--max-old-space-size), which prom-client's defaults leave out:
+  // NodeHeapNearLimit compares nodejs_heap_size_used_bytes with it.
+  new client.Gauge({
+    name: 'nodejs_heap_size_limit_bytes',
+    help: 'V8 heap size limit (--max-old-space-size) in bytes.',
+    registers: [registry],
+    collect() {
+      this.set(v8.getHeapStatistics().heap_size_limit);
+    },
+  });
 
   const httpDuration = new client.Histogram({
     name: 'http_request_duration_seconds',
