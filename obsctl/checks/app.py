@@ -42,6 +42,16 @@ _HOW: Mapping[ApiMetric, str] = {
     ApiMetric.CPU: _DEFAULT_METRICS,
     ApiMetric.EVENT_LOOP_LAG: _DEFAULT_METRICS,
     ApiMetric.RESIDENT_MEMORY: _DEFAULT_METRICS,
+    ApiMetric.HEAP_USED: _DEFAULT_METRICS,
+    ApiMetric.EVENT_LOOP_LAG_P99: _DEFAULT_METRICS + " (on Node.js with perf_hooks)",
+    ApiMetric.START_TIME: (
+        _DEFAULT_METRICS + "; behind a PM2/cluster AggregatorRegistry give it the aggregator"
+        f" 'max' (prom-client omits it there), as the demo's {REFERENCE} does"
+    ),
+    ApiMetric.HEAP_LIMIT: (
+        "expose a prom-client Gauge read at scrape time from"
+        f" v8.getHeapStatistics().heap_size_limit (the demo's heapLimit in {REFERENCE})"
+    ),
     **dict.fromkeys(
         (
             ApiMetric.POOL_IN_USE,

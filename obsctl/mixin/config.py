@@ -74,6 +74,10 @@ class AlertName(StrEnum):
     API_HIGH_ERROR_RATE = "ApiHighErrorRate"
     API_ERROR_BUDGET_BURN = "ApiErrorBudgetBurn"
     API_HIGH_LATENCY_P95 = "ApiHighLatencyP95"
+    # The API's Node.js processes (prom-client's default metrics, PM2 restarts).
+    NODE_PROCESS_RESTARTING = "NodeProcessRestarting"
+    NODE_HEAP_NEAR_LIMIT = "NodeHeapNearLimit"
+    NODE_EVENT_LOOP_LAG_HIGH = "NodeEventLoopLagHigh"
     QUEUE_BACKLOG_HIGH = "QueueBacklogHigh"
     QUEUE_STALLED = "QueueStalled"
     REDIS_EVICTION_POLICY_UNSAFE = "RedisEvictionPolicyUnsafe"
@@ -167,6 +171,15 @@ class Thresholds(_Strict):
     api_error_ratio: Ratio = 0.01
     api_min_request_rate: Positive = 0.5  # requests/s below which error ratios are noise
     api_latency_p95_seconds: Positive = 0.2  # seed: P95 > 200 ms
+    # The API's Node.js processes. More restarts than this of one instance within the restart
+    # window (process_start_time_seconds changing): a crash loop, where one deploy (`pm2
+    # reload`) restarts each process once.
+    node_process_restarts: Annotated[int, Field(ge=1)] = 2
+    # V8 heap used / its limit (--max-old-space-size): near the limit V8 collects garbage
+    # almost without pause, then the process dies of "heap out of memory" and PM2 restarts it.
+    node_heap_used_ratio: Ratio = 0.85
+    # P99 of the event-loop delay between scrapes: every request waits that long before it runs.
+    node_eventloop_lag_p99_seconds: Positive = 0.2
     queue_backlog_jobs: Annotated[int, Field(ge=1)] = 500  # seed: waiting jobs > 500
     queue_stalled_seconds: Positive = 300.0  # oldest waiting job age while workers exist
     mysql_probe_latency_seconds: Positive = 0.05  # seed: DB probe latency > 50 ms
@@ -298,6 +311,10 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         # severity and `for` of each burn-rate window live in slo.api_burn_windows
         AlertName.API_ERROR_BUDGET_BURN: policy("critical", "platform", None),
         AlertName.API_HIGH_LATENCY_P95: policy("warning", "platform", "30s"),
+        # The Node processes: warnings for the API's team; the restart count has its own window.
+        AlertName.NODE_PROCESS_RESTARTING: policy("warning", "platform", None),
+        AlertName.NODE_HEAP_NEAR_LIMIT: policy("warning", "platform", "10m"),
+        AlertName.NODE_EVENT_LOOP_LAG_HIGH: policy("warning", "platform", "5m"),
         AlertName.QUEUE_BACKLOG_HIGH: policy("warning", "ai", "20s"),
         AlertName.QUEUE_STALLED: policy("critical", "ai", "2m"),
         # A configuration mistake that loses jobs only once memory is full: not a 03:00 page.

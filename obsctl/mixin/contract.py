@@ -34,6 +34,11 @@ class ApiMetric(StrEnum):
     CPU = "process_cpu_seconds_total"
     EVENT_LOOP_LAG = "nodejs_eventloop_lag_seconds"
     RESIDENT_MEMORY = "process_resident_memory_bytes"
+    START_TIME = "process_start_time_seconds"
+    HEAP_USED = "nodejs_heap_size_used_bytes"
+    # Not a prom-client default: v8.getHeapStatistics().heap_size_limit (--max-old-space-size).
+    HEAP_LIMIT = "nodejs_heap_size_limit_bytes"
+    EVENT_LOOP_LAG_P99 = "nodejs_eventloop_lag_p99_seconds"
 
 
 class ApiLabel(StrEnum):
@@ -102,6 +107,22 @@ CONTRACT: tuple[MetricSpec, ...] = (
     MetricSpec(ApiMetric.CPU, MetricType.COUNTER, (), (), ("api",)),
     MetricSpec(ApiMetric.EVENT_LOOP_LAG, MetricType.GAUGE, (), (), ("api",)),
     MetricSpec(ApiMetric.RESIDENT_MEMORY, MetricType.GAUGE, (), (), ("api",)),
+    MetricSpec(
+        ApiMetric.START_TIME, MetricType.GAUGE, (), (AlertName.NODE_PROCESS_RESTARTING,), ("api",)
+    ),
+    MetricSpec(
+        ApiMetric.HEAP_USED, MetricType.GAUGE, (), (AlertName.NODE_HEAP_NEAR_LIMIT,), ("api",)
+    ),
+    MetricSpec(
+        ApiMetric.HEAP_LIMIT, MetricType.GAUGE, (), (AlertName.NODE_HEAP_NEAR_LIMIT,), ("api",)
+    ),
+    MetricSpec(
+        ApiMetric.EVENT_LOOP_LAG_P99,
+        MetricType.GAUGE,
+        (),
+        (AlertName.NODE_EVENT_LOOP_LAG_HIGH,),
+        ("api",),
+    ),
 )
 
 

@@ -41,7 +41,9 @@ from obsctl.mixin.rules import (
     HOST_CPU_BUSY,
     HOST_LOAD_PER_CORE,
     HOST_MEMORY_AVAILABLE,
+    NODE_RESTARTS,
     PROVIDER_DEGRADED_SHARE,
+    RESTART_WINDOW,
     TASK_WINDOW,
     Alert,
     alert_annotations,
@@ -182,6 +184,19 @@ def _gauge(
     name: str, labels: Mapping[str, str], value: float, at: float, step: float = STEP
 ) -> Series:
     return _series(name, labels, f"{number(value)}x{_steps(at, step)}")
+
+
+def _runs(values: Sequence[float]) -> str:
+    """Sample values in promtool's notation, runs of one value as `v x n`."""
+    out: list[str] = []
+    start = 0
+    for index in range(1, len(values) + 1):
+        if index == len(values) or values[index] != values[start]:
+            length = index - start
+            value = number(values[start])
+            out.append(value if length == 1 else f"{value}x{length - 1}")
+            start = index
+    return " ".join(out)
 
 
 def _eval_at(*seconds: float | None) -> float:
@@ -948,6 +963,77 @@ class _Cases:
                 [retried, _gauge(unsent, mail, 0, at)], name, [],
             )  # fmt: skip
 
+    # --- the API's Node.js processes ---
+
+    def node_cases(self) -> None:
+        t = self.t
+        other = {**self.api, "instance": OTHER_API_INSTANCE}
+        window = parse_duration(RESTART_WINDOW)
+        name = AlertName.NODE_PROCESS_RESTARTING
+        # Restarts within the window a minute apart; old ones well before it.
+        at = _eval_at(window + 300, self.for_(name))
+        booted = 1.7e9  # process_start_time_seconds: the Unix time a process started
+
+        def start_times(labels: Mapping[str, str], restarts: Sequence[float]) -> Series:
+            samples = [index * STEP for index in range(_steps(at) + 1)]
+            values = [booted + max([r for r in restarts if r <= s], default=0) for s in samples]
+            return _series(ApiMetric.START_TIME, labels, _runs(values))
+
+        def recent(count: int) -> list[float]:
+            return [at - window + 300 + 60 * k for k in range(count)]
+
+        many = t.node_process_restarts + 1
+        self.add(
+            f"NodeProcessRestarting fires after {many} restarts within {RESTART_WINDOW}", at,
+            [start_times(self.api, recent(many))], name,
+            [self.expect(self.rule(name), self.api, many)],
+            [(NODE_RESTARTS, self.api, many)],
+        )  # fmt: skip
+        old = [30.0 * (k + 1) for k in range(2 * many)]
+        self.add(
+            "NodeProcessRestarting is quiet at the threshold and for restarts before the window",
+            at, [start_times(self.api, recent(t.node_process_restarts)),
+                 start_times(other, old)], name, [],
+        )  # fmt: skip
+
+        name = AlertName.NODE_HEAP_NEAR_LIMIT
+        at = _eval_at(self.for_(name))
+        limit = 2048 * 2**20  # --max-old-space-size=2048
+        full = _fire_ratio(t.node_heap_used_ratio)
+
+        def heap(labels: Mapping[str, str], used: float) -> list[Series]:
+            return [_gauge(ApiMetric.HEAP_USED, labels, used, at),
+                    _gauge(ApiMetric.HEAP_LIMIT, labels, limit, at)]  # fmt: skip
+
+        self.add(
+            f"NodeHeapNearLimit fires at {full:g} of the heap limit", at,
+            heap(self.api, round(limit * full)) + heap(other, round(limit * 0.5)), name,
+            [self.expect(self.rule(name), self.api, round(limit * full) / limit)],
+        )  # fmt: skip
+        self.add(
+            "NodeHeapNearLimit is quiet at the threshold", at,
+            heap(self.api, math.floor(limit * t.node_heap_used_ratio)), name, [],
+        )  # fmt: skip
+
+        name = AlertName.NODE_EVENT_LOOP_LAG_HIGH
+        at = _eval_at(self.for_(name))
+        lag = 2 * t.node_eventloop_lag_p99_seconds
+        calm = t.node_eventloop_lag_p99_seconds / 20
+        self.add(
+            f"NodeEventLoopLagHigh fires at a P99 lag of {lag:g}s", at,
+            [_gauge(ApiMetric.EVENT_LOOP_LAG_P99, self.api, lag, at),
+             _gauge(ApiMetric.EVENT_LOOP_LAG_P99, other, calm, at)], name,
+            [self.expect(self.rule(name), self.api, lag)],
+        )  # fmt: skip
+        # One slow scrape interval a minute before: shorter than the `for`.
+        spike = [lag if index * STEP == at - 60 else calm for index in range(_steps(at) + 1)]
+        self.add(
+            "NodeEventLoopLagHigh is quiet at the threshold and for one slow scrape", at,
+            [_gauge(ApiMetric.EVENT_LOOP_LAG_P99, self.api,
+                    t.node_eventloop_lag_p99_seconds, at),
+             _series(ApiMetric.EVENT_LOOP_LAG_P99, other, _runs(spike))], name, [],
+        )  # fmt: skip
+
     # --- the host ---
 
     def host_cases(self) -> None:
@@ -1079,6 +1165,7 @@ def build(config: MixinConfig) -> dict[str, dict[str, Any]]:
     cases = _Cases(config)
     cases.api_cases()
     cases.api_recordings()
+    cases.node_cases()
     cases.queue_cases()
     cases.dependency_cases()
     cases.business_cases()

@@ -72,6 +72,10 @@ DISK_WINDOW = "6h"
 HOST_MEMORY_AVAILABLE = "instance:node_memory_available:ratio"
 HOST_CPU_BUSY = f"instance:node_cpu_busy:ratio_rate{CPU_WINDOW}"
 HOST_LOAD_PER_CORE = "instance:node_load1_per_core:ratio"
+# The API's Node.js processes: restarts are counted over this window, so a crash loop shows
+# while one deploy (`pm2 reload`, each process restarted once) does not.
+RESTART_WINDOW = "15m"
+NODE_RESTARTS = f"instance:process_restarts:changes{RESTART_WINDOW}"
 
 
 @dataclass(frozen=True)
@@ -310,6 +314,52 @@ def _api_alerts(config: MixinConfig) -> list[Alert]:
         )
     )
     return alerts
+
+
+def _node_recordings(config: MixinConfig) -> list[Recording]:
+    start = series(ApiMetric.START_TIME, config.selectors.api)
+    return [Recording(NODE_RESTARTS, f"changes({start}[{RESTART_WINDOW}])")]
+
+
+def _node_alerts(config: MixinConfig) -> list[Alert]:
+    """The API's Node.js processes, per instance (prom-client's default metrics)."""
+    t = config.thresholds
+    api = config.selectors.api
+    heap_used = series(ApiMetric.HEAP_USED, api)
+    heap_limit = series(ApiMetric.HEAP_LIMIT, api)
+    return [
+        Alert(
+            AlertName.NODE_PROCESS_RESTARTING,
+            f"{NODE_RESTARTS} > {number(t.node_process_restarts)}",
+            "An API process keeps restarting",
+            "The API process {{ $labels.instance }} of {{ $labels.job }} restarted"
+            f" {{{{ $value | humanize }}}} times in the last {RESTART_WINDOW} (threshold"
+            f" {number(t.node_process_restarts)}; process_start_time_seconds changed): it crashes"
+            " and PM2 starts it again, failing the requests it held each time.",
+            "api",
+        ),
+        Alert(
+            AlertName.NODE_HEAP_NEAR_LIMIT,
+            f"{heap_used} / {heap_limit} > {number(t.node_heap_used_ratio)}",
+            "An API process's V8 heap is close to its limit",
+            f"The V8 heap of the API process {{{{ $labels.instance }}}} uses {PCT} of its limit"
+            f" (--max-old-space-size, threshold {percent(t.node_heap_used_ratio)}): garbage"
+            " collection slows every request, and at the limit the process dies of heap out of"
+            " memory.",
+            "api",
+        ),
+        Alert(
+            AlertName.NODE_EVENT_LOOP_LAG_HIGH,
+            f"{series(ApiMetric.EVENT_LOOP_LAG_P99, api)}"
+            f" > {number(t.node_eventloop_lag_p99_seconds)}",
+            "An API process's event loop is blocked",
+            "The P99 event-loop delay of the API process {{ $labels.instance }} is"
+            " {{ $value | humanizeDuration }} (threshold"
+            f" {duration(t.node_eventloop_lag_p99_seconds)}): every request and timer of it"
+            " waits that long before it runs.",
+            "api",
+        ),
+    ]
 
 
 def _queue_alerts(config: MixinConfig) -> list[Alert]:
@@ -717,7 +767,9 @@ def groups(config: MixinConfig) -> list[Group]:
         Group("obsctl.business.recording", business),
         Group("obsctl.dependencies.recording", dependencies),
         Group("obsctl.host.recording", _host_recordings(config)),
+        Group("obsctl.node.recording", _node_recordings(config)),
         Group("obsctl.api.alerts", _api_alerts(config)),
+        Group("obsctl.node.alerts", _node_alerts(config)),
         Group("obsctl.queues.alerts", _queue_alerts(config)),
         Group("obsctl.dependencies.alerts", _dependency_alerts(config)),
         Group("obsctl.business.alerts", _business_alerts(config)),

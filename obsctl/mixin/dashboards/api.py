@@ -7,6 +7,7 @@ from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.contract import ApiLabel, ApiMetric
 from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, query_variable
 from obsctl.mixin.promql import series
+from obsctl.mixin.rules import NODE_RESTARTS, RESTART_WINDOW
 
 KEY = "api"
 HTTP = signals.HTTP
@@ -136,9 +137,15 @@ def build(config: MixinConfig) -> Board:
     )
     board.timeseries(
         "Event loop lag",
-        "How late the Node.js event loop runs timers; high lag delays every request.",
+        "How late the Node.js event loop runs callbacks: P99 of the delays between scrapes and "
+        "the lag of one timer at the scrape; the dashed line is the NodeEventLoopLagHigh "
+        "threshold.",
         "s",
-        [Target(series(ApiMetric.EVENT_LOOP_LAG, api), "{{instance}}")],
+        [
+            Target(series(ApiMetric.EVENT_LOOP_LAG_P99, api), "P99 {{instance}}"),
+            Target(series(ApiMetric.EVENT_LOOP_LAG, api), "now {{instance}}"),
+        ],
+        line=Line(limits.node_eventloop_lag_p99_seconds),
         width=8,
         min_value=0,
     )
@@ -148,6 +155,31 @@ def build(config: MixinConfig) -> Board:
         "bytes",
         [Target(series(ApiMetric.RESIDENT_MEMORY, api), "{{instance}}")],
         width=8,
+        min_value=0,
+    )
+    board.timeseries(
+        "V8 heap used of its limit",
+        "nodejs_heap_size_used_bytes / nodejs_heap_size_limit_bytes (--max-old-space-size); at "
+        "100 % the process dies of heap out of memory (NodeHeapNearLimit).",
+        "percentunit",
+        [
+            Target(
+                f"{series(ApiMetric.HEAP_USED, api)} / {series(ApiMetric.HEAP_LIMIT, api)}",
+                "{{instance}}",
+            )
+        ],
+        line=Line(limits.node_heap_used_ratio),
+        min_value=0,
+        max_value=1,
+    )
+    board.timeseries(
+        f"Process restarts ({RESTART_WINDOW})",
+        f"Times each API process started again over the last {RESTART_WINDOW} (PM2 restarts, "
+        f"seen as process_start_time_seconds changing; recorded as {NODE_RESTARTS}); a deploy "
+        "restarts each once (NodeProcessRestarting).",
+        "short",
+        [Target(series(NODE_RESTARTS, api), "{{instance}}")],
+        line=Line(limits.node_process_restarts),
         min_value=0,
     )
     return board
