@@ -111,6 +111,7 @@ class AlertName(StrEnum):
     HOST_MEMORY_HIGH = "HostMemoryHigh"
     HOST_DISK_FILLING_UP = "HostDiskFillingUp"
     HOST_CPU_SATURATED = "HostCpuSaturated"
+    HOST_EXPORTER_DOWN = "HostExporterDown"
 
 
 # Alerts about the relay cannot travel through it: Alertmanager mails them to on-call itself.
@@ -352,6 +353,8 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.HOST_MEMORY_HIGH: policy("warning", "sre", "5m"),
         AlertName.HOST_DISK_FILLING_UP: policy("warning", "sre", "1h"),
         AlertName.HOST_CPU_SATURATED: policy("warning", "sre", "30m"),
+        # The host alerts above are blind without node_exporter.
+        AlertName.HOST_EXPORTER_DOWN: policy("warning", "sre", "5m"),
     }
 
 

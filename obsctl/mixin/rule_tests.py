@@ -1055,6 +1055,17 @@ class _Cases:
         self.add("HostMemoryHigh is quiet at the threshold", at,
                  memory(t.host_memory_available_ratio), name, [], slow=True)  # fmt: skip
 
+        name = AlertName.HOST_EXPORTER_DOWN
+        at = _eval_at(self.for_(name))
+        self.add("HostExporterDown fires when node_exporter is down", at,
+                 [_gauge("up", self.node, 0, at)], name,
+                 [self.expect(self.rule(name), self.node, 0)])  # fmt: skip
+        self.add("HostExporterDown fires when node_exporter has no target", at, [], name,
+                 [self.expect(self.rule(name), equality_labels(self.config.selectors.node),
+                              1)])  # fmt: skip
+        self.add("HostExporterDown is quiet while node_exporter is scraped", at,
+                 [_gauge("up", self.node, 1, at)], name, [])  # fmt: skip
+
         name = AlertName.HOST_CPU_SATURATED
         at = _eval_at(parse_duration(CPU_WINDOW), self.for_(name))
         busy = _fire_ratio(t.host_cpu_busy_ratio)

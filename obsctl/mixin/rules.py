@@ -240,6 +240,15 @@ def _host_alerts(config: MixinConfig) -> list[Alert]:
             f" {number(t.host_load_per_core)} per core: requests and jobs wait for a CPU.",
             HOST_BOARD,
         ),
+        Alert(
+            AlertName.HOST_EXPORTER_DOWN,
+            f"{series('up', node)} == 0 or absent({series('up', node)})",
+            "node_exporter is not scraped",
+            "Prometheus cannot scrape node_exporter {{ $labels.job }} {{ $labels.instance }}"
+            " (down, or no target at all): HostMemoryHigh, HostDiskFillingUp and"
+            " HostCpuSaturated cannot fire for that host meanwhile.",
+            HOST_BOARD,
+        ),
     ]
 
 

@@ -23,12 +23,19 @@ def build(config: MixinConfig) -> Board:
         config,
         KEY,
         "obsctl / Host",
-        "The platform's hosts through node_exporter: what HostMemoryHigh, HostCpuSaturated and "
-        "HostDiskFillingUp watch, with their thresholds as dashed lines.",
+        "The platform's hosts through node_exporter: what HostMemoryHigh, HostCpuSaturated, "
+        "HostDiskFillingUp and HostExporterDown watch, with their thresholds as dashed lines.",
     )
     board.link_to("overview", "Overview")
     board.link_to("database", "Database")
 
+    board.status(
+        "node_exporter scraped",
+        "Each host's node_exporter as Prometheus scrapes it: OK, or DOWN (HostExporterDown: the "
+        "host alerts cannot fire for it).",
+        [Target(f"2 * (1 - {series('up', node)})", HOST_LEGEND)],
+        height=3,
+    )
     board.row("Memory and CPU")
     board.timeseries(
         "Memory available",
