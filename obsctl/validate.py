@@ -25,6 +25,10 @@ from obsctl.configfile import ConfigError
 from obsctl.passed_cache import passed_before, remember_pass, run_key
 from obsctl.project import Project
 
+# Only against a hung tool: the rule tests take ~40 s here, and two to three times that on a
+# machine also busy with a test suite.
+TOOL_TIMEOUT = 600
+
 # The tools validate runs, and the Debian package each comes from.
 TOOL_PACKAGES = {
     "promtool": "prometheus",
@@ -101,7 +105,7 @@ class Validation:
 
     def _run_one(self, command: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            command, cwd=self.project.root, capture_output=True, text=True, timeout=120
+            command, cwd=self.project.root, capture_output=True, text=True, timeout=TOOL_TIMEOUT
         )
 
     def problems(self, result: subprocess.CompletedProcess[str], where: str) -> list[str]:

@@ -50,6 +50,8 @@ HEADER = (
 DEPENDENT_ON_A_DEPENDENCY = (
     AlertName.MYSQL_PROBE_SLOW,
     AlertName.DB_POOL_SATURATED,
+    AlertName.MYSQL_THREADS_RUNNING_HIGH,
+    AlertName.MYSQL_SLOW_QUERIES,
 )
 # Alertmanager's integration that posts to the relay (and the dead man's switch).
 RELAY_INTEGRATION = "webhook"

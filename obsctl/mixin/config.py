@@ -87,6 +87,8 @@ class AlertName(StrEnum):
     PROVIDER_DEGRADED = "ProviderDegraded"
     MYSQL_PROBE_SLOW = "MySQLProbeSlow"
     DB_POOL_SATURATED = "DBPoolSaturated"
+    MYSQL_THREADS_RUNNING_HIGH = "MySQLThreadsRunningHigh"
+    MYSQL_SLOW_QUERIES = "MySQLSlowQueries"
     TASK_PASS_RATE_LOW = "TaskPassRateLow"
     EXPORTER_DOWN = "ExporterDown"
     EXPORTER_NO_LEADER = "ExporterNoLeader"
@@ -185,6 +187,9 @@ class Thresholds(_Strict):
     queue_stalled_seconds: Positive = 300.0  # oldest waiting job age while workers exist
     mysql_probe_latency_seconds: Positive = 0.05  # seed: DB probe latency > 50 ms
     db_connections_ratio: Ratio = 0.8  # threads_connected / max_connections
+    # Statements executing at once; past a few per core MySQL queues them on CPU and locks.
+    mysql_threads_running: Annotated[int, Field(ge=1)] = 16
+    mysql_slow_queries_per_second: Positive = 0.1  # statements over long_query_time
     cache_hit_ratio: Ratio = 0.85  # seed: cache hit ratio < 85 % (dashboards; pages nobody yet)
     cache_min_lookup_rate: Positive = 1.0  # lookups/s below which a hit ratio is noise
     task_pass_rate: Ratio = 0.9  # succeeded / (succeeded + failed) per feature or provider
@@ -328,6 +333,8 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.PROVIDER_DEGRADED: policy("warning", "ai", "2m"),
         AlertName.MYSQL_PROBE_SLOW: policy("warning", "sre", "5m"),
         AlertName.DB_POOL_SATURATED: policy("warning", "sre", "5m"),
+        AlertName.MYSQL_THREADS_RUNNING_HIGH: policy("warning", "sre", "5m"),
+        AlertName.MYSQL_SLOW_QUERIES: policy("warning", "sre", "10m"),
         AlertName.TASK_PASS_RATE_LOW: policy("warning", "ai", "10m"),
         AlertName.EXPORTER_DOWN: policy("critical", "sre", "2m"),
         # Longer than a fail-over (one lease, 30 s by default, plus a scrape).

@@ -44,6 +44,7 @@ from obsctl.mixin.rules import (
     NODE_RESTARTS,
     PROVIDER_DEGRADED_SHARE,
     RESTART_WINDOW,
+    SLOW_QUERY_WINDOW,
     TASK_WINDOW,
     Alert,
     alert_annotations,
@@ -582,6 +583,27 @@ class _Cases:
             "DBPoolSaturated is quiet at the threshold without waiters", at,
             pool(math.floor(limit * t.db_connections_ratio), 0), name, [],
         )  # fmt: skip
+
+        name = AlertName.MYSQL_THREADS_RUNNING_HIGH
+        at = _eval_at(self.for_(name))
+        server = {**self.exp, "target": "main"}
+        running = 2 * t.mysql_threads_running
+        self.add(f"MySQLThreadsRunningHigh fires at {running} threads running", at,
+                 [_gauge(MySQLMetric.THREADS_RUNNING, server, running, at)], name,
+                 [self.expect(self.rule(name), mysql, running)])  # fmt: skip
+        self.add("MySQLThreadsRunningHigh is quiet at the threshold", at,
+                 [_gauge(MySQLMetric.THREADS_RUNNING, server, t.mysql_threads_running, at)],
+                 name, [])  # fmt: skip
+
+        name = AlertName.MYSQL_SLOW_QUERIES
+        at = _eval_at(parse_duration(SLOW_QUERY_WINDOW), self.for_(name))
+        slow = 2 * t.mysql_slow_queries_per_second
+        self.add(f"MySQLSlowQueries fires at {slow:g} slow queries/s", at,
+                 [_counter(MySQLMetric.SLOW_QUERIES, server, slow, at)], name,
+                 [self.expect(self.rule(name), mysql, slow)])  # fmt: skip
+        self.add("MySQLSlowQueries is quiet at half the threshold", at,
+                 [_counter(MySQLMetric.SLOW_QUERIES, server, t.mysql_slow_queries_per_second / 2,
+                           at)], name, [])  # fmt: skip
 
         name = AlertName.REDIS_MEMORY_HIGH
         at = _eval_at(self.for_(name))

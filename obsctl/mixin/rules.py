@@ -21,6 +21,7 @@ from obsctl.metric_names import (
     AlertmanagerMetric,
     BullMQMetric,
     DeadmanMetric,
+    MySQLMetric,
     NodeMetric,
     ProbeMetric,
     PrometheusMetric,
@@ -61,6 +62,8 @@ PROVIDER = 'probe="provider"'
 # ProviderDegraded: more than this share of a provider's heartbeats in the window were slow,
 # so a single slow answer (a stalled moment on a loaded host) never counts as a slow provider.
 DEGRADED_WINDOW = "5m"
+# Slow queries come in bursts; a rate over 5 minutes keeps one burst from paging.
+SLOW_QUERY_WINDOW = "5m"
 DEGRADED_SHARE = 0.5
 PROVIDER_DEGRADED_SHARE = f"provider:heartbeat_degraded:ratio_avg{DEGRADED_WINDOW}"
 # The host (node_exporter). CPU busy over 5 minutes, as node-mixin; HostDiskFillingUp draws its
@@ -420,6 +423,7 @@ def _dependency_alerts(config: MixinConfig) -> list[Alert]:
     exp, api = config.selectors.exporter, config.selectors.api
     policy = config.policy
     probes = 'probe=~"' + "|".join(DEPENDENCIES) + '"'
+    slow_queries = series(MySQLMetric.SLOW_QUERIES, exp)
     return [
         Alert(
             AlertName.DEPENDENCY_DOWN,
@@ -486,6 +490,29 @@ def _dependency_alerts(config: MixinConfig) -> list[Alert]:
             " {{ $labels.pool }}: the pool is exhausted.",
             "database",
             labels={"dependency": "mysql"},
+        ),
+        Alert(
+            AlertName.MYSQL_THREADS_RUNNING_HIGH,
+            f"max by (target) ({series(MySQLMetric.THREADS_RUNNING, exp)})"
+            f" > {t.mysql_threads_running}",
+            "MySQL has many statements running at once",
+            "MySQL {{ $labels.target }} executes {{ $value | humanize }} statements at once"
+            f" (threshold {t.mysql_threads_running}): they queue on CPU or wait for locks, and"
+            " every query slows down.",
+            "database",
+            labels={"dependency": "mysql", **EXPORTER},
+        ),
+        Alert(
+            AlertName.MYSQL_SLOW_QUERIES,
+            f"sum by (target) (rate({slow_queries}[{SLOW_QUERY_WINDOW}]))"
+            f" > {number(t.mysql_slow_queries_per_second)}",
+            "MySQL runs slow queries",
+            "MySQL {{ $labels.target }} finishes {{ $value | humanize }} statements per second"
+            " slower than long_query_time (threshold"
+            f" {number(t.mysql_slow_queries_per_second)}/s over {SLOW_QUERY_WINDOW}); the slow"
+            " log names them.",
+            "database",
+            labels={"dependency": "mysql", **EXPORTER},
         ),
         Alert(
             AlertName.REDIS_MEMORY_HIGH,

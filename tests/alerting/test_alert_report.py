@@ -146,19 +146,28 @@ def test_the_report_draws_its_bars_to_png(prometheus: str, tmp_path: Path) -> No
     import numpy as np
     from matplotlib.image import imread
 
+    from obsctl.alert_history_png import history_png
+
+    # Drawn for the window ending at NOW: later, the backlog episode no longer counts as firing.
+    journals = [Journal.load(p) for p in _journal(tmp_path).glob("*.json")]
     out = Path(os.environ.get("OBSCTL_SCREENSHOT_DIR", tmp_path)) / "report-alerts.png"
-    drills = str(_journal(tmp_path))
-    result = obsctl("report", "alerts", "--since", "4h", "--prometheus-url", prometheus,
-                    "--drill-journals", drills, "--json", "--png", str(out))  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["fired"] == 5, "stdout stays the JSON report"
-    assert f"report: {out}" in result.stderr
+    history_png(read_history(prometheus, NOW - 4 * 3600, NOW, [CLAIM], journals), out)
     pixels = imread(out)[:, :, :3]
     assert pixels.shape[1] == 13 * 110 and pixels.shape[0] > 300
     for name, rgb in (("noise", (0xFF, 0x98, 0x30)), ("resolved", (0x32, 0x74, 0xD9)),
                       ("still firing", (0xE0, 0x2F, 0x44))):  # fmt: skip
         close = np.all(np.abs(pixels * 255 - np.array(rgb)) < 8, axis=-1)
         assert close.sum() > 500, f"no {name} bar drawn"
+
+
+def test_the_cli_draws_the_png_and_keeps_stdout_json(prometheus: str, tmp_path: Path) -> None:
+    out = tmp_path / "report.png"
+    result = obsctl("report", "alerts", "--since", "4h", "--prometheus-url", prometheus,
+                    "--json", "--png", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["fired"] == 6, "stdout stays the JSON report (no journals)"
+    assert f"report: {out}" in result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _answers(url: str) -> bool:

@@ -8,6 +8,7 @@ from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.contract import ApiMetric
 from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target
 from obsctl.mixin.promql import series
+from obsctl.mixin.rules import SLOW_QUERY_WINDOW
 
 KEY = "database"
 
@@ -55,9 +56,11 @@ def build(config: MixinConfig) -> Board:
     )
     board.timeseries(
         "Threads running",
-        "Threads executing a statement now (not sleeping).",
+        "Threads executing a statement now (not sleeping); MySQLThreadsRunningHigh fires above "
+        "the dashed line.",
         "short",
-        [Target(series(MySQLMetric.THREADS_RUNNING, exp), "running")],
+        [Target(series(MySQLMetric.THREADS_RUNNING, exp), "running {{target}}")],
+        line=Line(limits.mysql_threads_running),
         width=8,
         min_value=0,
     )
@@ -76,9 +79,16 @@ def build(config: MixinConfig) -> Board:
     )
     board.timeseries(
         "Slow queries per second",
-        "Statements that took longer than long_query_time.",
+        "Statements that took longer than long_query_time; MySQLSlowQueries fires when their "
+        f"rate over {SLOW_QUERY_WINDOW} stays above the dashed line.",
         "ops",
-        [Target(f"sum (rate({series(MySQLMetric.SLOW_QUERIES, exp)}[{RATE}]))", "slow")],
+        [
+            Target(
+                f"sum by (target) (rate({series(MySQLMetric.SLOW_QUERIES, exp)}[{RATE}]))",
+                "slow {{target}}",
+            )
+        ],
+        line=Line(limits.mysql_slow_queries_per_second),
         width=8,
         min_value=0,
     )
