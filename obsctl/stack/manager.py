@@ -250,7 +250,7 @@ def _stop_session_leftovers(record: ProcessRecord) -> int:
                 continue
             if os.getsid(proc.pid) != record.pid:
                 continue
-            if proc.info["create_time"] + 0.05 < record.create_time:
+            if record.older(proc.pid, proc.info["create_time"]):
                 continue  # older than our server: the session id was reused, not ours
             proc.kill()
             count += 1

@@ -18,6 +18,21 @@ import psutil
 _CREATE_TIME_TOLERANCE = 0.05
 
 
+def start_ticks(pid: int) -> int | None:
+    """When `pid` started, in clock ticks since boot (Linux's /proc/<pid>/stat), else None.
+
+    Unlike psutil's create_time, which adds the boot time of /proc/stat, this does not move
+    when the wall clock is stepped or slewed: btime is wall time minus uptime, rounded down to
+    a second, so NTP nudging it across a second shifts every create_time by a whole second.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # The command name (field 2) may hold spaces and parentheses: split after the last ")".
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class ProcessRecord:
     """Identity of a process the stack started: a pid alone can be reused by the kernel."""
@@ -27,6 +42,23 @@ class ProcessRecord:
     create_time: float
     argv: list[str]
     log: str
+    start_ticks: int | None = None  # None in tables written before it was recorded
+
+    def is_alive_as(self, create_time: float) -> bool:
+        """Whether the process now at this pid (created at `create_time`) is this very one."""
+        if self.start_ticks is not None:
+            ticks = start_ticks(self.pid)
+            if ticks is not None:
+                return ticks == self.start_ticks
+        return abs(create_time - self.create_time) <= _CREATE_TIME_TOLERANCE
+
+    def older(self, pid: int, create_time: float) -> bool:
+        """Whether process `pid` started before this one (so it cannot be one of its own)."""
+        if self.start_ticks is not None:
+            ticks = start_ticks(pid)
+            if ticks is not None:
+                return ticks < self.start_ticks
+        return create_time + _CREATE_TIME_TOLERANCE < self.create_time
 
 
 def spawn(
@@ -54,6 +86,7 @@ def spawn(
         create_time=psutil.Process(proc.pid).create_time(),
         argv=list(argv),
         log=str(log_path),
+        start_ticks=start_ticks(proc.pid),
     )
     return record, proc
 
@@ -62,7 +95,7 @@ def find_ours(record: ProcessRecord) -> psutil.Process | None:
     """The live process behind record, or None if it is gone or the pid now belongs to another."""
     try:
         proc = psutil.Process(record.pid)
-        if abs(proc.create_time() - record.create_time) > _CREATE_TIME_TOLERANCE:
+        if not record.is_alive_as(proc.create_time()):
             return None
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None

@@ -135,11 +135,11 @@ def test_the_compose_deadman_is_reached_and_scraped_where_it_listens(
 
 
 def test_compose_prometheus_scrapes_every_server_an_absent_alert_watches() -> None:
-    """ApiDown, ExporterDown, RelayDown and DeadmanDown fire on absent(up): unscraped, forever."""
+    """ApiDown, ExporterDown, RelayDown, DeadmanDown and HostExporterDown fire on absent(up)."""
     compose = yaml.safe_load((REPO / "exporters" / "compose" / "prometheus.yml").read_text())
     jobs = {job["job_name"] for job in compose["scrape_configs"]}
     watched = set(re.findall(r'absent\(up\{job="([^"]+)"\}\)', (REPO / RULES_PATH).read_text()))
-    assert len(watched) == 4 and watched <= jobs, watched - jobs
+    assert len(watched) == 5 and watched <= jobs, watched - jobs
 
 
 def test_compose_and_the_stack_keep_the_slo_period_of_samples(
