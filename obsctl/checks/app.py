@@ -54,6 +54,17 @@ _HOW: Mapping[ApiMetric, str] = {
     ),
     **dict.fromkeys(
         (
+            ApiMetric.BREAKER_STATE,
+            ApiMetric.BREAKER_OPENS,
+            ApiMetric.BREAKER_CALLS,
+            ApiMetric.BREAKER_FALLBACKS,
+        ),
+        "wrap each provider call in an opossum CircuitBreaker and count its events (open,"
+        " halfOpen, close, success, failure, reject) as the demo's"
+        " obsctl/stack/demo_platform/src/breakers.js does",
+    ),
+    **dict.fromkeys(
+        (
             ApiMetric.POOL_IN_USE,
             ApiMetric.POOL_PENDING,
             ApiMetric.POOL_AVAILABLE,
@@ -70,6 +81,11 @@ _LABEL_FIX: Mapping[ApiLabel, str] = {
     ),
     ApiLabel.STATUS_CODE: "label each request with its numeric status: String(res.statusCode)",
     ApiLabel.POOL: 'label each pool gauge with the pool\'s name, e.g. {pool="platform"}',
+    ApiLabel.PROVIDER: 'label each breaker series with the provider it guards: {provider="alpha"}',
+    ApiLabel.BREAKER_STATE: (
+        "one series per state (closed, open, half_open), 1 for the current one and 0 for the others"
+    ),
+    ApiLabel.CALL_OUTCOME: "count each call once as success, failure, timeout or rejected",
 }
 
 
@@ -216,7 +232,7 @@ def _label_violations(spec: MetricSpec, family: Family) -> Iterator[Violation]:
                 "bad_label_value",
                 f"{spec.name}.{label}",
                 f"label {label} of {spec.name} holds values the rules cannot match",
-                f'values matching {pattern} (the rules select {label}=~"5..")',
+                f"values matching {pattern}, the values the rules select",
                 ", ".join(repr(v) for v in bad[:EXAMPLES]),
                 _LABEL_FIX[label],
             )

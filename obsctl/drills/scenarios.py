@@ -77,6 +77,12 @@ SCENARIOS: dict[str, Scenario] = {
             health_group="providers",
         ),
         Scenario(
+            name="breaker-open",
+            summary=f"make provider '{PROVIDER}' refuse new tasks (HTTP 500) while its heartbeat"
+            " answers: the platform's circuit breaker opens and tasks go to the other provider",
+            expect=[(AlertName.CIRCUIT_BREAKER_OPEN, {"provider": PROVIDER})],
+        ),
+        Scenario(
             name="cos-down",
             summary="stop the S3 endpoint that stands in for COS",
             expect=[(AlertName.DEPENDENCY_DOWN, {"dependency": "cos"})],

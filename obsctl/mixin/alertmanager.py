@@ -245,6 +245,12 @@ def build(config: MixinConfig, templates_glob: str = "templates/*.tmpl") -> dict
                 "equal": ["dependency"],
             },
             {
+                # A provider whose heartbeat fails is why its breaker is open: one page.
+                "source_matchers": [f'alertname="{AlertName.PROVIDER_DOWN.value}"'],
+                "target_matchers": [f'alertname="{AlertName.CIRCUIT_BREAKER_OPEN.value}"'],
+                "equal": ["provider"],
+            },
+            {
                 # Without the exporter every alert computed from its metrics is a guess.
                 "source_matchers": [f'alertname="{AlertName.EXPORTER_DOWN.value}"'],
                 "target_matchers": ['source="exporter"'],

@@ -85,6 +85,7 @@ class AlertName(StrEnum):
     DEPENDENCY_DOWN = "DependencyDown"
     PROVIDER_DOWN = "ProviderDown"
     PROVIDER_DEGRADED = "ProviderDegraded"
+    CIRCUIT_BREAKER_OPEN = "CircuitBreakerOpen"
     MYSQL_PROBE_SLOW = "MySQLProbeSlow"
     DB_POOL_SATURATED = "DBPoolSaturated"
     MYSQL_THREADS_RUNNING_HIGH = "MySQLThreadsRunningHigh"
@@ -331,6 +332,9 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.PROVIDER_DOWN: policy("critical", "ai", "20s"),
         # Answering, but past the seed's 200 ms heartbeat budget most of the time: not a page.
         AlertName.PROVIDER_DEGRADED: policy("warning", "ai", "2m"),
+        # The platform's own calls fail and its tasks go to the other providers: a warning,
+        # after a minute, so one 30-second open that a good trial call closes pages nobody.
+        AlertName.CIRCUIT_BREAKER_OPEN: policy("warning", "ai", "1m"),
         AlertName.MYSQL_PROBE_SLOW: policy("warning", "sre", "5m"),
         AlertName.DB_POOL_SATURATED: policy("warning", "sre", "5m"),
         AlertName.MYSQL_THREADS_RUNNING_HIGH: policy("warning", "sre", "5m"),

@@ -39,6 +39,11 @@ class ApiMetric(StrEnum):
     # Not a prom-client default: v8.getHeapStatistics().heap_size_limit (--max-old-space-size).
     HEAP_LIMIT = "nodejs_heap_size_limit_bytes"
     EVENT_LOOP_LAG_P99 = "nodejs_eventloop_lag_p99_seconds"
+    # The platform's circuit breakers around provider calls (BE-ASYNC-003, opossum).
+    BREAKER_STATE = "circuit_breaker_state"
+    BREAKER_OPENS = "circuit_breaker_opens_total"
+    BREAKER_CALLS = "circuit_breaker_calls_total"
+    BREAKER_FALLBACKS = "circuit_breaker_fallbacks_total"
 
 
 class ApiLabel(StrEnum):
@@ -47,10 +52,17 @@ class ApiLabel(StrEnum):
     ROUTE = "route"  # the route pattern (/api/tasks/:id), never the raw URL
     STATUS_CODE = "status_code"  # the numeric HTTP status, matched by status_code=~"5.."
     POOL = "pool"  # the database pool's name
+    PROVIDER = "provider"  # the AI provider a breaker guards
+    BREAKER_STATE = "state"  # closed, open or half_open; the current one is 1
+    CALL_OUTCOME = "outcome"  # success, failure, timeout or rejected (the breaker was open)
 
 
 # Values a label must have for the rules' matchers to work.
-LABEL_VALUE_PATTERNS = {ApiLabel.STATUS_CODE: r"[1-5][0-9][0-9]"}
+LABEL_VALUE_PATTERNS = {
+    ApiLabel.STATUS_CODE: r"[1-5][0-9][0-9]",
+    ApiLabel.BREAKER_STATE: r"closed|open|half_open",
+    ApiLabel.CALL_OUTCOME: r"success|failure|timeout|rejected",
+}
 # Labels Prometheus's histograms and summaries carry themselves.
 BUCKET_LABELS = frozenset({"le", "quantile"})
 
@@ -81,6 +93,7 @@ class MetricSpec:
 
 
 _POOL_LABELS = (ApiLabel.POOL,)
+_BREAKER = (AlertName.CIRCUIT_BREAKER_OPEN,)
 
 CONTRACT: tuple[MetricSpec, ...] = (
     MetricSpec(
@@ -122,6 +135,30 @@ CONTRACT: tuple[MetricSpec, ...] = (
         (),
         (AlertName.NODE_EVENT_LOOP_LAG_HIGH,),
         ("api",),
+    ),
+    MetricSpec(
+        ApiMetric.BREAKER_STATE,
+        MetricType.GAUGE,
+        (ApiLabel.PROVIDER, ApiLabel.BREAKER_STATE),
+        _BREAKER,
+        ("dependencies",),
+    ),
+    MetricSpec(
+        ApiMetric.BREAKER_OPENS, MetricType.COUNTER, (ApiLabel.PROVIDER,), (), ("dependencies",)
+    ),
+    MetricSpec(
+        ApiMetric.BREAKER_CALLS,
+        MetricType.COUNTER,
+        (ApiLabel.PROVIDER, ApiLabel.CALL_OUTCOME),
+        (),
+        ("dependencies",),
+    ),
+    MetricSpec(
+        ApiMetric.BREAKER_FALLBACKS,
+        MetricType.COUNTER,
+        (ApiLabel.PROVIDER,),
+        (),
+        ("dependencies",),
     ),
 )
 

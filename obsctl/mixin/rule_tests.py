@@ -540,6 +540,8 @@ class _Cases:
             name, [],
         )  # fmt: skip
 
+        self._breaker_cases()
+
         name = AlertName.MYSQL_PROBE_SLOW
         at = _eval_at(self.for_(name))
         slow = 2 * t.mysql_probe_latency_seconds
@@ -1054,6 +1056,48 @@ class _Cases:
             [_gauge(ApiMetric.EVENT_LOOP_LAG_P99, self.api,
                     t.node_eventloop_lag_p99_seconds, at),
              _series(ApiMetric.EVENT_LOOP_LAG_P99, other, _runs(spike))], name, [],
+        )  # fmt: skip
+
+    def _breaker_cases(self) -> None:
+        name = AlertName.CIRCUIT_BREAKER_OPEN
+        at = _eval_at(self.for_(name), 120)
+        steps = _steps(at) + 1
+
+        def breaker(provider: str, state_at: Any) -> list[Series]:
+            """The one-hot state series of a provider's breaker; state_at(t) names the state."""
+            timeline = [state_at(index * STEP) for index in range(steps)]
+            labels = {**self.api, "provider": provider}
+            return [
+                _series(ApiMetric.BREAKER_STATE, {**labels, "state": state},
+                        _runs([1 if now == state else 0 for now in timeline]))
+                for state in ("closed", "open", "half_open")
+            ]  # fmt: skip
+
+        def failing(t_: float) -> str:
+            """Open for 30 s, then one trial call that fails again, from 60 s on."""
+            if t_ < 60:
+                return "closed"
+            return "half_open" if (t_ - 60) % 35 >= 30 else "open"
+
+        def closed(_: float) -> str:
+            return "closed"
+
+        self.add(
+            "CircuitBreakerOpen fires while a breaker opens again after each failed trial", at,
+            breaker("beta", failing) + breaker("alpha", closed), name,
+            [self.expect(self.rule(name), {"provider": "beta"}, 1)],
+        )  # fmt: skip
+        healed = at - 60
+
+        def once(t_: float) -> str:
+            """Open for 30 s, a trial that succeeds, closed again."""
+            if healed <= t_ < healed + 30:
+                return "open"
+            return "half_open" if t_ == healed + 30 else "closed"
+
+        self.add(
+            "CircuitBreakerOpen is quiet for one 30-second open closed by a good trial", at,
+            breaker("beta", once) + breaker("alpha", closed), name, [],
         )  # fmt: skip
 
     # --- the host ---

@@ -59,6 +59,9 @@ ALERT_PATH_BOARD = "overview"
 # Go template snippets of descriptions, as Prometheus expands them.
 PCT = "{{ $value | humanizePercentage }}"
 PROVIDER = 'probe="provider"'
+# An open breaker lets one trial call through after 30 s (half_open) and opens again while the
+# provider still fails: both are "not closed", so a long outage stays one alert.
+BREAKER_NOT_CLOSED = 'state=~"open|half_open"'
 # ProviderDegraded: more than this share of a provider's heartbeats in the window were slow,
 # so a single slow answer (a stalled moment on a loaded host) never counts as a slow provider.
 DEGRADED_WINDOW = "5m"
@@ -458,6 +461,16 @@ def _dependency_alerts(config: MixinConfig) -> list[Alert]:
             " than the probe's slow_threshold, 200 ms by default); tasks routed to it are slow.",
             "dependencies",
             labels=EXPORTER,
+        ),
+        Alert(
+            AlertName.CIRCUIT_BREAKER_OPEN,
+            f"max by (provider) ({series(ApiMetric.BREAKER_STATE, api, BREAKER_NOT_CLOSED)}) == 1",
+            "The platform's circuit breaker of an AI provider is open",
+            "The platform's calls to provider {{ $labels.provider }} have failed (over half of"
+            " them within 10 s), so its circuit breaker has refused calls or tested one at a time"
+            f" for more than {duration(policy(AlertName.CIRCUIT_BREAKER_OPEN).for_ or 0)}: new"
+            " tasks go to the feature's other providers, and fail where it has none.",
+            "dependencies",
         ),
         Alert(
             AlertName.MYSQL_PROBE_SLOW,

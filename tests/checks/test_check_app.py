@@ -275,7 +275,8 @@ def test_openmetrics_from_prom_client_is_read(tmp_path: Path) -> None:
       const client = require('prom-client');
       const { EventEmitter } = require('events');
       const { createMetrics } = require('./src/metrics');
-      const { registry, httpMiddleware } = createMetrics({ getPool: () => null, poolMax: 8 });
+      const { registry, httpMiddleware } = createMetrics(
+        { getPool: () => null, poolMax: 8, providers: ['alpha'] });
       registry.setContentType(client.Registry.OPENMETRICS_CONTENT_TYPE);
       const res = Object.assign(new EventEmitter(), { locals: { route: '/api/tasks/:id' } });
       res.statusCode = 200;

@@ -33,7 +33,7 @@ def test_committed_config_is_what_the_mixin_generates() -> None:
 def test_amtool_check_config_passes() -> None:
     result = amtool("check-config", str(CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 inhibit rules" in result.stdout
+    assert "4 inhibit rules" in result.stdout
 
 
 @pytest.mark.parametrize("interval", [20.0, 60.0, 300.0])
@@ -123,6 +123,9 @@ def test_inhibition_rules_as_specified() -> None:
     assert "MySQLProbeSlow" in mysql_down["target_matchers"][0]
     assert "DBPoolSaturated" in mysql_down["target_matchers"][0]
     assert mysql_down["equal"] == ["dependency"]
+    provider_down = by_source['alertname="ProviderDown"']
+    assert provider_down["target_matchers"] == ['alertname="CircuitBreakerOpen"']
+    assert provider_down["equal"] == ["provider"]
     assert by_source['alertname="ExporterDown"']["target_matchers"] == ['source="exporter"']
     assert by_source['severity="critical"']["equal"] == ["alertname", "team"]
 

@@ -164,6 +164,58 @@ def test_admin_switches_a_provider_into_an_outage_and_back(stack: RunningStack) 
         assert httpx.get(f"{beta}/v1/heartbeat", headers=key, timeout=2).status_code == 200
 
 
+def _breaker_state(stack: RunningStack, provider: str) -> str | None:
+    """The state whose circuit_breaker_state series is 1 for the provider, from /metrics."""
+    text = httpx.get(f"{stack.env['DEMO_APP_URL']}/metrics", timeout=5).text
+    prefix = f'circuit_breaker_state{{provider="{provider}",state="'
+    for line in text.splitlines():
+        if line.startswith(prefix) and line.endswith(" 1"):
+            return line[len(prefix) :].split('"', 1)[0]
+    return None
+
+
+def test_a_failing_provider_opens_its_breaker_and_tasks_move_to_the_other(
+    stack: RunningStack,
+) -> None:
+    assert _breaker_state(stack, "beta") == "closed"
+    before = _scalar(stack, "SELECT COALESCE(MAX(id), 0) FROM tasks")
+    with _admin(stack) as admin:
+        assert admin.put("/admin/providers/beta", json={"mode": "submit_error"}).is_success
+        try:
+            wait_for("beta's breaker to open", lambda: _breaker_state(stack, "beta") == "open")
+            after = _scalar(stack, "SELECT COALESCE(MAX(id), 0) FROM tasks")
+            unfinished = (
+                f"SELECT COUNT(*) FROM tasks WHERE id > {before} AND id <= {after}"
+                " AND finished_at IS NULL"
+            )
+            wait_for(
+                "the tasks of the outage to finish",
+                lambda: _scalar(stack, unfinished) == 0,
+                timeout=60,
+            )
+        finally:
+            assert admin.put("/admin/providers/beta", json={"mode": "ok"}).is_success
+        # A trial call 30 s after opening finds beta healthy again.
+        wait_for("beta's breaker to close", lambda: _breaker_state(stack, "beta") == "closed",
+                 timeout=90)  # fmt: skip
+
+    outage = f"id > {before} AND id <= {after}"
+    assert _scalar(stack, f"SELECT COUNT(*) FROM tasks WHERE {outage}") > 0
+    # No task was lost to beta's outage: each went to alpha, on failure or at once while open.
+    assert _scalar(stack, f"SELECT COUNT(*) FROM tasks WHERE {outage} AND error_code IN"
+                   " ('provider_error', 'provider_circuit_open')") == 0  # fmt: skip
+    assert _scalar(stack, f"SELECT COUNT(*) FROM tasks WHERE {outage} AND status = 'succeeded'"
+                   " AND provider = 'alpha'") > 0  # fmt: skip
+    text = httpx.get(f"{stack.env['DEMO_APP_URL']}/metrics", timeout=5).text
+    fallbacks = next(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith('circuit_breaker_fallbacks_total{provider="beta"}')
+    )
+    assert fallbacks > 0
+    assert 'circuit_breaker_calls_total{provider="beta",outcome="rejected"}' in text
+
+
 def test_the_stack_providers_require_their_own_key(stack: RunningStack) -> None:
     alpha = stack.env["PROVIDER_ALPHA_URL"]
     answers = {

@@ -33,13 +33,13 @@ VALID_ENV = {
 
 
 def node_json(script: str) -> Any:
-    """Run a Node snippet in the demo platform directory and parse what it prints."""
+    """Run a Node snippet in the demo platform directory and parse the last line it prints."""
     assert NODE is not None
     result = subprocess.run(
         [NODE, "-e", script], cwd=DEMO, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(result.stdout.splitlines()[-1])  # the platform's log lines come first
 
 
 def load_config(env: dict[str, str]) -> Any:
@@ -123,11 +123,61 @@ def test_weighted_provider_choice_follows_the_weights() -> None:
         { provider: 'a', weight: 1 }, { provider: 'b', weight: 3 }]]]) };
       catalog.loadedAt = Date.now();
       (async () => console.log(JSON.stringify(await Promise.all(
-        [0, 0.24, 0.26, 0.99].map((r) => catalog.pickProvider('matting', () => r))
-        .concat([catalog.pickProvider('outfit')])))))();
+        [0, 0.24, 0.26, 0.99].map((r) => catalog.pickProvider('matting', { random: () => r }))
+        .concat([
+          catalog.pickProvider('outfit'),
+          catalog.pickProvider('matting', { exclude: ['b'], random: () => 0.99 }),
+          catalog.pickProvider('matting', { usable: (p) => p !== 'a', random: () => 0 }),
+          catalog.pickProvider('matting', { exclude: ['a'], usable: (p) => p !== 'b' }),
+        ])))))();
     """)
 
-    assert picks == ["a", "a", "b", "b", None]
+    assert picks == ["a", "a", "b", "b", None, "a", "b", None]
+
+
+def test_a_provider_breaker_opens_on_failures_and_closes_after_a_good_trial() -> None:
+    seen = node_json("""
+      const { createMetrics } = require('./src/metrics');
+      const { ProviderBreakers } = require('./src/breakers');
+      const { ProviderError } = require('./src/provider-client');
+      const metrics = createMetrics({ getPool: () => null, poolMax: 8, providers: ['a', 'b'] });
+      const registry = metrics.registry;
+      const breakers = new ProviderBreakers(['a', 'b'], metrics.breakers, {
+        timeout: 200, errorThresholdPercentage: 50, resetTimeout: 300,
+        rollingCountTimeout: 1000, rollingCountBuckets: 10, volumeThreshold: 3 });
+      const fail = async () => { throw new ProviderError('provider_error', 'HTTP 500'); };
+      const codes = [];
+      const metric = async (name) => (await registry.getSingleMetricAsString(name))
+        .split('\\n').filter((l) => l.includes('provider="a"') && !l.endsWith(' 0'));
+      (async () => {
+        for (let i = 0; i < 2; i++) await breakers.fire('a', fail).catch((e) => codes.push(e.code));
+        const openAfterTwo = breakers.isOpen('a');
+        await breakers.fire('a', fail).catch((e) => codes.push(e.code));
+        await breakers.fire('a', async () => 1).catch((e) => codes.push(e.code));
+        const open = { a: breakers.isOpen('a'), b: breakers.isOpen('b') };
+        const state = await metric('circuit_breaker_state');
+        await new Promise((r) => setTimeout(r, 350));
+        const trial = await breakers.fire('a', async () => 'ok');
+        const slow = await breakers.fire('b', () => new Promise((r) => setTimeout(r, 400)))
+          .catch((e) => e.code);
+        console.log(JSON.stringify({ codes, openAfterTwo, open, state, trial, slow,
+          closed: !breakers.isOpen('a'), calls: await metric('circuit_breaker_calls_total'),
+          opens: await metric('circuit_breaker_opens_total') }));
+        breakers.shutdown();
+      })();
+    """)
+
+    assert seen["codes"] == ["provider_error"] * 3 + ["EOPENBREAKER"]
+    assert seen["openAfterTwo"] is False  # under the volume threshold
+    assert seen["open"] == {"a": True, "b": False}
+    assert seen["state"] == ['circuit_breaker_state{provider="a",state="open"} 1']
+    assert (seen["trial"], seen["closed"], seen["slow"]) == ("ok", True, "ETIMEDOUT")
+    assert sorted(seen["calls"]) == [
+        'circuit_breaker_calls_total{provider="a",outcome="failure"} 3',
+        'circuit_breaker_calls_total{provider="a",outcome="rejected"} 1',
+        'circuit_breaker_calls_total{provider="a",outcome="success"} 1',
+    ]
+    assert seen["opens"] == ['circuit_breaker_opens_total{provider="a"} 1']
 
 
 def test_validators_name_the_field() -> None:
@@ -185,3 +235,28 @@ def test_server_exits_2_naming_missing_variables() -> None:
     required = ("DEMO_PORT", "PLATFORM_MYSQL_DSN", "REDIS_URL", "PROVIDER_URLS", "DEMO_ADMIN_TOKEN")
     for var in required:
         assert any(var in p for p in line["problems"]), var
+
+
+def test_an_open_breaker_is_reset_by_hand() -> None:
+    seen = node_json("""
+      const { createMetrics } = require('./src/metrics');
+      const { ProviderBreakers } = require('./src/breakers');
+      const metrics = createMetrics({ getPool: () => null, poolMax: 8, providers: ['a'] });
+      const breakers = new ProviderBreakers(['a'], metrics.breakers, {
+        errorThresholdPercentage: 50, resetTimeout: 60000, volumeThreshold: 1 });
+      (async () => {
+        await breakers.fire('a', async () => { throw new Error('boom'); }).catch(() => {});
+        const opened = breakers.isOpen('a');
+        const known = breakers.reset('a');
+        const state = (await metrics.registry.getSingleMetricAsString('circuit_breaker_state'))
+          .split('\\n').filter((l) => l.endsWith(' 1'));
+        console.log(JSON.stringify({ opened, known, unknown: breakers.reset('zz'),
+          closed: !breakers.isOpen('a'), state, after: await breakers.fire('a', async () => 2) }));
+        breakers.shutdown();
+      })();
+    """)
+
+    assert seen == {
+        "opened": True, "known": True, "unknown": False, "closed": True, "after": 2,
+        "state": ['circuit_breaker_state{provider="a",state="closed"} 1'],
+    }  # fmt: skip

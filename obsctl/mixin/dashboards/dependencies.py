@@ -5,6 +5,7 @@ from __future__ import annotations
 from obsctl.metric_names import ProbeMetric, RedisMetric
 from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
+from obsctl.mixin.contract import ApiMetric
 from obsctl.mixin.dashboards.panels import (
     RATE,
     Board,
@@ -14,7 +15,12 @@ from obsctl.mixin.dashboards.panels import (
     status_expr,
 )
 from obsctl.mixin.promql import series
-from obsctl.mixin.rules import DEGRADED_SHARE, DEGRADED_WINDOW, PROVIDER_DEGRADED_SHARE
+from obsctl.mixin.rules import (
+    BREAKER_NOT_CLOSED,
+    DEGRADED_SHARE,
+    DEGRADED_WINDOW,
+    PROVIDER_DEGRADED_SHARE,
+)
 
 KEY = "dependencies"
 PROBE_LEGEND = "{{probe}} {{target}}"
@@ -23,6 +29,61 @@ PROBE_LEGEND = "{{probe}} {{target}}"
 def cache_hit_ratio(exporter: str) -> str:
     """Redis keyspace hits over lookups during the rate interval."""
     return signals.cache_hit_ratio(exporter, RATE)
+
+
+def _breakers(board: Board, api: str) -> None:
+    """The platform's own view of the providers: its circuit breakers (opossum)."""
+    board.row("AI provider circuit breakers (the platform's calls)")
+    board.timeseries(
+        "Breakers not closed",
+        "1 while the platform's breaker of a provider is open or testing a trial call "
+        "(half_open); CircuitBreakerOpen fires when that lasts. The heartbeat above may still "
+        "be fine: this is what the platform's own task calls see.",
+        "none",
+        [
+            Target(
+                f"max by (provider) ({series(ApiMetric.BREAKER_STATE, api, BREAKER_NOT_CLOSED)})",
+                "{{provider}}",
+            )
+        ],
+        line=Line(1),
+        width=8,
+        min_value=0,
+        max_value=1,
+    )
+    board.timeseries(
+        "Provider calls by outcome",
+        "Task submissions through each breaker: success, failure, timeout (over 2 s) and "
+        "rejected (refused while open).",
+        "ops",
+        [
+            Target(
+                f"sum by (provider, outcome) (rate({series(ApiMetric.BREAKER_CALLS, api)}"
+                f"[{RATE}]))",
+                "{{provider}} {{outcome}}",
+            )
+        ],
+        width=8,
+        min_value=0,
+    )
+    board.timeseries(
+        "Fallbacks and opens",
+        "Tasks handed from a provider to another one per second, and how often its breaker "
+        "opened (at most once per 30 s while the provider keeps failing).",
+        "ops",
+        [
+            Target(
+                f"sum by (provider) (rate({series(ApiMetric.BREAKER_FALLBACKS, api)}[{RATE}]))",
+                "fallbacks/s from {{provider}}",
+            ),
+            Target(
+                f"sum by (provider) (rate({series(ApiMetric.BREAKER_OPENS, api)}[{RATE}]))",
+                "opens/s {{provider}}",
+            ),
+        ],
+        width=8,
+        min_value=0,
+    )
 
 
 def build(config: MixinConfig) -> Board:
@@ -146,6 +207,8 @@ def build(config: MixinConfig) -> Board:
         ],
         min_value=0,
     )
+
+    _breakers(board, config.selectors.api)
 
     board.row("Redis")
     board.timeseries(

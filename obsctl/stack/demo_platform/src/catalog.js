@@ -22,10 +22,13 @@ class Catalog {
     return features.get(key);
   }
 
-  /** Weighted random choice among enabled provider_configs of the feature whose provider has a URL. */
-  async pickProvider(featureKey, random = Math.random) {
+  /**
+   * Weighted random choice among enabled provider_configs of the feature whose provider has a
+   * URL, leaving out the providers in `exclude` and those `usable` refuses.
+   */
+  async pickProvider(featureKey, { exclude = [], usable = () => true, random = Math.random } = {}) {
     const { routes } = await this.current();
-    const candidates = routes.get(featureKey) || [];
+    const candidates = (routes.get(featureKey) || []).filter((c) => !exclude.includes(c.provider) && usable(c.provider));
     const total = candidates.reduce((sum, c) => sum + c.weight, 0);
     if (total <= 0) return null;
     let ticket = random() * total;

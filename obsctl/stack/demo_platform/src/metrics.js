@@ -9,9 +9,10 @@ const UNMATCHED_ROUTE = 'unmatched';
 
 /**
  * The platform's Prometheus registry: default process metrics, the V8 heap limit, the HTTP
- * latency histogram and the BE-DB-005 pool gauges, read from tarn at scrape time.
+ * latency histogram, the BE-DB-005 pool gauges (read from tarn at scrape time) and the
+ * BE-ASYNC-003 circuit breaker families of each provider (fed by src/breakers.js).
  */
-function createMetrics({ getPool, poolName = 'platform', poolMax }) {
+function createMetrics({ getPool, poolName = 'platform', poolMax, providers = [] }) {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
   // prom-client's AggregatorRegistry (PM2 cluster mode) omits the start time; the newest
@@ -53,6 +54,8 @@ function createMetrics({ getPool, poolName = 'platform', poolMax }) {
   poolGauge('db_pool_connections_available', 'Knex pool connections open and idle.', (p) => p.numFree());
   poolGauge('db_pool_connections_max', 'Knex pool maximum size.', () => poolMax);
 
+  const breakers = createBreakerMetrics(registry, providers);
+
   /** Observes every request; the route label comes from tagRoute, so raw URLs never become labels. */
   function httpMiddleware(req, res, next) {
     const end = httpDuration.startTimer();
@@ -71,7 +74,47 @@ function createMetrics({ getPool, poolName = 'platform', poolMax }) {
     next();
   }
 
-  return { registry, httpMiddleware };
+  return { registry, httpMiddleware, breakers };
+}
+
+const BREAKER_STATES = ['closed', 'open', 'half_open'];
+const BREAKER_OUTCOMES = ['success', 'failure', 'timeout', 'rejected'];
+
+/** The breaker families, every series of each provider present from the start (closed, 0). */
+function createBreakerMetrics(registry, providers) {
+  // max, not sum, across PM2 workers: one worker's open breaker is an open breaker.
+  const state = new client.Gauge({
+    name: 'circuit_breaker_state',
+    help: 'Circuit breaker state per provider: 1 for the current one of closed, open, half_open.',
+    labelNames: ['provider', 'state'],
+    aggregator: 'max',
+    registers: [registry],
+  });
+  const opens = new client.Counter({
+    name: 'circuit_breaker_opens_total',
+    help: 'Times the provider breaker opened.',
+    labelNames: ['provider'],
+    registers: [registry],
+  });
+  const calls = new client.Counter({
+    name: 'circuit_breaker_calls_total',
+    help: 'Provider calls through the breaker by outcome: success, failure, timeout, rejected (open).',
+    labelNames: ['provider', 'outcome'],
+    registers: [registry],
+  });
+  const fallbacks = new client.Counter({
+    name: 'circuit_breaker_fallbacks_total',
+    help: 'Tasks handed to another provider because this one failed or its breaker was open.',
+    labelNames: ['provider'],
+    registers: [registry],
+  });
+  for (const provider of providers) {
+    for (const s of BREAKER_STATES) state.set({ provider, state: s }, s === 'closed' ? 1 : 0);
+    opens.inc({ provider }, 0);
+    fallbacks.inc({ provider }, 0);
+    for (const outcome of BREAKER_OUTCOMES) calls.inc({ provider, outcome }, 0);
+  }
+  return { state, opens, calls, fallbacks, states: BREAKER_STATES };
 }
 
 /** First handler of every instrumented route: records the route pattern, e.g. /api/tasks/:id. */

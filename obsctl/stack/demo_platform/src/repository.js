@@ -75,10 +75,11 @@ class Repository {
     return changed === 1;
   }
 
-  async setVendorTaskId(id, vendorTaskId) {
+  /** Records the vendor task and the provider that holds it (another one after a fallback). */
+  async setVendorTask(id, { provider, vendorTaskId }) {
     await this.knex('tasks')
       .where('id', id)
-      .update({ vendor_task_id: vendorTaskId, updated_at: this.knex.fn.now(3) });
+      .update({ provider, vendor_task_id: vendorTaskId, updated_at: this.knex.fn.now(3) });
   }
 
   /** Moves a task to succeeded/failed once; counts it in tasks_daily_stats in the same transaction. */

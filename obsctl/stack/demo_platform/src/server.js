@@ -11,6 +11,7 @@ const { Catalog } = require('./catalog');
 const { createQueues, closeQueues } = require('./queues');
 const { TaskService } = require('./task-service');
 const { createTaskProcessor, WorkerPool } = require('./worker');
+const { ProviderBreakers } = require('./breakers');
 const { Workload } = require('./workload');
 const { Faults } = require('./faults');
 const { createMetrics } = require('./metrics');
@@ -63,7 +64,11 @@ async function main() {
     adminToken: config.adminToken,
     providerUrls: config.providers,
     faults: new Faults({ sporadicErrorsPerMinute: config.noise.sporadicErrorsPerMinute }),
-    metrics: createMetrics({ getPool: () => knex.client.pool, poolMax: POOL.max }),
+    metrics: createMetrics({
+      getPool: () => knex.client.pool,
+      poolMax: POOL.max,
+      providers: [...config.providers.keys()],
+    }),
   };
 
   let server;
@@ -91,6 +96,7 @@ async function main() {
     server.close();
     server.closeIdleConnections();
     const workers = ctx.workers ? await ctx.workers.close(WORKER_GRACE_MS) : { timedOut: false };
+    ctx.breakers?.shutdown();
     const settle = (promise) => withTimeout(promise, CLOSE_STEP_MS, 'close timed out').catch(() => {});
     if (ctx.queues) await settle(closeQueues(ctx.queues));
     redis.disconnect();
@@ -124,12 +130,15 @@ async function main() {
       REDIS_WAIT_MS,
       `redis not reachable after ${REDIS_WAIT_MS} ms`,
     );
+    ctx.breakers = new ProviderBreakers(config.providers.keys(), ctx.metrics.breakers);
     ctx.tasks = new TaskService({ repo: ctx.repo, catalog: ctx.catalog, queues: ctx.queues });
     ctx.workers = new WorkerPool({
       redisUrl: config.redisUrl,
       prefix: config.bullmqPrefix,
       processor: createTaskProcessor({
         repo: ctx.repo,
+        catalog: ctx.catalog,
+        breakers: ctx.breakers,
         providerUrls: config.providers,
         providerKeys: config.providerKeys,
       }),

@@ -3,39 +3,76 @@
 const { Worker } = require('bullmq');
 const { FEATURE_KEYS, TASK_STATUS, TERMINAL_STATUSES } = require('./features');
 const { ProviderError, submitTask, waitForResult } = require('./provider-client');
+const { isOpenBreakerError, isTimeout } = require('./breakers');
 const { redisConnection } = require('./queues');
 const { withTimeout } = require('./util');
 const { log, describeError } = require('./log');
 
 const CONCURRENCY = 4;
 
+/** A breaker's own refusal or timeout as the ProviderError that names it in tasks.error_code. */
+function asProviderError(err, provider) {
+  if (err instanceof ProviderError) return err;
+  if (isOpenBreakerError(err)) return new ProviderError('provider_circuit_open', `provider '${provider}': circuit breaker open`);
+  if (isTimeout(err)) return new ProviderError('provider_timeout', `provider '${provider}': call timed out`);
+  return err;
+}
+
 /**
  * Processes a {taskId} job: processing -> provider call -> poll -> succeeded/failed.
+ * The submit goes through the provider's circuit breaker; when it fails or the breaker is
+ * open, the task moves to another enabled provider of its feature whose breaker is not open.
  * A provider error fails the task and rethrows, so the job lands in BullMQ's failed set.
  */
-function createTaskProcessor({ repo, providerUrls, providerKeys = new Map() }) {
+function createTaskProcessor({ repo, catalog, breakers, providerUrls, providerKeys = new Map() }) {
+  /** Submits to the task's provider or, failing that, to the others in turn; returns both. */
+  async function submitWithFallback(task) {
+    const tried = [];
+    let provider = task.provider;
+    for (;;) {
+      tried.push(provider);
+      try {
+        const baseUrl = providerUrls.get(provider);
+        const apiKey = providerKeys.get(provider);
+        const vendorTaskId = await breakers.fire(provider, () => submitTask(baseUrl, { feature: task.feature, taskId: task.id, apiKey }));
+        return { provider, vendorTaskId };
+      } catch (err) {
+        const failure = asProviderError(err, provider);
+        if (!(failure instanceof ProviderError)) throw failure;
+        const next = await catalog.pickProvider(task.feature, { exclude: tried, usable: (p) => !breakers.isOpen(p) });
+        if (!next) throw failure;
+        breakers.fallbacks.inc({ provider });
+        log.throttled(`fallback-${provider}`, 10000, 'warn', 'provider fallback', {
+          task_id: task.id,
+          from: provider,
+          to: next,
+          error: failure.code,
+        });
+        provider = next;
+      }
+    }
+  }
+
   return async function processTask(job) {
     const { taskId } = job.data;
     const task = await repo.getTask(taskId);
     if (!task) throw new Error(`task ${taskId} does not exist`);
     if (TERMINAL_STATUSES.includes(task.status)) return { skipped: task.status };
 
-    const baseUrl = providerUrls.get(task.provider);
-    if (!baseUrl) {
+    if (!providerUrls.has(task.provider)) {
       await repo.finishTask(taskId, TASK_STATUS.FAILED, 'provider_unknown');
       throw new Error(`task ${taskId}: provider '${task.provider}' has no URL`);
     }
 
     if (!(await repo.markProcessing(taskId))) return { skipped: 'terminal' };
-    const apiKey = providerKeys.get(task.provider);
     try {
       // A job re-run after a restart keeps following the vendor task it already started.
-      let vendorTaskId = task.vendor_task_id;
+      let { provider, vendor_task_id: vendorTaskId } = task;
       if (!vendorTaskId) {
-        vendorTaskId = await submitTask(baseUrl, { feature: task.feature, taskId, apiKey });
-        await repo.setVendorTaskId(taskId, vendorTaskId);
+        ({ provider, vendorTaskId } = await submitWithFallback(task));
+        await repo.setVendorTask(taskId, { provider, vendorTaskId });
       }
-      const result = await waitForResult(baseUrl, vendorTaskId, { apiKey });
+      const result = await waitForResult(providerUrls.get(provider), vendorTaskId, { apiKey: providerKeys.get(provider) });
       if (result.status === TASK_STATUS.SUCCEEDED) {
         await repo.finishTask(taskId, TASK_STATUS.SUCCEEDED);
       } else {

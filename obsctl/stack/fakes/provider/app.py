@@ -58,6 +58,8 @@ async def apply_mode(request: web.Request, handler: Handler) -> web.StreamRespon
         return _error(500, "internal")
     if control.mode == "down":
         return _error(503, "unavailable")
+    if control.mode == "submit_error" and request.method == "POST" and request.path == "/v1/tasks":
+        return _error(500, "internal")
     if control.mode == "timeout":
         await asyncio.sleep(HANG_SECONDS)
     elif control.mode == "slow":

@@ -7,7 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from obsctl.stack.fakes.validation import first_error
 
-Mode = Literal["ok", "slow", "error", "down", "timeout"]
+# submit_error: only POST /v1/tasks fails (HTTP 500), while the heartbeat and the polls of tasks
+# already accepted still answer: the outage a heartbeat misses and a circuit breaker catches.
+Mode = Literal["ok", "slow", "error", "down", "timeout", "submit_error"]
 
 
 class ControlError(ValueError):

@@ -92,6 +92,14 @@ function adminRouter(ctx) {
     res.status(answer.status).json(answer.json);
   });
 
+  // The plan's manual reset (BE-ASYNC-003): close a provider's breaker once it is known healthy.
+  router.post('/breakers/:name/reset', ...pre, (req, res) => {
+    if (!ctx.breakers) throw new ApiError(503, { error: 'not_ready' });
+    if (!ctx.breakers.reset(req.params.name)) throw ApiError.notFound('unknown_provider');
+    log.info('circuit breaker reset', { provider: req.params.name });
+    res.json({ provider: req.params.name, state: 'closed' });
+  });
+
   router.get('/state', ...pre, async (req, res) => {
     const [queues, providers] = await Promise.all([queueStates(ctx.queues), providerStates(ctx.providerUrls)]);
     res.json({
