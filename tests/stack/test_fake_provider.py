@@ -235,6 +235,20 @@ def test_error_mode_answers_500(client: httpx.Client) -> None:
     assert submit.status_code == 500
 
 
+def test_submit_error_mode_fails_only_new_tasks(client: httpx.Client) -> None:
+    _configure(client, failure_rate=0.0, task_latency_ms=300)
+    accepted = client.post("/v1/tasks", json=TASK).json()["task_id"]
+    _configure(client, mode="submit_error")
+
+    submit = client.post("/v1/tasks", json=TASK)
+    heartbeat = client.get("/v1/heartbeat")
+    finished = _wait_until_finished(client, accepted)
+
+    assert (submit.status_code, submit.json()) == (500, {"error": "internal"})
+    assert heartbeat.status_code == 200
+    assert finished["status"] == "succeeded"
+
+
 def test_down_mode_answers_503(client: httpx.Client) -> None:
     _configure(client, mode="down")
 
