@@ -139,6 +139,13 @@ def check_metric(
     """One contract metric: present, of its type, labelled, and bucketed at the thresholds."""
     summary = _summary(spec, buckets)
     family = exposition.family(spec.name)
+    if family is None and spec.feature:
+        note = (
+            f"not exposed: without {spec.feature} on the platform,"
+            f" {spec.needed_by() or 'nothing'} stays empty (no alert can fire); to watch them,"
+            f" {_HOW[spec.name]}"
+        )
+        return Check(spec.name, summary, warnings=(note,))
     if family is None:
         return Check(spec.name, summary, (_missing(spec, exposition),))
     if family.type != spec.type:

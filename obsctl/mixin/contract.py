@@ -76,6 +76,9 @@ class MetricSpec:
     labels: tuple[ApiLabel, ...]
     alerts: tuple[AlertName, ...]
     dashboards: tuple[str, ...]  # keys of links.dashboard_uids
+    # A platform feature not every platform has (a circuit breaker, a rate limiter): without
+    # it `obsctl check app` warns that its alerts never fire instead of failing.
+    feature: str | None = None
 
     def samples(self) -> tuple[str, ...]:
         """The sample names Prometheus stores for it (a histogram's _bucket, _count, _sum)."""
@@ -94,6 +97,7 @@ class MetricSpec:
 
 _POOL_LABELS = (ApiLabel.POOL,)
 _BREAKER = (AlertName.CIRCUIT_BREAKER_OPEN,)
+BREAKER_FEATURE = "circuit breakers around the provider calls"
 
 CONTRACT: tuple[MetricSpec, ...] = (
     MetricSpec(
@@ -142,9 +146,15 @@ CONTRACT: tuple[MetricSpec, ...] = (
         (ApiLabel.PROVIDER, ApiLabel.BREAKER_STATE),
         _BREAKER,
         ("dependencies",),
+        BREAKER_FEATURE,
     ),
     MetricSpec(
-        ApiMetric.BREAKER_OPENS, MetricType.COUNTER, (ApiLabel.PROVIDER,), (), ("dependencies",)
+        ApiMetric.BREAKER_OPENS,
+        MetricType.COUNTER,
+        (ApiLabel.PROVIDER,),
+        (),
+        ("dependencies",),
+        BREAKER_FEATURE,
     ),
     MetricSpec(
         ApiMetric.BREAKER_CALLS,
@@ -152,6 +162,7 @@ CONTRACT: tuple[MetricSpec, ...] = (
         (ApiLabel.PROVIDER, ApiLabel.CALL_OUTCOME),
         (),
         ("dependencies",),
+        BREAKER_FEATURE,
     ),
     MetricSpec(
         ApiMetric.BREAKER_FALLBACKS,
@@ -159,6 +170,7 @@ CONTRACT: tuple[MetricSpec, ...] = (
         (ApiLabel.PROVIDER,),
         (),
         ("dependencies",),
+        BREAKER_FEATURE,
     ),
 )
 

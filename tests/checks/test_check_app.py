@@ -247,6 +247,31 @@ def test_a_histogram_without_series_is_not_verified_but_does_not_fail(demo_text:
 
 
 @pytest.mark.stack
+def test_a_platform_without_breakers_is_warned_not_failed(demo_text: str) -> None:
+    without = demo_text
+    for family in ("state", "opens_total", "calls_total", "fallbacks_total"):
+        without = _drop_family(without, f"circuit_breaker_{family}")
+    assert "circuit_breaker" not in without
+    with serve(Page(without)) as url:
+        code, report, lines = check(url, *QUICK)
+    assert code == 0, lines
+    statuses = {c["name"]: c["status"] for c in report["checks"]}
+    assert statuses.pop("circuit_breaker_state") == "warn"
+    counters = ("opens", "calls", "fallbacks")
+    assert {statuses.pop(f"circuit_breaker_{f}_total") for f in counters} == {"warn"}
+    assert set(statuses.values()) == {"ok"}, lines
+    assert "without circuit breakers around the provider calls" in lines
+    assert "CircuitBreakerOpen" in lines and "opossum" in lines
+    # A breaker family served with the wrong type still fails.
+    untyped = demo_text.replace(
+        "# TYPE circuit_breaker_state gauge", "# TYPE circuit_breaker_state untyped"
+    )
+    with serve(Page(untyped)) as url:
+        code, report, lines = check(url, *QUICK)
+    assert code == 1 and violations(report) == {("wrong_type", "circuit_breaker_state")}, lines
+
+
+@pytest.mark.stack
 def test_a_header_is_sent_and_never_shown(demo_text: str) -> None:
     token = "s3cret-token-value"
     with serve(Page(demo_text, token=token)) as url:
