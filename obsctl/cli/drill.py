@@ -45,6 +45,8 @@ def list_scenarios(target_file: Path | None) -> None:
             click.echo(
                 f"{scenario.name:<16} {scenario.summary}{variants}\n{'':<16} expects {alerts}"
             )
+            for invariant in scenario.holds:
+                click.echo(f"{'':<16} and {invariant.description}: at least {invariant.minimum:g}")
         return
     from obsctl.drills.remote import RemoteTarget, load_target
 

@@ -21,7 +21,7 @@ from obsctl.deadman.watch import Kind
 from obsctl.drills.deadman import DINGTALK_CHANNEL
 from obsctl.drills.journal import Journal, Outcome, Step
 from obsctl.drills.lock import DrillRunning, drill_lock
-from obsctl.drills.scenarios import SCENARIOS, Scenario
+from obsctl.drills.scenarios import SCENARIOS, Invariant, Scenario
 from obsctl.drills.target import DrillError, DrillTarget, Message, wait_until
 from obsctl.mixin.config import DEADMAN_HEARTBEAT, AlertName, MixinConfig
 from obsctl.mixin.relay_config import deadman_document
@@ -144,6 +144,8 @@ class DrillRun:
                     f"{alert.value} message on {channel}",
                     partial(self._notified, alert, channel, False),
                 )
+        for invariant in self.scenario.holds:
+            self._step(f"holds: {invariant.description}", partial(self._holds, invariant))
         if self.scenario.deadman:
             self._step("the dead man's switch misses the Watchdog", self._deadman_missing)
             for channel in self._deadman_channels():
@@ -331,6 +333,12 @@ class DrillRun:
                 return f"503, {reasons}"
             if not wait_until(deadline):
                 raise StepFailed(f"/health/{group} still answers {code}")
+
+    def _holds(self, invariant: Invariant) -> str:
+        ok, said = invariant.judge(self.target.prometheus_query(invariant.expr))
+        if not ok:
+            raise StepFailed(f"{invariant.description}: {said}")
+        return said
 
     def _matching(self, alert: Any, name: str, labels: dict[str, str]) -> bool:
         got = alert["labels"]

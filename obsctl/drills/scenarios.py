@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from obsctl.metric_names import BusinessMetric
 from obsctl.mixin.config import AlertName
 
 # Alerts a drill must see fire and resolve, with the labels that pick the right one.
@@ -18,6 +19,39 @@ QUEUE = "outpaint"  # the queue the backlog drill floods
 PROVIDER = "beta"  # the provider the outage drill takes down
 BACKLOG_JOBS = 600  # above the shipped 500-job threshold
 UNSAFE_EVICTION_POLICY = "allkeys-lru"  # evicts BullMQ's keys under memory pressure
+
+
+@dataclass(frozen=True)
+class Invariant:
+    """What must still hold once the fault's alert fires: a PromQL value and its floor."""
+
+    description: str
+    expr: str  # one instant value
+    minimum: float
+
+    def judge(self, result: list[dict[str, object]]) -> tuple[bool, str]:
+        """Whether a Prometheus instant-query result holds, and the value that says so."""
+        if not result:
+            return False, f"no value: {self.expr} returned nothing"
+        value = float(result[0]["value"][1])  # type: ignore[index]
+        verdict = ">=" if value >= self.minimum else "<"
+        return value >= self.minimum, f"{value:.3g} {verdict} {self.minimum:g}"
+
+
+def _task_pass_rate(window: str) -> str:
+    """Succeeded / finished tasks over the window, all features and providers."""
+    ok = f"sum(increase({BusinessMetric.TASK_SUCCEEDED.value}[{window}]))"
+    failed = f"sum(increase({BusinessMetric.TASK_FAILED.value}[{window}]))"
+    return f"{ok} / ({ok} + {failed})"
+
+
+# The plan's degradedSuccessRate (BE-ASYNC-003): with one provider failing, at least 90 % of
+# the tasks still succeed, on the other providers. Without the fallback about half would fail.
+DEGRADED_PASS_RATE = Invariant(
+    "tasks keep succeeding on the other provider (pass rate over the last minute)",
+    _task_pass_rate("1m"),
+    0.9,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +70,7 @@ class Scenario:
     # Its alert waits minutes (`for`) before firing: `make bench-drills` runs it end to end,
     # the test suite only its fault and restore.
     slow: bool = False
+    holds: tuple[Invariant, ...] = ()  # checked once every expected alert has fired
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -81,6 +116,7 @@ SCENARIOS: dict[str, Scenario] = {
             summary=f"make provider '{PROVIDER}' refuse new tasks (HTTP 500) while its heartbeat"
             " answers: the platform's circuit breaker opens and tasks go to the other provider",
             expect=[(AlertName.CIRCUIT_BREAKER_OPEN, {"provider": PROVIDER})],
+            holds=(DEGRADED_PASS_RATE,),
         ),
         Scenario(
             name="cos-down",

@@ -49,6 +49,7 @@ class DrillTarget(Protocol):
     def servers_answering(self) -> dict[str, bool]: ...
     def exporter_health(self, group: str = "") -> tuple[int, dict[str, Any]]: ...
     def prometheus_alerts(self) -> list[dict[str, Any]]: ...
+    def prometheus_query(self, expr: str) -> list[dict[str, Any]]: ...
     def alertmanager_alerts(self) -> list[dict[str, Any]]: ...
     def alertmanager_silences(self) -> list[dict[str, Any]]: ...
     def dingtalk_messages(self, since: float) -> list[Message]: ...
@@ -83,6 +84,17 @@ class ObservedSystem:
         body = httpx.get(f"{self.prometheus_url}/api/v1/alerts", timeout=5).json()
         alerts: list[dict[str, Any]] = body["data"]["alerts"]
         return alerts
+
+    def prometheus_query(self, expr: str) -> list[dict[str, Any]]:
+        """The result of an instant query; DrillError when Prometheus refuses it."""
+        response = httpx.get(
+            f"{self.prometheus_url}/api/v1/query", params={"query": expr}, timeout=5
+        )
+        body = response.json()
+        if body.get("status") != "success":
+            raise DrillError(f"Prometheus refused {expr}: {body.get('error', response.text)}")
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
 
     def alertmanager_alerts(self) -> list[dict[str, Any]]:
         """Active alerts in Alertmanager."""

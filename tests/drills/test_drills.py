@@ -18,7 +18,7 @@ import pytest
 
 from obsctl.drills.journal import Journal
 from obsctl.drills.local import LOCAL_FAULTS
-from obsctl.drills.scenarios import SCENARIOS
+from obsctl.drills.scenarios import DEGRADED_PASS_RATE, SCENARIOS
 
 from conftest import (
     SPARE_PORT_BASES,
@@ -390,3 +390,32 @@ def _remote_target_config(stack: RunningStack, prometheus_yml: Path, imap_port: 
             "state_file": "state.json",
         }
     )
+
+
+def test_an_invariant_holds_only_at_or_above_its_floor() -> None:
+    rate = DEGRADED_PASS_RATE
+
+    def result(value: str) -> list[dict[str, object]]:
+        return [{"metric": {}, "value": [1764700000.0, value]}]
+
+    assert rate.judge(result("0.95")) == (True, "0.95 >= 0.9")
+    assert rate.judge(result("0.9")) == (True, "0.9 >= 0.9")
+    assert rate.judge(result("0.48")) == (False, "0.48 < 0.9")
+    ok, said = rate.judge([])
+    assert not ok and "returned nothing" in said
+    assert "task_succeeded_total" in rate.expr and "task_failed_total" in rate.expr
+    assert SCENARIOS["breaker-open"].holds == (DEGRADED_PASS_RATE,)
+
+
+def test_list_names_every_scenario_and_what_must_hold() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "obsctl", "drill", "list"], capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    names = {line.split()[0] for line in done.stdout.splitlines() if not line.startswith(" ")}
+    assert names == set(SCENARIOS)
+    lines = done.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("breaker-open "))
+    assert lines[at + 1].split() == ["expects", "CircuitBreakerOpen"]
+    assert lines[at + 2].strip() == f"and {DEGRADED_PASS_RATE.description}: at least 0.9"
