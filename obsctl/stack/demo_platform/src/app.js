@@ -13,6 +13,8 @@ const HEALTH_CHECK_TIMEOUT_MS = 1000;
 function createApp(ctx) {
   const app = express();
   app.disable('x-powered-by');
+  // Behind a reverse proxy on the same host: req.ip is the client X-Forwarded-For names.
+  app.set('trust proxy', 'loopback');
 
   app.get('/healthz', async (req, res) => {
     if (!ctx.ready) return res.status(503).json({ status: 'starting' });

@@ -11,6 +11,16 @@ class ConfigError extends Error {
 }
 
 const PROVIDER_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+// Rate limits as POINTS/SECONDS (requests per fixed window), far above the stack's workload
+// (4 task creations/s, about 8 requests/s, bursts 3x, every user picked at random from 1000):
+// the healthy stack never refuses a request. The workload calls its own API from 127.0.0.1,
+// so the global and per-IP limits leave room for drills raising it to 500 tasks/s.
+const RATE_LIMIT_DEFAULTS = {
+  global: '5000/1',
+  ip: '2000/1',
+  user: '50/1',
+  task_create: '60/60', // task creations per user (or per IP without one) and minute
+};
 
 function loadConfig(env = process.env) {
   const problems = [];
@@ -38,6 +48,12 @@ function loadConfig(env = process.env) {
     tasksPerSecond: read('DEMO_TASKS_PER_SECOND', (v) => parseNumber(v, 0, 500), { fallback: 4 }),
     seedUsers: read('DEMO_SEED_USERS', (v) => parseInteger(v, 1, 1000000), { fallback: 1000 }),
     bullmqPrefix: read('BULLMQ_PREFIX', parsePrefix, { fallback: 'bull' }),
+    rateLimits: Object.fromEntries(
+      Object.entries(RATE_LIMIT_DEFAULTS).map(([name, fallback]) => [
+        name,
+        read(`DEMO_RATE_LIMIT_${name.toUpperCase()}`, parseRateLimit, { fallback: parseRateLimit(fallback) }),
+      ]),
+    ),
     // The healthy workload's noise (the stack sets these; off when unset).
     noise: {
       sporadicErrorsPerMinute: read('DEMO_NOISE_SPORADIC_ERRORS_PER_MINUTE', (v) => parseNumber(v, 0, 600), { fallback: 0 }),
@@ -140,9 +156,21 @@ function parseProviderUrls(text) {
   return providers;
 }
 
+/** "120/60" -> {points: 120, seconds: 60}: at most 120 requests per 60 s window. */
+function parseRateLimit(text) {
+  const match = /^(\d+)\s*\/\s*(\d+)$/.exec(text);
+  const problem = `expected POINTS/SECONDS (requests per window, e.g. 60/60), got '${text}'`;
+  if (!match) throw new Error(problem);
+  const [points, seconds] = [Number(match[1]), Number(match[2])];
+  if (points < 1 || points > 1e9 || seconds < 1 || seconds > 86400) {
+    throw new Error(`${problem}: points 1..1000000000, seconds 1..86400`);
+  }
+  return { points, seconds };
+}
+
 function parsePrefix(text) {
   if (/\s|:/.test(text)) throw new Error(`must not contain whitespace or ':', got '${text}'`);
   return text;
 }
 
-module.exports = { loadConfig, ConfigError };
+module.exports = { loadConfig, ConfigError, RATE_LIMIT_DEFAULTS };

@@ -15,6 +15,8 @@ const { ProviderBreakers } = require('./breakers');
 const { Workload } = require('./workload');
 const { Faults } = require('./faults');
 const { createMetrics } = require('./metrics');
+const { createRateLimits } = require('./rate-limit');
+const { Flood } = require('./flood');
 const { createApp } = require('./app');
 const { withTimeout } = require('./util');
 const { log, describeError } = require('./log');
@@ -69,7 +71,9 @@ async function main() {
       poolMax: POOL.max,
       providers: [...config.providers.keys()],
     }),
+    flood: new Flood({ baseUrl: selfUrl(config.host, config.port) }),
   };
+  ctx.rateLimits = createRateLimits({ redis, limits: config.rateLimits, registry: ctx.metrics.registry });
 
   let server;
   try {
@@ -93,6 +97,7 @@ async function main() {
 
     stop.abort(new Error(`stopping: ${reason}`));
     ctx.workload?.stop();
+    ctx.flood.stop();
     server.close();
     server.closeIdleConnections();
     const workers = ctx.workers ? await ctx.workers.close(WORKER_GRACE_MS) : { timedOut: false };
@@ -167,6 +172,7 @@ async function main() {
       providers: [...config.providers.keys()],
       tasks_per_second: config.tasksPerSecond,
       noise: config.noise,
+      rate_limits: config.rateLimits,
     });
   } catch (err) {
     if (stopping) return;

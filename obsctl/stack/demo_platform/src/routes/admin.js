@@ -77,6 +77,15 @@ function adminRouter(ctx) {
     res.json(result);
   });
 
+  router.put('/flood', ...pre, (req, res) => {
+    const body = requireObject(req.body, { allowed: ['requests_per_second', 'user_id'] });
+    const rate = number(body.requests_per_second, 'requests_per_second', { min: 0, max: 200 });
+    const userId = number(body.user_id, 'user_id', { min: 1, max: Number.MAX_SAFE_INTEGER, integer: true, required: false });
+    ctx.flood.set(rate, userId);
+    log.info('flood set', ctx.flood.state());
+    res.json(ctx.flood);
+  });
+
   router.put('/providers/:name', ...pre, async (req, res) => {
     const baseUrl = ctx.providerUrls.get(req.params.name);
     if (!baseUrl) throw ApiError.notFound('unknown_provider');
@@ -107,6 +116,7 @@ function adminRouter(ctx) {
       workers_paused: ctx.workers.paused,
       queues,
       workload: ctx.workload.state(),
+      flood: ctx.flood.state(),
       providers,
     });
   });

@@ -9,12 +9,12 @@ const { requireObject, oneOf, idParam, number } = require('../validate');
 const DEFAULT_PAGE = 20;
 const MAX_PAGE = 100;
 
-/** Public API under /api; every route goes through the injected faults. */
+/** Public API under /api; every route goes through the injected faults and the rate limits. */
 function apiRouter(ctx) {
   const router = express.Router();
-  const pre = [tagRoute, ctx.faults.middleware, express.json({ limit: '64kb' })];
+  const pre = [tagRoute, ctx.faults.middleware, express.json({ limit: '64kb' }), ctx.rateLimits.api];
 
-  router.post('/tasks', ...pre, async (req, res) => {
+  router.post('/tasks', ...pre, ctx.rateLimits.taskCreate, async (req, res) => {
     const body = requireObject(req.body);
     const userId = number(body.user_id, 'user_id', { min: 1, max: Number.MAX_SAFE_INTEGER, integer: true });
     const feature = oneOf(body.feature, 'feature', FEATURE_KEYS);
