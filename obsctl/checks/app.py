@@ -52,6 +52,14 @@ _HOW: Mapping[ApiMetric, str] = {
         "expose a prom-client Gauge read at scrape time from"
         f" v8.getHeapStatistics().heap_size_limit (the demo's heapLimit in {REFERENCE})"
     ),
+    ApiMetric.RATE_LIMIT_REQUESTS: (
+        "count each check of each rate limiter in a prom-client Counter labelled limiter and"
+        " outcome (allowed or rejected), zero-filled (the demo's src/rate-limit.js)"
+    ),
+    ApiMetric.RATE_LIMIT_ERRORS: (
+        "count the limiter checks whose store failed, e.g. in rate-limiter-flexible's"
+        " insuranceLimiter (the demo's CountingInsurance in src/rate-limit.js)"
+    ),
     **dict.fromkeys(
         (
             ApiMetric.BREAKER_STATE,
@@ -85,7 +93,11 @@ _LABEL_FIX: Mapping[ApiLabel, str] = {
     ApiLabel.BREAKER_STATE: (
         "one series per state (closed, open, half_open), 1 for the current one and 0 for the others"
     ),
-    ApiLabel.CALL_OUTCOME: "count each call once as success, failure, timeout or rejected",
+    ApiLabel.LIMITER: "label each check with the limiter's fixed name (global, ip, ...)",
+    ApiLabel.OUTCOME: (
+        "label each limiter check allowed or rejected, and count each breaker call once as"
+        " success, failure, timeout or rejected"
+    ),
 }
 
 

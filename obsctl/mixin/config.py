@@ -78,6 +78,8 @@ class AlertName(StrEnum):
     NODE_PROCESS_RESTARTING = "NodeProcessRestarting"
     NODE_HEAP_NEAR_LIMIT = "NodeHeapNearLimit"
     NODE_EVENT_LOOP_LAG_HIGH = "NodeEventLoopLagHigh"
+    # The API's rate limiters (SEC-004): one of them refuses a share of its requests.
+    RATE_LIMIT_REJECTIONS_HIGH = "RateLimitRejectionsHigh"
     QUEUE_BACKLOG_HIGH = "QueueBacklogHigh"
     QUEUE_STALLED = "QueueStalled"
     REDIS_EVICTION_POLICY_UNSAFE = "RedisEvictionPolicyUnsafe"
@@ -184,6 +186,11 @@ class Thresholds(_Strict):
     node_heap_used_ratio: Ratio = 0.85
     # P99 of the event-loop delay between scrapes: every request waits that long before it runs.
     node_eventloop_lag_p99_seconds: Positive = 0.2
+    # The API's rate limiters: more than this share of one limiter's checks refused (429) is a
+    # client flooding the API or a limit set too low for the traffic; below the request rate
+    # (checks/s of that limiter) a few refusals, such as 1 of 2 requests, page nobody.
+    rate_limit_rejected_ratio: Ratio = 0.05
+    rate_limit_min_request_rate: Positive = 1.0
     queue_backlog_jobs: Annotated[int, Field(ge=1)] = 500  # seed: waiting jobs > 500
     queue_stalled_seconds: Positive = 300.0  # oldest waiting job age while workers exist
     mysql_probe_latency_seconds: Positive = 0.05  # seed: DB probe latency > 50 ms
@@ -322,6 +329,8 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.NODE_PROCESS_RESTARTING: policy("warning", "platform", None),
         AlertName.NODE_HEAP_NEAR_LIMIT: policy("warning", "platform", "10m"),
         AlertName.NODE_EVENT_LOOP_LAG_HIGH: policy("warning", "platform", "5m"),
+        # A limiter doing its job, seen by the API's team: the clients it refuses notice.
+        AlertName.RATE_LIMIT_REJECTIONS_HIGH: policy("warning", "platform", "30s"),
         AlertName.QUEUE_BACKLOG_HIGH: policy("warning", "ai", "20s"),
         AlertName.QUEUE_STALLED: policy("critical", "ai", "2m"),
         # A configuration mistake that loses jobs only once memory is full: not a 03:00 page.

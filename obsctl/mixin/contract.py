@@ -44,6 +44,9 @@ class ApiMetric(StrEnum):
     BREAKER_OPENS = "circuit_breaker_opens_total"
     BREAKER_CALLS = "circuit_breaker_calls_total"
     BREAKER_FALLBACKS = "circuit_breaker_fallbacks_total"
+    # The rate limiters' checks by limiter and outcome, and the checks their store failed.
+    RATE_LIMIT_REQUESTS = "rate_limit_requests_total"
+    RATE_LIMIT_ERRORS = "rate_limit_errors_total"
 
 
 class ApiLabel(StrEnum):
@@ -54,14 +57,17 @@ class ApiLabel(StrEnum):
     POOL = "pool"  # the database pool's name
     PROVIDER = "provider"  # the AI provider a breaker guards
     BREAKER_STATE = "state"  # closed, open or half_open; the current one is 1
-    CALL_OUTCOME = "outcome"  # success, failure, timeout or rejected (the breaker was open)
+    LIMITER = "limiter"  # a rate limiter's name from a fixed set, never a client's IP or user
+    # A rate limiter's check: allowed or rejected; a breaker's call: success, failure, timeout
+    # or rejected (the breaker was open).
+    OUTCOME = "outcome"
 
 
 # Values a label must have for the rules' matchers to work.
 LABEL_VALUE_PATTERNS = {
     ApiLabel.STATUS_CODE: r"[1-5][0-9][0-9]",
     ApiLabel.BREAKER_STATE: r"closed|open|half_open",
-    ApiLabel.CALL_OUTCOME: r"success|failure|timeout|rejected",
+    ApiLabel.OUTCOME: r"allowed|rejected|success|failure|timeout",
 }
 # Labels Prometheus's histograms and summaries carry themselves.
 BUCKET_LABELS = frozenset({"le", "quantile"})
@@ -98,6 +104,7 @@ class MetricSpec:
 _POOL_LABELS = (ApiLabel.POOL,)
 _BREAKER = (AlertName.CIRCUIT_BREAKER_OPEN,)
 BREAKER_FEATURE = "circuit breakers around the provider calls"
+RATE_LIMIT_FEATURE = "rate limiters in front of the API"
 
 CONTRACT: tuple[MetricSpec, ...] = (
     MetricSpec(
@@ -159,7 +166,7 @@ CONTRACT: tuple[MetricSpec, ...] = (
     MetricSpec(
         ApiMetric.BREAKER_CALLS,
         MetricType.COUNTER,
-        (ApiLabel.PROVIDER, ApiLabel.CALL_OUTCOME),
+        (ApiLabel.PROVIDER, ApiLabel.OUTCOME),
         (),
         ("dependencies",),
         BREAKER_FEATURE,
@@ -171,6 +178,22 @@ CONTRACT: tuple[MetricSpec, ...] = (
         (),
         ("dependencies",),
         BREAKER_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.RATE_LIMIT_REQUESTS,
+        MetricType.COUNTER,
+        (ApiLabel.LIMITER, ApiLabel.OUTCOME),
+        (AlertName.RATE_LIMIT_REJECTIONS_HIGH,),
+        ("api",),
+        RATE_LIMIT_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.RATE_LIMIT_ERRORS,
+        MetricType.COUNTER,
+        (ApiLabel.LIMITER,),
+        (),
+        ("api",),
+        RATE_LIMIT_FEATURE,
     ),
 )
 

@@ -43,6 +43,9 @@ from obsctl.mixin.rules import (
     HOST_MEMORY_AVAILABLE,
     NODE_RESTARTS,
     PROVIDER_DEGRADED_SHARE,
+    RATE_LIMIT_CHECKS,
+    RATE_LIMIT_REJECTED,
+    RATE_LIMIT_WINDOW,
     RESTART_WINDOW,
     SLOW_QUERY_WINDOW,
     TASK_WINDOW,
@@ -1100,6 +1103,41 @@ class _Cases:
             breaker("beta", once) + breaker("alpha", closed), name, [],
         )  # fmt: skip
 
+    def rate_limit_cases(self) -> None:
+        t = self.t
+        name = AlertName.RATE_LIMIT_REJECTIONS_HIGH
+        at = _eval_at(parse_duration(RATE_LIMIT_WINDOW), self.for_(name))
+        busy = max(10.0, 4 * t.rate_limit_min_request_rate)
+
+        def checks(limiter: str, rate: float, rejected_ratio: float) -> list[Series]:
+            labels = {**self.api, "limiter": limiter}
+            return [
+                _counter(ApiMetric.RATE_LIMIT_REQUESTS, {**labels, "outcome": "allowed"},
+                         rate * (1 - rejected_ratio), at),
+                _counter(ApiMetric.RATE_LIMIT_REQUESTS, {**labels, "outcome": "rejected"},
+                         rate * rejected_ratio, at),
+            ]  # fmt: skip
+
+        share = _fire_ratio(t.rate_limit_rejected_ratio)
+        flooded = {**self.api_job, "limiter": "task_create"}
+        self.add(
+            f"RateLimitRejectionsHigh fires when one limiter refuses {share:g} of {busy:g}"
+            " requests/s", at,
+            checks("task_create", busy, share), name,
+            [self.expect(self.rule(name), flooded, share)],
+            [(RATE_LIMIT_REJECTED, flooded, share), (RATE_LIMIT_CHECKS, flooded, busy)],
+        )  # fmt: skip
+        self.add(
+            "RateLimitRejectionsHigh is quiet below the share and for a limiter refusing none", at,
+            checks("task_create", busy, _low_ratio(t.rate_limit_rejected_ratio))
+            + checks("global", busy, 0), name, [],
+        )  # fmt: skip
+        # The traffic guard: 1 refused of 2 requests is half of them, and pages nobody.
+        self.add(
+            "RateLimitRejectionsHigh is quiet below the request rate", at,
+            checks("user", t.rate_limit_min_request_rate / 2, 0.5), name, [],
+        )  # fmt: skip
+
     # --- the host ---
 
     def host_cases(self) -> None:
@@ -1243,6 +1281,7 @@ def build(config: MixinConfig) -> dict[str, dict[str, Any]]:
     cases.api_cases()
     cases.api_recordings()
     cases.node_cases()
+    cases.rate_limit_cases()
     cases.queue_cases()
     cases.dependency_cases()
     cases.business_cases()

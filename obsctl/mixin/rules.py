@@ -82,6 +82,12 @@ HOST_LOAD_PER_CORE = "instance:node_load1_per_core:ratio"
 # while one deploy (`pm2 reload`, each process restarted once) does not.
 RESTART_WINDOW = "15m"
 NODE_RESTARTS = f"instance:process_restarts:changes{RESTART_WINDOW}"
+# The API's rate limiters, per job and limiter over the fast alerts' minute, so a flood pages
+# within 60 s; the traffic guard (thresholds.rate_limit_min_request_rate) keeps a few refusals
+# of little traffic quiet.
+RATE_LIMIT_WINDOW = "1m"
+RATE_LIMIT_CHECKS = f"job_limiter:rate_limit_requests:rate{RATE_LIMIT_WINDOW}"
+RATE_LIMIT_REJECTED = f"job_limiter:rate_limit_rejections:ratio_rate{RATE_LIMIT_WINDOW}"
 
 
 @dataclass(frozen=True)
@@ -372,6 +378,39 @@ def _node_alerts(config: MixinConfig) -> list[Alert]:
             " {{ $value | humanizeDuration }} (threshold"
             f" {duration(t.node_eventloop_lag_p99_seconds)}): every request and timer of it"
             " waits that long before it runs.",
+            "api",
+        ),
+    ]
+
+
+def _rate_limit_recordings(config: MixinConfig) -> list[Recording]:
+    checks = series(ApiMetric.RATE_LIMIT_REQUESTS, config.selectors.api)
+    rejected = series(ApiMetric.RATE_LIMIT_REQUESTS, config.selectors.api, 'outcome="rejected"')
+    window = RATE_LIMIT_WINDOW
+    by = "sum by (job, limiter)"
+    return [
+        Recording(RATE_LIMIT_CHECKS, f"{by} (rate({checks}[{window}]))"),
+        Recording(
+            RATE_LIMIT_REJECTED,
+            f"{by} (rate({rejected}[{window}])) / {by} (rate({checks}[{window}]))",
+        ),
+    ]
+
+
+def _rate_limit_alerts(config: MixinConfig) -> list[Alert]:
+    """One of the API's rate limiters refuses a share of its checks, at a real request rate."""
+    t = config.thresholds
+    return [
+        Alert(
+            AlertName.RATE_LIMIT_REJECTIONS_HIGH,
+            f"{RATE_LIMIT_REJECTED} > {number(t.rate_limit_rejected_ratio)}"
+            f" and on (job, limiter) {RATE_LIMIT_CHECKS} > {number(t.rate_limit_min_request_rate)}",
+            "An API rate limiter refuses many requests",
+            f"The {{{{ $labels.limiter }}}} rate limiter of {{{{ $labels.job }}}} refused {PCT} of"
+            f" its requests with 429 over the last {RATE_LIMIT_WINDOW} (threshold"
+            f" {percent(t.rate_limit_rejected_ratio)}, at more than"
+            f" {number(t.rate_limit_min_request_rate)} requests/s): one client floods the API, or"
+            " the limit is too low for the traffic and real users are refused.",
             "api",
         ),
     ]
@@ -817,8 +856,10 @@ def groups(config: MixinConfig) -> list[Group]:
         Group("obsctl.dependencies.recording", dependencies),
         Group("obsctl.host.recording", _host_recordings(config)),
         Group("obsctl.node.recording", _node_recordings(config)),
+        Group("obsctl.ratelimit.recording", _rate_limit_recordings(config)),
         Group("obsctl.api.alerts", _api_alerts(config)),
         Group("obsctl.node.alerts", _node_alerts(config)),
+        Group("obsctl.ratelimit.alerts", _rate_limit_alerts(config)),
         Group("obsctl.queues.alerts", _queue_alerts(config)),
         Group("obsctl.dependencies.alerts", _dependency_alerts(config)),
         Group("obsctl.business.alerts", _business_alerts(config)),

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import RedisServer, RunningStack, in_ci, stop_process
+from conftest import RedisServer, RunningStack, in_ci, stop_process, wait_for
 
 DEMO = Path(__file__).resolve().parents[2] / "obsctl" / "stack" / "demo_platform"
 HAS_MODULES = (DEMO / "node_modules" / "rate-limiter-flexible").is_dir()
@@ -27,17 +27,17 @@ pytestmark = [
 TASK_CREATE = 3  # the harness's task_create limit per window; the others stay out of the way
 
 # The platform's limiter middleware in a bare express app on the platform's kind of ioredis
-# connection, with its registry on /metrics; prints its URL once it listens.
+# connection, with its metrics on /metrics; prints its URL once it listens.
 HARNESS = """
 const express = require('express');
 const IORedis = require('ioredis');
-const client = require('prom-client');
+const { createMetrics } = require('./src/metrics');
 const { createRateLimits } = require('./src/rate-limit');
 const redis = new IORedis(process.argv[1], { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
 redis.on('error', () => {});
-const registry = new client.Registry();
-const limits = JSON.parse(process.argv[2]);
-const rl = createRateLimits({ redis, limits, registry });
+const metrics = createMetrics({ getPool: () => null, poolMax: 8 });
+const rl = createRateLimits({ redis, limits: JSON.parse(process.argv[2]), metrics });
+const registry = metrics.registry;
 const app = express();
 app.set('trust proxy', 'loopback');
 app.post('/api/tasks', express.json(), rl.api, rl.taskCreate, (req, res) => res.json({ ok: 1 }));
@@ -152,3 +152,34 @@ def test_the_stack_platform_refuses_a_flooding_user_with_429(stack: RunningStack
     assert last.json()["limiter"] == "task_create"
     assert int(last.headers["retry-after"]) == last.json()["retry_after_seconds"]
     assert _demo_metric(stack, counter) > before
+
+
+def test_the_storm_drill_fault_floods_one_user_and_its_restore_stops_it(
+    stack: RunningStack,
+) -> None:
+    """The rate-limit-storm drill's local fault and restore on the stack's platform."""
+    from obsctl.drills.local import StackTarget
+    from obsctl.drills.scenarios import SCENARIOS, STORM_LIMITER, STORM_REQUESTS_PER_SECOND
+
+    target = StackTarget.open(stack.root)
+    inject, restore = target.fault(SCENARIOS["rate-limit-storm"], None, "test")
+    counter = f'rate_limit_requests_total{{limiter="{STORM_LIMITER}",outcome="rejected"}}'
+    headers = {"Authorization": f"Bearer {stack.env['DEMO_ADMIN_TOKEN']}"}
+
+    def flood() -> dict[str, Any]:
+        state = httpx.get(f"{stack.env['DEMO_APP_URL']}/admin/state", headers=headers, timeout=5)
+        return dict(state.json()["flood"])
+
+    before = _demo_metric(stack, counter)
+    try:
+        inject()
+        assert flood()["requests_per_second"] == STORM_REQUESTS_PER_SECOND
+        wait_for("the flood to be refused", lambda: _demo_metric(stack, counter) > before + 20)
+    finally:
+        restore()
+    stopped = flood()
+    assert stopped["requests_per_second"] == 0 and stopped["rejected"] > 20
+    time.sleep(1)
+    sent = flood()["sent"]
+    time.sleep(1)
+    assert flood()["sent"] == sent, "the flood goes on after its restore"

@@ -7,7 +7,13 @@ from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.contract import ApiLabel, ApiMetric
 from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, query_variable
 from obsctl.mixin.promql import series
-from obsctl.mixin.rules import NODE_RESTARTS, RESTART_WINDOW
+from obsctl.mixin.rules import (
+    NODE_RESTARTS,
+    RATE_LIMIT_CHECKS,
+    RATE_LIMIT_REJECTED,
+    RATE_LIMIT_WINDOW,
+    RESTART_WINDOW,
+)
 
 KEY = "api"
 HTTP = signals.HTTP
@@ -180,6 +186,33 @@ def build(config: MixinConfig) -> Board:
         "short",
         [Target(series(NODE_RESTARTS, api), "{{instance}}")],
         line=Line(limits.node_process_restarts),
+        min_value=0,
+    )
+
+    board.row("Rate limiting")
+    board.timeseries(
+        f"Rejected share by limiter ({RATE_LIMIT_WINDOW})",
+        f"Share of each rate limiter's checks refused with 429 ({RATE_LIMIT_REJECTED}); the "
+        "dashed line is the RateLimitRejectionsHigh threshold, which also needs more than "
+        f"{limits.rate_limit_min_request_rate:g} checks/s.",
+        "percentunit",
+        [Target(series(RATE_LIMIT_REJECTED, api), "{{limiter}}")],
+        line=Line(limits.rate_limit_rejected_ratio),
+        min_value=0,
+        max_value=1,
+    )
+    board.timeseries(
+        "Rate limiter checks and store errors per second",
+        "Checks of each limiter (global, ip, user, task_create) and those whose Redis store "
+        "failed, answered from process memory instead (rate_limit_errors_total).",
+        "reqps",
+        [
+            Target(series(RATE_LIMIT_CHECKS, api), "checks {{limiter}}"),
+            Target(
+                f"sum by (limiter) (rate({series(ApiMetric.RATE_LIMIT_ERRORS, api)}[{RATE}]))",
+                "store errors {{limiter}}",
+            ),
+        ],
         min_value=0,
     )
     return board

@@ -2,6 +2,7 @@
 
 const v8 = require('node:v8');
 const client = require('prom-client');
+const { LIMITERS } = require('./limiters');
 
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5];
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -9,8 +10,9 @@ const UNMATCHED_ROUTE = 'unmatched';
 
 /**
  * The platform's Prometheus registry: default process metrics, the V8 heap limit, the HTTP
- * latency histogram, the BE-DB-005 pool gauges (read from tarn at scrape time) and the
- * BE-ASYNC-003 circuit breaker families of each provider (fed by src/breakers.js).
+ * latency histogram, the BE-DB-005 pool gauges (read from tarn at scrape time), the
+ * BE-ASYNC-003 circuit breaker families of each provider (fed by src/breakers.js) and the rate
+ * limiters' counters (zero-filled for every limiter, so no series appears only on a refusal).
  */
 function createMetrics({ getPool, poolName = 'platform', poolMax, providers = [] }) {
   const registry = new client.Registry();
@@ -55,6 +57,22 @@ function createMetrics({ getPool, poolName = 'platform', poolMax, providers = []
   poolGauge('db_pool_connections_max', 'Knex pool maximum size.', () => poolMax);
 
   const breakers = createBreakerMetrics(registry, providers);
+  const rateLimitRequests = new client.Counter({
+    name: 'rate_limit_requests_total',
+    help: 'Requests checked by each rate limiter, by outcome (allowed or rejected).',
+    labelNames: ['limiter', 'outcome'],
+    registers: [registry],
+  });
+  const rateLimitErrors = new client.Counter({
+    name: 'rate_limit_errors_total',
+    help: 'Rate limiter checks the Redis store failed or timed out; answered from process memory.',
+    labelNames: ['limiter'],
+    registers: [registry],
+  });
+  for (const limiter of LIMITERS) {
+    for (const outcome of ['allowed', 'rejected']) rateLimitRequests.inc({ limiter, outcome }, 0);
+    rateLimitErrors.inc({ limiter }, 0);
+  }
 
   /** Observes every request; the route label comes from tagRoute, so raw URLs never become labels. */
   function httpMiddleware(req, res, next) {
@@ -74,7 +92,7 @@ function createMetrics({ getPool, poolName = 'platform', poolMax, providers = []
     next();
   }
 
-  return { registry, httpMiddleware, breakers };
+  return { registry, httpMiddleware, breakers, rateLimitRequests, rateLimitErrors };
 }
 
 const BREAKER_STATES = ['closed', 'open', 'half_open'];

@@ -1,11 +1,9 @@
 'use strict';
 
-const client = require('prom-client');
 const { RateLimiterRedis, RateLimiterMemory, RateLimiterRes, RLWrapperTimeouts } = require('rate-limiter-flexible');
+const { LIMITERS } = require('./limiters');
 const { log, describeError } = require('./log');
 
-/** The fixed set of limiters: their names are the only values of the `limiter` label. */
-const LIMITERS = ['global', 'ip', 'user', 'task_create'];
 // A Redis that hangs (SIGSTOP, a full network) must not hold every request: past this the
 // limiter answers from its in-process insurance instead.
 const REDIS_TIMEOUT_MS = 200;
@@ -28,27 +26,15 @@ class CountingInsurance extends RateLimiterMemory {
 }
 
 /**
- * Redis-backed fixed-window limiters (global, per IP, per user, task creation per user) with
- * their counters. When Redis fails each process limits alone from memory with the same
- * limits: N processes then let up to N times the limit through, never refuse everything.
+ * Redis-backed fixed-window limiters (global, per IP, per user, task creation per user),
+ * counted in createMetrics' rateLimitRequests and rateLimitErrors. When Redis fails, each
+ * process limits alone from memory with the same limits: N processes then let up to N times
+ * the limit through, and never refuse everything.
  */
-function createRateLimits({ redis, limits, registry }) {
-  const requests = new client.Counter({
-    name: 'rate_limit_requests_total',
-    help: 'Requests checked by each rate limiter, by outcome (allowed or rejected).',
-    labelNames: ['limiter', 'outcome'],
-    registers: [registry],
-  });
-  const errors = new client.Counter({
-    name: 'rate_limit_errors_total',
-    help: 'Rate limiter checks the Redis store failed or timed out; answered from process memory.',
-    labelNames: ['limiter'],
-    registers: [registry],
-  });
+function createRateLimits({ redis, limits, metrics }) {
+  const { rateLimitRequests: requests, rateLimitErrors: errors } = metrics;
   const limiters = new Map();
   for (const name of LIMITERS) {
-    for (const outcome of ['allowed', 'rejected']) requests.inc({ limiter: name, outcome }, 0);
-    errors.inc({ limiter: name }, 0);
     const { points, seconds } = limits[name];
     const opts = { keyPrefix: `rl:${name}`, points, duration: seconds };
     const insuranceLimiter = new CountingInsurance(opts, () => {
@@ -106,4 +92,4 @@ function userOf(req) {
   return USER_ID.test(text) ? text : null;
 }
 
-module.exports = { createRateLimits, LIMITERS };
+module.exports = { createRateLimits };

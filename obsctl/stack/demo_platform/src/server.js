@@ -73,7 +73,7 @@ async function main() {
     }),
     flood: new Flood({ baseUrl: selfUrl(config.host, config.port) }),
   };
-  ctx.rateLimits = createRateLimits({ redis, limits: config.rateLimits, registry: ctx.metrics.registry });
+  ctx.rateLimits = createRateLimits({ redis, limits: config.rateLimits, metrics: ctx.metrics });
 
   let server;
   try {
