@@ -24,6 +24,7 @@ from obsctl.drills.scenarios import (
     BACKLOG_JOBS,
     PROVIDER,
     QUEUE,
+    STORM_REQUESTS_PER_SECOND,
     UNSAFE_EVICTION_POLICY,
     Expectation,
     Scenario,
@@ -263,6 +264,15 @@ def _eviction_policy(policy: str) -> Action:
     return act
 
 
+def _flood(requests_per_second: float) -> Action:
+    """The demo platform's one flooding client (PUT /admin/flood); 0 stops it."""
+
+    def act(target: StackTarget) -> None:
+        target.admin("PUT", "/admin/flood", {"requests_per_second": requests_per_second})
+
+    return act
+
+
 def _server_down(server: str) -> LocalFault:
     """Stop a server; the `hang` variant freezes it with SIGSTOP instead."""
     back = _bring_back(server)
@@ -281,5 +291,6 @@ LOCAL_FAULTS: dict[str, LocalFault] = {
     "provider-outage": LocalFault(_provider_mode("timeout"), _provider_mode("ok")),
     "breaker-open": LocalFault(_provider_mode("submit_error"), _provider_mode("ok")),
     "cos-down": LocalFault(_stop("s3"), _bring_back("s3")),
+    "rate-limit-storm": LocalFault(_flood(STORM_REQUESTS_PER_SECOND), _flood(0)),
     "alert-path-down": _server_down("alertmanager"),
 }

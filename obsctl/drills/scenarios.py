@@ -19,6 +19,10 @@ QUEUE = "outpaint"  # the queue the backlog drill floods
 PROVIDER = "beta"  # the provider the outage drill takes down
 BACKLOG_JOBS = 600  # above the shipped 500-job threshold
 UNSAFE_EVICTION_POLICY = "allkeys-lru"  # evicts BullMQ's keys under memory pressure
+# One client creating tasks 20 times a second: past the shipped task_create limit (60 a minute
+# per user), under the per-user limit of every route (50 a second).
+STORM_LIMITER = "task_create"
+STORM_REQUESTS_PER_SECOND = 20
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,12 @@ SCENARIOS: dict[str, Scenario] = {
             " CONFIG SET (BullMQ needs noeviction)",
             expect=[(AlertName.REDIS_EVICTION_POLICY_UNSAFE, {"policy": UNSAFE_EVICTION_POLICY})],
             slow=True,
+        ),
+        Scenario(
+            name="rate-limit-storm",
+            summary=f"one client floods POST /api/tasks at {STORM_REQUESTS_PER_SECOND} requests/s,"
+            f" past the {STORM_LIMITER} rate limit",
+            expect=[(AlertName.RATE_LIMIT_REJECTIONS_HIGH, {"limiter": STORM_LIMITER})],
         ),
         Scenario(
             name="alert-path-down",
