@@ -25,6 +25,7 @@ from obsctl.drills.scenarios import (
     PROVIDER,
     QUEUE,
     STORM_REQUESTS_PER_SECOND,
+    STORM_USER_ID,
     UNSAFE_EVICTION_POLICY,
     Expectation,
     Scenario,
@@ -268,7 +269,8 @@ def _flood(requests_per_second: float) -> Action:
     """The demo platform's one flooding client (PUT /admin/flood); 0 stops it."""
 
     def act(target: StackTarget) -> None:
-        target.admin("PUT", "/admin/flood", {"requests_per_second": requests_per_second})
+        flood = {"requests_per_second": requests_per_second, "user_id": STORM_USER_ID}
+        target.admin("PUT", "/admin/flood", flood)
 
     return act
 

@@ -23,6 +23,7 @@ UNSAFE_EVICTION_POLICY = "allkeys-lru"  # evicts BullMQ's keys under memory pres
 # per user), under the per-user limit of every route (50 a second).
 STORM_LIMITER = "task_create"
 STORM_REQUESTS_PER_SECOND = 20
+STORM_USER_ID = 1000  # the last seeded user: the flood leaves user 1, which tests post as, alone
 
 
 @dataclass(frozen=True)
