@@ -101,10 +101,11 @@ def _dep(exporter: str, group: str, name: str) -> dict[str, object]:
 
 
 def _assert_endpoints_fast(exporter: str) -> None:
-    """Each endpoint answers from memory: the median of a few requests stays under 50 ms.
+    """Each endpoint answers from memory: the median of a few requests stays under 200 ms.
 
-    A blocked endpoint would take the probe's timeout (seconds); the median keeps one CPU
-    hiccup on a loaded 2-core machine from failing the test.
+    A blocked endpoint would take a probe's timeout (500 ms here) or httpx's 1 s. Quiet, the
+    median is under 1 ms even with a hung server; 200 ms leaves room for a 2-core machine loaded
+    by the rest of the suite (CI once measured 70 ms) and still tells waiting from serving.
     """
     with httpx.Client(base_url=exporter, timeout=1) as client:
         for path in ("/metrics", "/health", "/health/db", "/health/redis"):
@@ -114,8 +115,9 @@ def _assert_endpoints_fast(exporter: str) -> None:
                 response = client.get(path)
                 timings.append(time.perf_counter() - began)
                 assert response.status_code in (200, 503), (path, response.status_code)
-            median = sorted(timings)[len(timings) // 2]
-            assert median < 0.05, f"{path}: median {median * 1000:.1f} ms with a faulty dependency"
+            ordered = sorted(timings)
+            shown = ", ".join(f"{t * 1000:.1f}" for t in ordered)
+            assert ordered[len(ordered) // 2] < 0.2, f"{path}: {shown} ms with a faulty dependency"
 
 
 @pytest.mark.parametrize(
