@@ -275,6 +275,15 @@ def _flood(requests_per_second: float) -> Action:
     return act
 
 
+def _daily_stats(action: str) -> Action:
+    """Pause or resume the demo platform's tasks_daily_stats aggregator."""
+
+    def act(target: StackTarget) -> None:
+        target.admin("POST", f"/admin/daily-stats/{action}")
+
+    return act
+
+
 def _server_down(server: str) -> LocalFault:
     """Stop a server; the `hang` variant freezes it with SIGSTOP instead."""
     back = _bring_back(server)
@@ -294,5 +303,6 @@ LOCAL_FAULTS: dict[str, LocalFault] = {
     "breaker-open": LocalFault(_provider_mode("submit_error"), _provider_mode("ok")),
     "cos-down": LocalFault(_stop("s3"), _bring_back("s3")),
     "rate-limit-storm": LocalFault(_flood(STORM_REQUESTS_PER_SECOND), _flood(0)),
+    "stats-lag": LocalFault(_daily_stats("pause"), _daily_stats("resume")),
     "alert-path-down": _server_down("alertmanager"),
 }

@@ -143,6 +143,12 @@ SCENARIOS: dict[str, Scenario] = {
             expect=[(AlertName.RATE_LIMIT_REJECTIONS_HIGH, {"limiter": STORM_LIMITER})],
         ),
         Scenario(
+            name="stats-lag",
+            summary="pause the platform's tasks_daily_stats aggregator while tasks keep"
+            " finishing (POST /admin/daily-stats/pause)",
+            expect=[(AlertName.DAILY_STATS_LAG_HIGH, {})],
+        ),
+        Scenario(
             name="alert-path-down",
             summary="stop Alertmanager (variant hang: freeze it with SIGSTOP)",
             expect=[],

@@ -93,6 +93,8 @@ class AlertName(StrEnum):
     MYSQL_THREADS_RUNNING_HIGH = "MySQLThreadsRunningHigh"
     MYSQL_SLOW_QUERIES = "MySQLSlowQueries"
     TASK_PASS_RATE_LOW = "TaskPassRateLow"
+    # The platform's tasks_daily_stats summary (BE-DB-004) falls behind the tasks it counts.
+    DAILY_STATS_LAG_HIGH = "DailyStatsLagHigh"
     EXPORTER_DOWN = "ExporterDown"
     EXPORTER_NO_LEADER = "ExporterNoLeader"
     EXPORTER_TOO_MANY_LEADERS = "ExporterTooManyLeaders"
@@ -198,6 +200,8 @@ class Thresholds(_Strict):
     # Statements executing at once; past a few per core MySQL queues them on CPU and locks.
     mysql_threads_running: Annotated[int, Field(ge=1)] = 16
     mysql_slow_queries_per_second: Positive = 0.1  # statements over long_query_time
+    # BE-DB-004's aggregationLagSec: the oldest finished task not yet in tasks_daily_stats.
+    daily_stats_lag_seconds: Positive = 60.0
     cache_hit_ratio: Ratio = 0.85  # seed: cache hit ratio < 85 % (dashboards; pages nobody yet)
     cache_min_lookup_rate: Positive = 1.0  # lookups/s below which a hit ratio is noise
     task_pass_rate: Ratio = 0.9  # succeeded / (succeeded + failed) per feature or provider
@@ -349,6 +353,8 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.MYSQL_THREADS_RUNNING_HIGH: policy("warning", "sre", "5m"),
         AlertName.MYSQL_SLOW_QUERIES: policy("warning", "sre", "10m"),
         AlertName.TASK_PASS_RATE_LOW: policy("warning", "ai", "10m"),
+        # Dashboards and the stats API show old figures; nothing is lost (the cursor resumes).
+        AlertName.DAILY_STATS_LAG_HIGH: policy("warning", "platform", "30s"),
         AlertName.EXPORTER_DOWN: policy("critical", "sre", "2m"),
         # Longer than a fail-over (one lease, 30 s by default, plus a scrape).
         AlertName.EXPORTER_NO_LEADER: policy("critical", "sre", "1m"),

@@ -47,6 +47,11 @@ class ApiMetric(StrEnum):
     # The rate limiters' checks by limiter and outcome, and the checks their store failed.
     RATE_LIMIT_REQUESTS = "rate_limit_requests_total"
     RATE_LIMIT_ERRORS = "rate_limit_errors_total"
+    # The tasks_daily_stats aggregator (BE-DB-004): its lag at the last run, when that was.
+    DAILY_STATS_LAG = "tasks_daily_stats_lag_seconds"
+    DAILY_STATS_LAST_RUN = "tasks_daily_stats_last_run_timestamp_seconds"
+    DAILY_STATS_APPLIED = "tasks_daily_stats_applied_total"
+    DAILY_STATS_RUNS = "tasks_daily_stats_runs_total"
 
 
 class ApiLabel(StrEnum):
@@ -59,7 +64,7 @@ class ApiLabel(StrEnum):
     BREAKER_STATE = "state"  # closed, open or half_open; the current one is 1
     LIMITER = "limiter"  # a rate limiter's name from a fixed set, never a client's IP or user
     # A rate limiter's check: allowed or rejected; a breaker's call: success, failure, timeout
-    # or rejected (the breaker was open).
+    # or rejected (the breaker was open); a daily-stats run: ok or error.
     OUTCOME = "outcome"
 
 
@@ -67,7 +72,7 @@ class ApiLabel(StrEnum):
 LABEL_VALUE_PATTERNS = {
     ApiLabel.STATUS_CODE: r"[1-5][0-9][0-9]",
     ApiLabel.BREAKER_STATE: r"closed|open|half_open",
-    ApiLabel.OUTCOME: r"allowed|rejected|success|failure|timeout",
+    ApiLabel.OUTCOME: r"allowed|rejected|success|failure|timeout|ok|error",
 }
 # Labels Prometheus's histograms and summaries carry themselves.
 BUCKET_LABELS = frozenset({"le", "quantile"})
@@ -105,6 +110,8 @@ _POOL_LABELS = (ApiLabel.POOL,)
 _BREAKER = (AlertName.CIRCUIT_BREAKER_OPEN,)
 BREAKER_FEATURE = "circuit breakers around the provider calls"
 RATE_LIMIT_FEATURE = "rate limiters in front of the API"
+DAILY_STATS_FEATURE = "an incremental tasks_daily_stats aggregator"
+_DAILY_STATS = (AlertName.DAILY_STATS_LAG_HIGH,)
 
 CONTRACT: tuple[MetricSpec, ...] = (
     MetricSpec(
@@ -194,6 +201,38 @@ CONTRACT: tuple[MetricSpec, ...] = (
         (),
         ("api",),
         RATE_LIMIT_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.DAILY_STATS_LAG,
+        MetricType.GAUGE,
+        (),
+        _DAILY_STATS,
+        ("business",),
+        DAILY_STATS_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.DAILY_STATS_LAST_RUN,
+        MetricType.GAUGE,
+        (),
+        _DAILY_STATS,
+        ("business",),
+        DAILY_STATS_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.DAILY_STATS_APPLIED,
+        MetricType.COUNTER,
+        (),
+        (),
+        ("business",),
+        DAILY_STATS_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.DAILY_STATS_RUNS,
+        MetricType.COUNTER,
+        (ApiLabel.OUTCOME,),
+        (),
+        ("business",),
+        DAILY_STATS_FEATURE,
     ),
 )
 

@@ -35,6 +35,7 @@ from obsctl.mixin.rules import (
     ALERT_PATH_WINDOW,
     CACHE_WINDOW,
     CPU_WINDOW,
+    DAILY_STATS_FRESHNESS,
     DELIVERY_WINDOW,
     DISK_WINDOW,
     FAST_WINDOW,
@@ -678,6 +679,43 @@ class _Cases:
         self.add("TaskPassRateLow is quiet with few finished tasks", at,
                  tasks(t.task_min_finished_rate / 2, 0.1), name, [])  # fmt: skip
 
+    def daily_stats_cases(self) -> None:
+        t = self.t
+        name = AlertName.DAILY_STATS_LAG_HIGH
+        at = _eval_at(self.for_(name), t.daily_stats_lag_seconds)
+        steps = _steps(at) + 1
+        lag = 3.0  # a healthy run: the settle time and a few tasks finished since
+
+        def last_run(stopped_at: float | None) -> str:
+            """Runs every step (the sample is the time of the run) until stopped_at."""
+            times = [index * STEP for index in range(steps)]
+            return _runs([min(now, stopped_at) if stopped_at is not None else now
+                          for now in times])  # fmt: skip
+
+        def aggregator(labels: Mapping[str, str], stopped_at: float | None) -> list[Series]:
+            return [
+                _gauge(ApiMetric.DAILY_STATS_LAG, labels, lag, at),
+                _series(ApiMetric.DAILY_STATS_LAST_RUN, labels, last_run(stopped_at)),
+            ]
+
+        stopped = at - 2 * t.daily_stats_lag_seconds
+        behind = lag + (at - stopped)
+        self.add(
+            f"DailyStatsLagHigh fires {behind:g}s behind, the aggregator stopped", at,
+            aggregator(self.api, stopped), name,
+            [self.expect(self.rule(name), self.api_job, behind)],
+        )  # fmt: skip
+        self.add("DailyStatsLagHigh is quiet while the aggregator runs", at,
+                 aggregator(self.api, None), name, [],
+                 [(DAILY_STATS_FRESHNESS, self.api_job, lag)])  # fmt: skip
+        # A second process whose aggregator has not completed a run yet (last run 0).
+        fresh = {**self.api, "instance": "127.0.0.1:9"}
+        self.add(
+            "DailyStatsLagHigh is quiet beside a process that has not run yet", at,
+            [*aggregator(self.api, None), _gauge(ApiMetric.DAILY_STATS_LAG, fresh, 0, at),
+             _gauge(ApiMetric.DAILY_STATS_LAST_RUN, fresh, 0, at)], name, [],
+        )  # fmt: skip
+
     # --- the exporter itself, and the Watchdog ---
 
     def meta_cases(self) -> None:
@@ -1285,6 +1323,7 @@ def build(config: MixinConfig) -> dict[str, dict[str, Any]]:
     cases.queue_cases()
     cases.dependency_cases()
     cases.business_cases()
+    cases.daily_stats_cases()
     cases.meta_cases()
     cases.prometheus_cases()
     cases.alertmanager_cases()

@@ -88,6 +88,10 @@ NODE_RESTARTS = f"instance:process_restarts:changes{RESTART_WINDOW}"
 RATE_LIMIT_WINDOW = "1m"
 RATE_LIMIT_CHECKS = f"job_limiter:rate_limit_requests:rate{RATE_LIMIT_WINDOW}"
 RATE_LIMIT_REJECTED = f"job_limiter:rate_limit_rejections:ratio_rate{RATE_LIMIT_WINDOW}"
+# How far tasks_daily_stats is behind: the lag the aggregator saw at its last run plus the time
+# since that run, so an aggregator that stopped running (stuck, paused, failing) shows its lag
+# growing instead of its last good reading.
+DAILY_STATS_FRESHNESS = "job:tasks_daily_stats_lag:seconds"
 
 
 @dataclass(frozen=True)
@@ -397,6 +401,19 @@ def _rate_limit_recordings(config: MixinConfig) -> list[Recording]:
     ]
 
 
+def _daily_stats_freshness(api: str) -> str:
+    """Seconds tasks_daily_stats is behind, per job (DAILY_STATS_FRESHNESS)."""
+    # min: of several PM2 workers' aggregators, the one that ran last saw the freshest lag;
+    # `> 0` leaves out a process whose aggregator has not completed a run yet.
+    lag = f"min by (job) ({series(ApiMetric.DAILY_STATS_LAG, api)})"
+    last_run = f"max by (job) ({series(ApiMetric.DAILY_STATS_LAST_RUN, api)} > 0)"
+    return f"{lag} + on (job) (time() - {last_run})"
+
+
+def _daily_stats_recordings(config: MixinConfig) -> list[Recording]:
+    return [Recording(DAILY_STATS_FRESHNESS, _daily_stats_freshness(config.selectors.api))]
+
+
 def _rate_limit_alerts(config: MixinConfig) -> list[Alert]:
     """One of the API's rate limiters refuses a share of its checks, at a real request rate."""
     t = config.thresholds
@@ -596,6 +613,20 @@ def _business_alerts(config: MixinConfig) -> list[Alert]:
             labels={"scope": by, **EXPORTER},
         )
         for by in ("feature", "provider")
+    ] + [
+        Alert(
+            AlertName.DAILY_STATS_LAG_HIGH,
+            # Not the recording: its value, computed from time(), would be one evaluation old
+            # wherever the recording group runs after this one.
+            f"{_daily_stats_freshness(config.selectors.api)} > {number(t.daily_stats_lag_seconds)}",
+            "The daily task statistics fall behind",
+            "tasks_daily_stats of {{ $labels.job }} is {{ $value | humanizeDuration }} behind the"
+            f" tasks it counts (threshold {duration(t.daily_stats_lag_seconds)}): its aggregator"
+            " is stuck, paused or failing, and dashboards and the stats API show old figures."
+            " Nothing is lost: it resumes from its cursor.",
+            "business",
+            labels={"dependency": "mysql"},
+        ),
     ]
 
 
@@ -857,6 +888,7 @@ def groups(config: MixinConfig) -> list[Group]:
         Group("obsctl.host.recording", _host_recordings(config)),
         Group("obsctl.node.recording", _node_recordings(config)),
         Group("obsctl.ratelimit.recording", _rate_limit_recordings(config)),
+        Group("obsctl.dailystats.recording", _daily_stats_recordings(config)),
         Group("obsctl.api.alerts", _api_alerts(config)),
         Group("obsctl.node.alerts", _node_alerts(config)),
         Group("obsctl.ratelimit.alerts", _rate_limit_alerts(config)),

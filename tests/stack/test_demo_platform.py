@@ -59,6 +59,7 @@ def test_schema_has_the_seed_indexes(stack: RunningStack) -> None:
         ("tasks", "status,created_at,id"): False,
         ("tasks", "vendor_task_id"): True,
         ("tasks", "updated_at,id"): False,
+        ("tasks", "finished_at,id"): False,
         ("provider_configs", "provider,feature_key"): False,
         ("quotas", "user_id,updated_at"): False,
         ("feature_definitions", "feature_key"): True,
@@ -85,7 +86,10 @@ def test_workload_moves_tasks_to_succeeded_and_failed(stack: RunningStack) -> No
     wait_for("tasks to succeed and fail", terminal, timeout=60)
     assert _scalar(stack, "SELECT COUNT(DISTINCT feature) FROM tasks") == len(FEATURES)
     assert _scalar(stack, "SELECT COUNT(DISTINCT provider) FROM tasks") >= 2
-    assert _scalar(stack, "SELECT COALESCE(SUM(count), 0) FROM tasks_daily_stats") > 0
+    wait_for(  # the aggregator runs every 5 s, on tasks finished 2 s ago
+        "tasks counted in tasks_daily_stats",
+        lambda: _scalar(stack, "SELECT COALESCE(SUM(count), 0) FROM tasks_daily_stats") > 0,
+    )
     assert _scalar(stack, "SELECT COUNT(*) FROM tasks WHERE finished_at IS NULL AND status IN"
                    " ('succeeded', 'failed')") == 0  # fmt: skip
     assert _scalar(stack, "SELECT SUM(used) FROM quotas") > 0

@@ -3,6 +3,7 @@
 const v8 = require('node:v8');
 const client = require('prom-client');
 const { LIMITERS } = require('./limiters');
+const { TERMINAL_STATUSES } = require('./features');
 
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5];
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -12,7 +13,8 @@ const UNMATCHED_ROUTE = 'unmatched';
  * The platform's Prometheus registry: default process metrics, the V8 heap limit, the HTTP
  * latency histogram, the BE-DB-005 pool gauges (read from tarn at scrape time), the
  * BE-ASYNC-003 circuit breaker families of each provider (fed by src/breakers.js) and the rate
- * limiters' counters (zero-filled for every limiter, so no series appears only on a refusal).
+ * limiters' counters (zero-filled for every limiter, so no series appears only on a refusal)
+ * and the BE-DB-004 daily-stats aggregator's freshness.
  */
 function createMetrics({ getPool, poolName = 'platform', poolMax, providers = [] }) {
   const registry = new client.Registry();
@@ -92,7 +94,40 @@ function createMetrics({ getPool, poolName = 'platform', poolMax, providers = []
     next();
   }
 
-  return { registry, httpMiddleware, breakers, rateLimitRequests, rateLimitErrors };
+  const dailyStats = createDailyStatsMetrics(registry);
+  return { registry, httpMiddleware, breakers, rateLimitRequests, rateLimitErrors, dailyStats };
+}
+
+/** BE-DB-004: the tasks_daily_stats aggregator (src/daily-stats.js), zero-filled. */
+function createDailyStatsMetrics(registry) {
+  // min across PM2 workers: the summary is as fresh as the aggregator that ran last saw it.
+  const lag = new client.Gauge({
+    name: 'tasks_daily_stats_lag_seconds',
+    help: 'Age of the oldest finished task not yet counted in tasks_daily_stats, at the last run; 0 when caught up.',
+    aggregator: 'min',
+    registers: [registry],
+  });
+  const lastRun = new client.Gauge({
+    name: 'tasks_daily_stats_last_run_timestamp_seconds',
+    help: 'Unix time of the last completed tasks_daily_stats aggregation run.',
+    aggregator: 'max',
+    registers: [registry],
+  });
+  const applied = new client.Counter({
+    name: 'tasks_daily_stats_applied_total',
+    help: 'Finished tasks folded into tasks_daily_stats, by status.',
+    labelNames: ['status'],
+    registers: [registry],
+  });
+  const runs = new client.Counter({
+    name: 'tasks_daily_stats_runs_total',
+    help: 'tasks_daily_stats aggregation runs, by outcome (ok or error).',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  for (const status of TERMINAL_STATUSES) applied.inc({ status }, 0);
+  for (const outcome of ['ok', 'error']) runs.inc({ outcome }, 0);
+  return { lag, lastRun, applied, runs };
 }
 
 const BREAKER_STATES = ['closed', 'open', 'half_open'];

@@ -1,6 +1,6 @@
 'use strict';
 
-/** Entry point: config -> listen -> database -> migrations -> seed -> queues -> workers -> workload -> ready. */
+/** Entry point: config -> listen -> database -> migrations -> seed -> queues -> workers -> daily stats -> workload -> ready. */
 
 const IORedis = require('ioredis');
 const { loadConfig, ConfigError } = require('./config');
@@ -12,6 +12,7 @@ const { createQueues, closeQueues } = require('./queues');
 const { TaskService } = require('./task-service');
 const { createTaskProcessor, WorkerPool } = require('./worker');
 const { ProviderBreakers } = require('./breakers');
+const { DailyStatsAggregator } = require('./daily-stats');
 const { Workload } = require('./workload');
 const { Faults } = require('./faults');
 const { createMetrics } = require('./metrics');
@@ -103,6 +104,7 @@ async function main() {
     const workers = ctx.workers ? await ctx.workers.close(WORKER_GRACE_MS) : { timedOut: false };
     ctx.breakers?.shutdown();
     const settle = (promise) => withTimeout(promise, CLOSE_STEP_MS, 'close timed out').catch(() => {});
+    if (ctx.dailyStats) await settle(ctx.dailyStats.stop());
     if (ctx.queues) await settle(closeQueues(ctx.queues));
     redis.disconnect();
     await settle(knex.destroy());
@@ -149,6 +151,7 @@ async function main() {
       }),
     });
     await withTimeout(ctx.workers.waitUntilReady(), REDIS_WAIT_MS, `redis not reachable after ${REDIS_WAIT_MS} ms`);
+    ctx.dailyStats = new DailyStatsAggregator({ knex, metrics: ctx.metrics.dailyStats }).start();
 
     ctx.workload = new Workload({
       baseUrl: selfUrl(config.host, config.port),

@@ -48,6 +48,16 @@ function adminRouter(ctx) {
     res.json({ workers_paused: false });
   });
 
+  // An operator's recount, or the stats-lag drill: every tasks_daily_stats aggregator stops
+  // folding tasks in (the flag is on the shared cursor row) until resume.
+  for (const action of ['pause', 'resume']) {
+    router.post(`/daily-stats/${action}`, ...pre, async (req, res) => {
+      await ctx.dailyStats.setPaused(action === 'pause');
+      log.info(`daily stats ${action}d`);
+      res.json({ daily_stats_paused: await ctx.dailyStats.isPaused() });
+    });
+  }
+
   for (const action of ['pause', 'resume']) {
     router.post(`/queues/:name/${action}`, ...pre, async (req, res) => {
       const queue = ctx.queues.get(req.params.name);
