@@ -12,9 +12,10 @@ const UNMATCHED_ROUTE = 'unmatched';
 /**
  * The platform's Prometheus registry: default process metrics, the V8 heap limit, the HTTP
  * latency histogram, the BE-DB-005 pool gauges (read from tarn at scrape time), the
- * BE-ASYNC-003 circuit breaker families of each provider (fed by src/breakers.js) and the rate
- * limiters' counters (zero-filled for every limiter, so no series appears only on a refusal)
- * and the BE-DB-004 daily-stats aggregator's freshness.
+ * BE-ASYNC-003 circuit breaker families of each provider (fed by src/breakers.js), the rate
+ * limiters' counters (zero-filled for every limiter, so no series appears only on a refusal),
+ * the BE-CACHE feature config cache's families (src/config-cache.js) and the BE-DB-004
+ * daily-stats aggregator's freshness.
  */
 function createMetrics({ getPool, poolName = 'platform', poolMax, providers = [] }) {
   const registry = new client.Registry();
@@ -76,6 +77,8 @@ function createMetrics({ getPool, poolName = 'platform', poolMax, providers = []
     rateLimitErrors.inc({ limiter }, 0);
   }
 
+  const configCache = createConfigCacheMetrics(registry);
+
   /** Observes every request; the route label comes from tagRoute, so raw URLs never become labels. */
   function httpMiddleware(req, res, next) {
     const end = httpDuration.startTimer();
@@ -95,7 +98,15 @@ function createMetrics({ getPool, poolName = 'platform', poolMax, providers = []
   }
 
   const dailyStats = createDailyStatsMetrics(registry);
-  return { registry, httpMiddleware, breakers, rateLimitRequests, rateLimitErrors, dailyStats };
+  return {
+    registry,
+    httpMiddleware,
+    breakers,
+    rateLimitRequests,
+    rateLimitErrors,
+    configCache,
+    dailyStats,
+  };
 }
 
 /** BE-DB-004: the tasks_daily_stats aggregator (src/daily-stats.js), zero-filled. */
@@ -128,6 +139,45 @@ function createDailyStatsMetrics(registry) {
   for (const status of TERMINAL_STATUSES) applied.inc({ status }, 0);
   for (const outcome of ['ok', 'error']) runs.inc({ outcome }, 0);
   return { lag, lastRun, applied, runs };
+}
+
+const CONFIG_CACHE_LAYERS = ['local', 'redis'];
+const CONFIG_CACHE_RESULTS = ['hit', 'miss', 'null'];
+// Origin (database) loads of one feature's config; the plan wants the average under 50 ms.
+const CONFIG_CACHE_LOAD_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/** The config cache's families, every layer and result present from the start. */
+function createConfigCacheMetrics(registry) {
+  const lookups = new client.Counter({
+    name: 'config_cache_lookups_total',
+    help: 'Feature config lookups by cache layer (local LRU, then Redis) and result (hit, miss, null: a cached absence).',
+    labelNames: ['layer', 'result'],
+    registers: [registry],
+  });
+  const originDuration = new client.Histogram({
+    name: 'config_cache_origin_load_duration_seconds',
+    help: 'Database loads of one feature config after a miss in both cache layers.',
+    buckets: CONFIG_CACHE_LOAD_BUCKETS,
+    registers: [registry],
+  });
+  const invalidations = new client.Counter({
+    name: 'config_cache_invalidations_total',
+    help: 'config.invalidate messages this process received and applied to its local LRU.',
+    registers: [registry],
+  });
+  // sum across PM2 workers: the number of processes that hear invalidations.
+  const subscribed = new client.Gauge({
+    name: 'config_cache_invalidation_subscribed',
+    help: '1 while this process is subscribed to the config.invalidate channel, else 0.',
+    aggregator: 'sum',
+    registers: [registry],
+  });
+  for (const layer of CONFIG_CACHE_LAYERS) {
+    for (const result of CONFIG_CACHE_RESULTS) lookups.inc({ layer, result }, 0);
+  }
+  invalidations.inc(0);
+  subscribed.set(0);
+  return { lookups, originDuration, invalidations, subscribed };
 }
 
 const BREAKER_STATES = ['closed', 'open', 'half_open'];
