@@ -80,6 +80,8 @@ class AlertName(StrEnum):
     NODE_EVENT_LOOP_LAG_HIGH = "NodeEventLoopLagHigh"
     # The API's rate limiters (SEC-004): one of them refuses a share of its requests.
     RATE_LIMIT_REJECTIONS_HIGH = "RateLimitRejectionsHigh"
+    # The API's feature config cache (BE-CACHE-001..003): lookups fall through to MySQL.
+    CONFIG_CACHE_HIT_RATIO_LOW = "ConfigCacheHitRatioLow"
     QUEUE_BACKLOG_HIGH = "QueueBacklogHigh"
     QUEUE_STALLED = "QueueStalled"
     REDIS_EVICTION_POLICY_UNSAFE = "RedisEvictionPolicyUnsafe"
@@ -193,6 +195,13 @@ class Thresholds(_Strict):
     # (checks/s of that limiter) a few refusals, such as 1 of 2 requests, page nobody.
     rate_limit_rejected_ratio: Ratio = 0.05
     rate_limit_min_request_rate: Positive = 1.0
+    # The API's feature config cache (BE-CACHE-001): under this share of lookups answered by
+    # the local LRU or Redis (the plan's 85 %) the rest load from MySQL; below the lookup rate
+    # (lookups/s of one job) an idle platform's few misses page nobody.
+    config_cache_hit_ratio: Ratio = 0.85
+    config_cache_min_lookup_rate: Positive = 1.0
+    # The plan's average origin (database) load on a miss; a dashboard line, no alert.
+    config_cache_origin_latency_seconds: Positive = 0.05
     queue_backlog_jobs: Annotated[int, Field(ge=1)] = 500  # seed: waiting jobs > 500
     queue_stalled_seconds: Positive = 300.0  # oldest waiting job age while workers exist
     mysql_probe_latency_seconds: Positive = 0.05  # seed: DB probe latency > 50 ms
@@ -335,6 +344,9 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.NODE_EVENT_LOOP_LAG_HIGH: policy("warning", "platform", "5m"),
         # A limiter doing its job, seen by the API's team: the clients it refuses notice.
         AlertName.RATE_LIMIT_REJECTIONS_HIGH: policy("warning", "platform", "30s"),
+        # The database carries the config reads: slower, not yet down. A minute, because one
+        # flush or a deploy refills within seconds.
+        AlertName.CONFIG_CACHE_HIT_RATIO_LOW: policy("warning", "platform", "1m"),
         AlertName.QUEUE_BACKLOG_HIGH: policy("warning", "ai", "20s"),
         AlertName.QUEUE_STALLED: policy("critical", "ai", "2m"),
         # A configuration mistake that loses jobs only once memory is full: not a 03:00 page.

@@ -52,6 +52,12 @@ class ApiMetric(StrEnum):
     DAILY_STATS_LAST_RUN = "tasks_daily_stats_last_run_timestamp_seconds"
     DAILY_STATS_APPLIED = "tasks_daily_stats_applied_total"
     DAILY_STATS_RUNS = "tasks_daily_stats_runs_total"
+    # The feature config cache (BE-CACHE-001..003): lookups per layer and result, the database
+    # loads after a miss, the config.invalidate messages received and the subscription.
+    CONFIG_CACHE_LOOKUPS = "config_cache_lookups_total"
+    CONFIG_CACHE_ORIGIN_DURATION = "config_cache_origin_load_duration_seconds"
+    CONFIG_CACHE_INVALIDATIONS = "config_cache_invalidations_total"
+    CONFIG_CACHE_SUBSCRIBED = "config_cache_invalidation_subscribed"
 
 
 class ApiLabel(StrEnum):
@@ -66,6 +72,8 @@ class ApiLabel(StrEnum):
     # A rate limiter's check: allowed or rejected; a breaker's call: success, failure, timeout
     # or rejected (the breaker was open); a daily-stats run: ok or error.
     OUTCOME = "outcome"
+    CACHE_LAYER = "layer"  # the config cache layer asked: local (the process's LRU) or redis
+    CACHE_RESULT = "result"  # hit, miss or null (a cached absence)
 
 
 # Values a label must have for the rules' matchers to work.
@@ -73,6 +81,8 @@ LABEL_VALUE_PATTERNS = {
     ApiLabel.STATUS_CODE: r"[1-5][0-9][0-9]",
     ApiLabel.BREAKER_STATE: r"closed|open|half_open",
     ApiLabel.OUTCOME: r"allowed|rejected|success|failure|timeout|ok|error",
+    ApiLabel.CACHE_LAYER: r"local|redis",
+    ApiLabel.CACHE_RESULT: r"hit|miss|null",
 }
 # Labels Prometheus's histograms and summaries carry themselves.
 BUCKET_LABELS = frozenset({"le", "quantile"})
@@ -112,6 +122,7 @@ BREAKER_FEATURE = "circuit breakers around the provider calls"
 RATE_LIMIT_FEATURE = "rate limiters in front of the API"
 DAILY_STATS_FEATURE = "an incremental tasks_daily_stats aggregator"
 _DAILY_STATS = (AlertName.DAILY_STATS_LAG_HIGH,)
+CONFIG_CACHE_FEATURE = "a feature config cache (local LRU and Redis)"
 
 CONTRACT: tuple[MetricSpec, ...] = (
     MetricSpec(
@@ -233,6 +244,36 @@ CONTRACT: tuple[MetricSpec, ...] = (
         (),
         ("business",),
         DAILY_STATS_FEATURE,
+        ApiMetric.CONFIG_CACHE_LOOKUPS,
+        MetricType.COUNTER,
+        (ApiLabel.CACHE_LAYER, ApiLabel.CACHE_RESULT),
+        (AlertName.CONFIG_CACHE_HIT_RATIO_LOW,),
+        ("api",),
+        CONFIG_CACHE_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.CONFIG_CACHE_ORIGIN_DURATION,
+        MetricType.HISTOGRAM,
+        (),
+        (),
+        ("api",),
+        CONFIG_CACHE_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.CONFIG_CACHE_INVALIDATIONS,
+        MetricType.COUNTER,
+        (),
+        (),
+        ("api",),
+        CONFIG_CACHE_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.CONFIG_CACHE_SUBSCRIBED,
+        MetricType.GAUGE,
+        (),
+        (),
+        ("api",),
+        CONFIG_CACHE_FEATURE,
     ),
 )
 

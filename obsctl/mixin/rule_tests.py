@@ -34,6 +34,9 @@ from obsctl.mixin.promql import duration, equality_labels
 from obsctl.mixin.rules import (
     ALERT_PATH_WINDOW,
     CACHE_WINDOW,
+    CONFIG_CACHE_HIT_RATIO,
+    CONFIG_CACHE_LOOKUPS,
+    CONFIG_CACHE_WINDOW,
     CPU_WINDOW,
     DAILY_STATS_FRESHNESS,
     DELIVERY_WINDOW,
@@ -1141,6 +1144,47 @@ class _Cases:
             breaker("beta", once) + breaker("alpha", closed), name, [],
         )  # fmt: skip
 
+    def config_cache_cases(self) -> None:
+        t = self.t
+        name = AlertName.CONFIG_CACHE_HIT_RATIO_LOW
+        at = _eval_at(parse_duration(CONFIG_CACHE_WINDOW), self.for_(name))
+        busy = max(10.0, 4 * t.config_cache_min_lookup_rate)
+
+        def lookups(rate: float, hit_ratio: float, null_share: float = 0.0) -> list[Series]:
+            """`rate` lookups/s, of which 1 - hit_ratio miss both layers and load from MySQL."""
+            origin = rate * (1 - hit_ratio)
+            local = {"hit": rate * (hit_ratio - null_share), "null": rate * null_share}
+            per_layer = {
+                "local": {**local, "miss": origin},
+                "redis": {"hit": 0.0, "null": 0.0, "miss": origin},
+            }
+            return [
+                _counter(ApiMetric.CONFIG_CACHE_LOOKUPS, {**self.api, "layer": layer,
+                         "result": result}, per_second, at)
+                for layer, results in per_layer.items()
+                for result, per_second in results.items()
+            ]  # fmt: skip
+
+        low = _low_ratio(t.config_cache_hit_ratio)
+        job = self.api_job
+        self.add(
+            f"ConfigCacheHitRatioLow fires when {low:g} of {busy:g} lookups/s hit a cache", at,
+            lookups(busy, low), name,
+            [self.expect(self.rule(name), job, low)],
+            [(CONFIG_CACHE_HIT_RATIO, job, low), (CONFIG_CACHE_LOOKUPS, job, busy)],
+        )  # fmt: skip
+        # Null-cache answers are hits: a platform asked mostly for missing features is fine.
+        high = round((1 + t.config_cache_hit_ratio) / 2, 6)
+        self.add(
+            "ConfigCacheHitRatioLow is quiet above the ratio, null-cache answers counted as hits",
+            at, lookups(busy, high, null_share=high / 2), name, [],
+        )  # fmt: skip
+        # The lookup-rate guard: an idle platform whose few lookups all miss pages nobody.
+        self.add(
+            "ConfigCacheHitRatioLow is quiet below the lookup rate", at,
+            lookups(t.config_cache_min_lookup_rate / 2, 0.0), name, [],
+        )  # fmt: skip
+
     def rate_limit_cases(self) -> None:
         t = self.t
         name = AlertName.RATE_LIMIT_REJECTIONS_HIGH
@@ -1320,6 +1364,7 @@ def build(config: MixinConfig) -> dict[str, dict[str, Any]]:
     cases.api_recordings()
     cases.node_cases()
     cases.rate_limit_cases()
+    cases.config_cache_cases()
     cases.queue_cases()
     cases.dependency_cases()
     cases.business_cases()

@@ -92,6 +92,13 @@ RATE_LIMIT_REJECTED = f"job_limiter:rate_limit_rejections:ratio_rate{RATE_LIMIT_
 # since that run, so an aggregator that stopped running (stuck, paused, failing) shows its lag
 # growing instead of its last good reading.
 DAILY_STATS_FRESHNESS = "job:tasks_daily_stats_lag:seconds"
+# The API's feature config cache (BE-CACHE-001..003), per job over the fast alerts' minute: a
+# lookup is a hit unless both layers (local LRU, then Redis) missed and it loaded from the
+# database; a null-cache answer is a hit. One flush or a deploy refills in seconds and stays
+# under a minute's share; a storm that keeps missing does not.
+CONFIG_CACHE_WINDOW = "1m"
+CONFIG_CACHE_LOOKUPS = f"job:config_cache_lookups:rate{CONFIG_CACHE_WINDOW}"
+CONFIG_CACHE_HIT_RATIO = f"job:config_cache_hits:ratio_rate{CONFIG_CACHE_WINDOW}"
 
 
 @dataclass(frozen=True)
@@ -428,6 +435,41 @@ def _rate_limit_alerts(config: MixinConfig) -> list[Alert]:
             f" {percent(t.rate_limit_rejected_ratio)}, at more than"
             f" {number(t.rate_limit_min_request_rate)} requests/s): one client floods the API, or"
             " the limit is too low for the traffic and real users are refused.",
+            "api",
+        ),
+    ]
+
+
+def _config_cache_recordings(config: MixinConfig) -> list[Recording]:
+    api = config.selectors.api
+    lookups = series(ApiMetric.CONFIG_CACHE_LOOKUPS, api, 'layer="local"')
+    origin = series(ApiMetric.CONFIG_CACHE_LOOKUPS, api, 'layer="redis", result="miss"')
+    window = CONFIG_CACHE_WINDOW
+    by = "sum by (job)"
+    return [
+        Recording(CONFIG_CACHE_LOOKUPS, f"{by} (rate({lookups}[{window}]))"),
+        Recording(
+            CONFIG_CACHE_HIT_RATIO,
+            f"1 - {by} (rate({origin}[{window}])) / {by} (rate({lookups}[{window}]))",
+        ),
+    ]
+
+
+def _config_cache_alerts(config: MixinConfig) -> list[Alert]:
+    """The feature config cache sends too many lookups to the database, at a real lookup rate."""
+    t = config.thresholds
+    return [
+        Alert(
+            AlertName.CONFIG_CACHE_HIT_RATIO_LOW,
+            f"{CONFIG_CACHE_HIT_RATIO} < {number(t.config_cache_hit_ratio)}"
+            f" and on (job) {CONFIG_CACHE_LOOKUPS} > {number(t.config_cache_min_lookup_rate)}",
+            "The feature config cache misses to the database",
+            f"Only {PCT} of the feature config lookups of {{{{ $labels.job }}}} were answered by"
+            f" the local LRU or Redis over the last {CONFIG_CACHE_WINDOW} (threshold"
+            f" {percent(t.config_cache_hit_ratio)}, at more than"
+            f" {number(t.config_cache_min_lookup_rate)} lookups/s): the rest loaded"
+            " feature_definitions and provider_configs from MySQL, whose load and the API's"
+            " latency grow with it.",
             "api",
         ),
     ]
@@ -889,9 +931,11 @@ def groups(config: MixinConfig) -> list[Group]:
         Group("obsctl.node.recording", _node_recordings(config)),
         Group("obsctl.ratelimit.recording", _rate_limit_recordings(config)),
         Group("obsctl.dailystats.recording", _daily_stats_recordings(config)),
+        Group("obsctl.configcache.recording", _config_cache_recordings(config)),
         Group("obsctl.api.alerts", _api_alerts(config)),
         Group("obsctl.node.alerts", _node_alerts(config)),
         Group("obsctl.ratelimit.alerts", _rate_limit_alerts(config)),
+        Group("obsctl.configcache.alerts", _config_cache_alerts(config)),
         Group("obsctl.queues.alerts", _queue_alerts(config)),
         Group("obsctl.dependencies.alerts", _dependency_alerts(config)),
         Group("obsctl.business.alerts", _business_alerts(config)),
