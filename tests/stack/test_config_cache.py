@@ -28,7 +28,8 @@ const IORedis = require('ioredis');
 const { createMetrics } = require('./src/metrics');
 const { ConfigCache } = require('./src/config-cache');
 const url = process.argv[1];
-const db = { matting: { feature: { key: 'matting', cost: 1 }, routes: [{ provider: 'a', weight: 1 }] } };
+const db = {
+  matting: { feature: { key: 'matting', cost: 1 }, routes: [{ provider: 'a', weight: 1 }] } };
 const loads = [];
 const load = async (f) => { loads.push(f); await new Promise((r) => setTimeout(r, 20));
   return db[f] ? JSON.parse(JSON.stringify(db[f])) : null; };
@@ -50,7 +51,10 @@ async function proc() {
     .find((m) => m.name === name).values;
   return { redis, cache, metrics, lookups, sample };
 }
-const done = (out) => { console.log(JSON.stringify(out)); connections.forEach((c) => c.disconnect()); };
+const done = (out) => {
+  console.log(JSON.stringify(out));
+  connections.forEach((c) => c.disconnect());
+};
 """
 
 
@@ -188,7 +192,9 @@ def test_with_redis_stopped_lookups_load_from_the_database(
 ) -> None:
     redis = redis_server()
     node = shutil.which("node") or "node"
-    script = PRELUDE + """
+    script = (
+        PRELUDE
+        + """
       (async () => {
         const a = await proc();
         process.stdout.write('ready\\n');
@@ -199,6 +205,7 @@ def test_with_redis_stopped_lookups_load_from_the_database(
           lookups: await a.lookups() });
       })();
     """
+    )
     proc = subprocess.Popen(
         [node, "-e", script, redis.url()], cwd=DEMO, text=True,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -119,7 +119,8 @@ def test_weighted_provider_choice_follows_the_weights() -> None:
     picks = node_json("""
       const { Catalog } = require('./src/catalog');
       const configs = { matting: { feature: { key: 'matting' }, routes: [
-        { provider: 'a', weight: 1 }, { provider: 'b', weight: 3 }, { provider: 'gone', weight: 9 }] } };
+        { provider: 'a', weight: 1 }, { provider: 'b', weight: 3 },
+        { provider: 'gone', weight: 9 }] } };
       const cache = { get: async (key) => configs[key] || null };
       const catalog = new Catalog(null, new Map([['a', 'u'], ['b', 'u']]), { cache });
       (async () => console.log(JSON.stringify(await Promise.all(
