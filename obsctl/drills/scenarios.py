@@ -149,6 +149,12 @@ SCENARIOS: dict[str, Scenario] = {
             expect=[(AlertName.DAILY_STATS_LAG_HIGH, {})],
         ),
         Scenario(
+            name="cache-miss-storm",
+            summary="flush the platform's cfg:* config keys and its local LRU, and keep both"
+            " missing (PUT /admin/config-cache storm): every config lookup loads from MySQL",
+            expect=[(AlertName.CONFIG_CACHE_HIT_RATIO_LOW, {})],
+        ),
+        Scenario(
             name="alert-path-down",
             summary="stop Alertmanager (variant hang: freeze it with SIGSTOP)",
             expect=[],

@@ -323,3 +323,33 @@ def test_feature_config_is_cached_null_cached_and_invalidated_within_200_ms(
             elapsed = time.monotonic() - started
     assert created.status_code == 201, created.text
     assert elapsed < 0.2, f"the re-enabled feature took {elapsed * 1000:.0f} ms to be seen"
+
+
+def test_the_cache_miss_storm_fault_keeps_missing_and_its_restore_refills(
+    stack: RunningStack,
+) -> None:
+    """The cache-miss-storm drill's local fault and restore on the stack's platform."""
+    from obsctl.drills.local import StackTarget
+    from obsctl.drills.scenarios import SCENARIOS
+
+    r = redis.Redis.from_url(stack.env["OBSCTL_REDIS_URL"])
+    api = f"{stack.env['DEMO_APP_URL']}/api/tasks"
+    task = {"user_id": 7, "feature": "outfit"}
+    target = StackTarget.open(stack.root)
+    inject, restore = target.fault(SCENARIOS["cache-miss-storm"], None, "test")
+    try:
+        inject()
+        before = _cache_lookups(stack)
+        for _ in range(3):
+            assert httpx.post(api, json=task, timeout=5).status_code == 201
+        during = _cache_lookups(stack)
+        assert not list(r.scan_iter("cfg:*"))  # flushed, and nothing is written back
+        assert during["redis/miss"] - before["redis/miss"] >= 6  # two lookups per creation
+        assert during["local/hit"] == before["local/hit"]
+    finally:
+        restore()
+    assert httpx.post(api, json=task, timeout=5).status_code == 201
+    assert r.exists("cfg:outfit:v1")
+    after = _cache_lookups(stack)
+    assert httpx.post(api, json=task, timeout=5).status_code == 201
+    assert _cache_lookups(stack)["local/hit"] > after["local/hit"]
