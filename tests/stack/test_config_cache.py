@@ -220,3 +220,53 @@ def test_with_redis_stopped_lookups_load_from_the_database(
     assert seen["cost"] == 1 and seen["loads"] == 1
     assert seen["ms"] < 1000
     assert seen["lookups"]["redis/miss"] == 1
+
+
+def test_after_a_redis_restart_the_subscriber_is_back_and_the_stale_lru_dropped(
+    redis_server: Callable[..., RedisServer],
+) -> None:
+    redis = redis_server()
+    node = shutil.which("node") or "node"
+    script = (
+        PRELUDE
+        + """
+      const until = async (what, ok) => {
+        const deadline = Date.now() + 10000;
+        while (!(await ok())) {
+          if (Date.now() > deadline) throw new Error(`never: ${what}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      (async () => {
+        const a = await proc();
+        const b = await proc();
+        await b.cache.get('matting');
+        process.stdout.write('ready\\n');
+        await new Promise((r) => process.stdin.once('data', r));
+        const gauge = async () => (await b.sample('config_cache_invalidation_subscribed'))[0].value;
+        await until('b resubscribed', async () => (await gauge()) === 1);
+        await until('a reconnected', async () => a.redis.status === 'ready');
+        const loadsBefore = loads.length;
+        await b.cache.get('matting'); // its LRU was dropped: Redis (empty now), then the database
+        const reloaded = loads.length - loadsBefore;
+        db.matting.feature.cost = 3;
+        await a.cache.invalidate(['matting']);
+        await until('b sees cost 3', async () => (await b.cache.get('matting')).feature.cost === 3);
+        done({ reloaded, numsub: await a.redis.pubsub('NUMSUB', 'config.invalidate') });
+      })().catch((err) => { console.error(err); process.exit(1); });
+    """
+    )
+    proc = subprocess.Popen(
+        [node, "-e", script, redis.url()], cwd=DEMO, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout.readline().strip() == "ready"
+    redis.stop()
+    redis.start()
+    out, err = proc.communicate("go\n", timeout=30)
+    assert proc.returncode == 0, err
+    seen = json.loads(out.splitlines()[-1])
+
+    assert seen["reloaded"] == 1
+    assert seen["numsub"] == ["config.invalidate", 2]

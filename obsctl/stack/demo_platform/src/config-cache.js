@@ -126,16 +126,19 @@ class ConfigCache {
       if (channel === CHANNEL) this.onInvalidate(message);
     });
     subscriber.on('ready', () => {
+      if (!connectedBefore) {
+        connectedBefore = true;
+        return;
+      }
       // Messages published while the connection was down are lost: start from Redis again.
-      if (connectedBefore) this.dropLocal();
-      connectedBefore = true;
+      this.dropLocal();
+      // ioredis resubscribes by itself (autoResubscribe); this one confirms it for the gauge.
+      subscriber.subscribe(CHANNEL).then(() => subscribed.set(1), () => {});
     });
     subscriber.on('close', () => subscribed.set(0));
     subscriber.on('error', (err) =>
       log.throttled('config-cache-subscriber', 10000, 'warn', 'config.invalidate subscriber error', { error: describeError(err) }),
     );
-    // ioredis subscribes again by itself after each reconnect (autoResubscribe).
-    subscriber.on('subscribe', () => subscribed.set(1));
     await subscriber.subscribe(CHANNEL);
     subscribed.set(1);
   }
