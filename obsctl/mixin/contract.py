@@ -244,6 +244,8 @@ CONTRACT: tuple[MetricSpec, ...] = (
         (),
         ("business",),
         DAILY_STATS_FEATURE,
+    ),
+    MetricSpec(
         ApiMetric.CONFIG_CACHE_LOOKUPS,
         MetricType.COUNTER,
         (ApiLabel.CACHE_LAYER, ApiLabel.CACHE_RESULT),
