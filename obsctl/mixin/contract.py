@@ -233,7 +233,7 @@ CONTRACT: tuple[MetricSpec, ...] = (
         ApiMetric.DAILY_STATS_APPLIED,
         MetricType.COUNTER,
         (),
-        (),
+        (AlertName.DAILY_STATS_DRIFT,),
         ("business",),
         DAILY_STATS_FEATURE,
     ),

@@ -38,6 +38,8 @@ from obsctl.mixin.rules import (
     CONFIG_CACHE_LOOKUPS,
     CONFIG_CACHE_WINDOW,
     CPU_WINDOW,
+    DAILY_STATS_DRIFT,
+    DAILY_STATS_DRIFT_WINDOW,
     DAILY_STATS_FRESHNESS,
     DELIVERY_WINDOW,
     DISK_WINDOW,
@@ -719,6 +721,41 @@ class _Cases:
              _gauge(ApiMetric.DAILY_STATS_LAST_RUN, fresh, 0, at)], name, [],
         )  # fmt: skip
 
+    def daily_stats_drift_cases(self) -> None:
+        t, step = self.t, SLOW_STEP
+        name = AlertName.DAILY_STATS_DRIFT
+        at = _eval_at(parse_duration(DAILY_STATS_DRIFT_WINDOW), self.for_(name))
+        busy = max(1.0, 4 * t.daily_stats_min_tasks / 3600)  # tasks finished per second
+
+        def counts(finished: float, applied_share: float) -> list[Series]:
+            """The ledger's finishes (a tenth failed) and the summary's share of them."""
+            labels = {**self.exp, **TASK}
+            return [
+                _counter(BusinessMetric.TASK_SUCCEEDED, labels, finished * 0.9, at, step),
+                _counter(BusinessMetric.TASK_FAILED, labels, finished * 0.1, at, step),
+                _counter(ApiMetric.DAILY_STATS_APPLIED, {**self.api, "status": "succeeded"},
+                         finished * applied_share, at, step),
+            ]  # fmt: skip
+
+        drift = _fire_ratio(t.daily_stats_drift_ratio)
+        self.add(
+            f"DailyStatsDrift fires when the summary counts {drift:g} fewer tasks", at,
+            counts(busy, 1 - drift), name, [self.expect(self.rule(name), {}, drift)], slow=True,
+        )  # fmt: skip
+        self.add(
+            "DailyStatsDrift fires when the summary counts tasks twice", at,
+            counts(busy, 2), name, [self.expect(self.rule(name), {}, 1)],
+            [(DAILY_STATS_DRIFT, {}, 1)], slow=True,
+        )  # fmt: skip
+        self.add(
+            "DailyStatsDrift is quiet under the threshold", at,
+            counts(busy, 1 - _low_ratio(t.daily_stats_drift_ratio)), name, [], slow=True,
+        )  # fmt: skip
+        self.add(
+            "DailyStatsDrift is quiet with few finished tasks", at,
+            counts(t.daily_stats_min_tasks / 2 / 3600, 0.5), name, [], slow=True,
+        )  # fmt: skip
+
     # --- the exporter itself, and the Watchdog ---
 
     def meta_cases(self) -> None:
@@ -1369,6 +1406,7 @@ def build(config: MixinConfig) -> dict[str, dict[str, Any]]:
     cases.dependency_cases()
     cases.business_cases()
     cases.daily_stats_cases()
+    cases.daily_stats_drift_cases()
     cases.meta_cases()
     cases.prometheus_cases()
     cases.alertmanager_cases()

@@ -20,6 +20,7 @@ import yaml
 from obsctl.metric_names import (
     AlertmanagerMetric,
     BullMQMetric,
+    BusinessMetric,
     DeadmanMetric,
     MySQLMetric,
     NodeMetric,
@@ -92,6 +93,10 @@ RATE_LIMIT_REJECTED = f"job_limiter:rate_limit_rejections:ratio_rate{RATE_LIMIT_
 # since that run, so an aggregator that stopped running (stuck, paused, failing) shows its lag
 # growing instead of its last good reading.
 DAILY_STATS_FRESHNESS = "job:tasks_daily_stats_lag:seconds"
+# The summary's counts against the exporter's ledger over an hour: the two read the same tasks
+# seconds apart, which an hour makes a fraction of a percent.
+DAILY_STATS_DRIFT_WINDOW = "1h"
+DAILY_STATS_DRIFT = f"tasks_daily_stats:drift:ratio_increase{DAILY_STATS_DRIFT_WINDOW}"
 # The API's feature config cache (BE-CACHE-001..003), per job over the fast alerts' minute: a
 # lookup is a hit unless both layers (local LRU, then Redis) missed and it loaded from the
 # database; a null-cache answer is a hit. One flush or a deploy refills in seconds and stays
@@ -417,8 +422,22 @@ def _daily_stats_freshness(api: str) -> str:
     return f"{lag} + on (job) (time() - {last_run})"
 
 
+def daily_stats_drift(config: MixinConfig) -> tuple[str, str]:
+    """(|summary - ledger| / ledger, ledger): tasks counted over DAILY_STATS_DRIFT_WINDOW."""
+    w = DAILY_STATS_DRIFT_WINDOW
+    applied = f"sum (increase({series(ApiMetric.DAILY_STATS_APPLIED, config.selectors.api)}[{w}]))"
+    ledger = " + ".join(
+        f"sum (increase({series(metric, config.selectors.exporter)}[{w}]))"
+        for metric in (BusinessMetric.TASK_SUCCEEDED, BusinessMetric.TASK_FAILED)
+    )
+    return f"abs({applied} - ({ledger})) / ({ledger})", f"({ledger})"
+
+
 def _daily_stats_recordings(config: MixinConfig) -> list[Recording]:
-    return [Recording(DAILY_STATS_FRESHNESS, _daily_stats_freshness(config.selectors.api))]
+    return [
+        Recording(DAILY_STATS_FRESHNESS, _daily_stats_freshness(config.selectors.api)),
+        Recording(DAILY_STATS_DRIFT, daily_stats_drift(config)[0]),
+    ]
 
 
 def _rate_limit_alerts(config: MixinConfig) -> list[Alert]:
@@ -642,6 +661,7 @@ def _dependency_alerts(config: MixinConfig) -> list[Alert]:
 
 def _business_alerts(config: MixinConfig) -> list[Alert]:
     t = config.thresholds
+    drift, ledger = daily_stats_drift(config)
     return [
         Alert(
             AlertName.TASK_PASS_RATE_LOW,
@@ -668,6 +688,18 @@ def _business_alerts(config: MixinConfig) -> list[Alert]:
             " Nothing is lost: it resumes from its cursor.",
             "business",
             labels={"dependency": "mysql"},
+        ),
+        Alert(
+            AlertName.DAILY_STATS_DRIFT,
+            f"{drift} > {number(t.daily_stats_drift_ratio)}"
+            f" and on () {ledger} > {t.daily_stats_min_tasks}",
+            "The daily task statistics miscount",
+            f"Over the last {DAILY_STATS_DRIFT_WINDOW} the tasks_daily_stats aggregator folded in"
+            f" {PCT} more or fewer tasks than the exporter's ledger counted finishing (threshold"
+            f" {percent(t.daily_stats_drift_ratio)}): it counts tasks twice or skips some, and"
+            " the summary's figures are wrong until they are recounted.",
+            "business",
+            labels=EXPORTER,
         ),
     ]
 

@@ -8,7 +8,7 @@ from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.contract import ApiMetric
 from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, query_variable
 from obsctl.mixin.promql import series
-from obsctl.mixin.rules import DAILY_STATS_FRESHNESS
+from obsctl.mixin.rules import DAILY_STATS_DRIFT, DAILY_STATS_DRIFT_WINDOW, DAILY_STATS_FRESHNESS
 
 KEY = "business"
 
@@ -189,7 +189,7 @@ def _daily_stats(board: Board, config: MixinConfig) -> None:
         "s",
         [Target(DAILY_STATS_FRESHNESS, "{{job}}")],
         line=Line(config.thresholds.daily_stats_lag_seconds),
-        width=12,
+        width=8,
         min_value=0,
     )
     board.timeseries(
@@ -201,6 +201,17 @@ def _daily_stats(board: Board, config: MixinConfig) -> None:
             Target(f"sum (rate({series(ApiMetric.DAILY_STATS_APPLIED, api)}[{RATE}]))", "tasks/s"),
             Target(f"sum (rate({failed_runs}[{RATE}]))", "failed runs/s"),
         ],
-        width=12,
+        width=8,
+        min_value=0,
+    )
+    board.timeseries(
+        "Summary against the exporter's ledger",
+        f"How far the tasks folded in over the last {DAILY_STATS_DRIFT_WINDOW} differ from "
+        "the finished tasks the exporter's ledger counted (double counts or skipped tasks). "
+        "The dashed line is the DailyStatsDrift threshold (the plan's error < 1 %).",
+        "percentunit",
+        [Target(DAILY_STATS_DRIFT, "drift")],
+        line=Line(config.thresholds.daily_stats_drift_ratio),
+        width=8,
         min_value=0,
     )
