@@ -82,6 +82,14 @@ class Repository {
       .update({ provider, vendor_task_id: vendorTaskId, updated_at: this.knex.fn.now(3) });
   }
 
+  /** Forgets a failed attempt's vendor task, so the job's next attempt submits a new one. */
+  async clearVendorTask(id) {
+    await this.knex('tasks')
+      .where('id', id)
+      .whereNotIn('status', TERMINAL_STATUSES)
+      .update({ vendor_task_id: null, updated_at: this.knex.fn.now(3) });
+  }
+
   /** Moves a task to succeeded/failed once; counts it in tasks_daily_stats in the same transaction. */
   async finishTask(id, status, errorCode = null) {
     if (!TERMINAL_STATUSES.includes(status)) throw new Error(`not a terminal status: ${status}`);

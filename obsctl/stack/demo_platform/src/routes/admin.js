@@ -109,6 +109,13 @@ function adminRouter(ctx) {
     res.json({ provider: req.params.name, state: 'closed' });
   });
 
+  // BE-ASYNC-001: the jobs whose every attempt failed, oldest first (?limit=, at most 1000).
+  router.get('/dead-letters', ...pre, async (req, res) => {
+    if (!ctx.deadLetters) throw new ApiError(503, { error: 'not_ready' });
+    const limit = number(req.query.limit === undefined ? 100 : Number(req.query.limit), 'limit', { min: 1, max: 1000, integer: true });
+    res.json(await withTimeout(ctx.deadLetters.list(limit), REDIS_TIMEOUT_MS, 'redis timed out'));
+  });
+
   router.get('/state', ...pre, async (req, res) => {
     const [queues, providers] = await Promise.all([queueStates(ctx.queues), providerStates(ctx.providerUrls)]);
     res.json({
