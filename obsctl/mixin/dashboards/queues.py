@@ -81,7 +81,8 @@ def build(config: MixinConfig) -> Board:
         "obsctl / Queues",
         "BullMQ queues (one per feature), read from Redis by the obsctl exporter.",
         variables=[
-            query_variable("queue", "Queue", series(BullMQMetric.JOBS, exp), "queue"),
+            # The work queues: the dead-letter queue has its own panel and no feature's tasks.
+            query_variable("queue", "Queue", series(BullMQMetric.JOBS, exp, WORK), "queue"),
         ],
     )
     board.link_to("overview", "Overview")
