@@ -272,6 +272,18 @@ def test_a_task_failing_every_attempt_is_retried_with_back_off_then_dead_lettere
     depth = 'bullmq_queue_jobs{prefix="bull",queue="dead-letter",state="paused"'
     wait_for("the exporter to count the dead letter",
              lambda: _metric(exporter, depth) >= 1, timeout=60)  # fmt: skip
+
+    # beta is healthy again: the replay puts the failed task back to work, where it succeeds.
+    with _admin(stack) as admin:
+        answer = admin.post("/admin/dead-letters/replay", json={"limit": 1000})
+        assert answer.status_code == 200, answer.text
+        replayed = answer.json()["replayed"]
+        assert {"id": entry["id"], "queue": "matting", "task_id": task["id"]} in replayed
+        left = admin.get("/admin/dead-letters", params={"limit": 1000}).json()["jobs"]
+        assert all(j["task_id"] != task["id"] for j in left)
+        assert admin.post("/admin/dead-letters/replay", json={"limit": 0}).status_code == 400
+    succeeded = f"SELECT status = 'succeeded' FROM tasks WHERE id = {task['id']}"
+    wait_for("the replayed task to succeed", lambda: _scalar(stack, succeeded) == 1, timeout=60)
     client.close()
 
 

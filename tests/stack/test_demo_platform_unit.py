@@ -380,3 +380,30 @@ def test_retry_and_dead_letter_series_exist_before_any_failure() -> None:
     """)
 
     assert seen == [4 * 8, 4 * 8]  # every feature queue x every reason, at 0
+
+
+def test_a_replay_moves_back_only_the_letters_whose_task_it_requeues() -> None:
+    seen = node_json("""
+      const { DeadLetters } = require('./src/dead-letter');
+      const removed = [];
+      const letter = (id, queue, task_id) => ({ id, data: { queue, task_id },
+        remove: async () => removed.push(id) });
+      const all = () => [letter('matting-1', 'matting', 1), letter('outfit-2', 'outfit', 2)];
+      const queue = { getJobs: async (states, start, end) => all().slice(start, end + 1) };
+      const letters = new DeadLetters({ queue, counter: null });
+      (async () => {
+        const asked = [];
+        const answer = await letters.replay(10, async (q, id) => { asked.push([q, id]);
+          return id === 1; });
+        const one = await letters.replay(1, async () => true);
+        console.log(JSON.stringify({ answer, asked, removed, one }));
+      })();
+    """)
+
+    assert seen["asked"] == [["matting", 1], ["outfit", 2]]
+    assert seen["answer"] == {
+        "replayed": [{"id": "matting-1", "queue": "matting", "task_id": 1}],
+        "kept": [{"id": "outfit-2", "queue": "outfit", "task_id": 2}],
+    }
+    assert seen["removed"] == ["matting-1", "matting-1"]  # the second replay took one letter
+    assert seen["one"]["replayed"] == [{"id": "matting-1", "queue": "matting", "task_id": 1}]

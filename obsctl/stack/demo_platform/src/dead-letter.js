@@ -7,7 +7,7 @@ const { log, describeError } = require('./log');
 /**
  * The dead-letter queue (BE-ASYNC-001): where a task job goes once every attempt failed. It has
  * no worker and is kept paused, so its jobs wait for a person: inspected under
- * GET /admin/dead-letters. The exporter sees its jobs as `paused` (its depth), never as a
+ * GET /admin/dead-letters, moved back to work by POST /admin/dead-letters/replay. The exporter sees its jobs as `paused` (its depth), never as a
  * backlog a worker should be taking; the queue rules leave it out by name.
  */
 const DEAD_LETTER_QUEUE = 'dead-letter';
@@ -80,6 +80,28 @@ class DeadLetters {
     ]);
     const depth = Object.values(counts).reduce((sum, n) => sum + n, 0);
     return { queue: DEAD_LETTER_QUEUE, depth, jobs: jobs.map((j) => ({ id: j.id, ...j.data })) };
+  }
+
+  /**
+   * Moves up to `limit` dead letters back to work, oldest first: `requeue(queue, taskId)` puts
+   * the task back in its queue and answers whether it did; a letter it refuses (its task is no
+   * longer failed, its queue unknown) stays, so nothing is dropped unseen.
+   */
+  async replay(limit, requeue) {
+    const jobs = await this.queue.getJobs(['paused', 'wait', 'waiting'], 0, limit - 1, true);
+    const replayed = [];
+    const kept = [];
+    for (const job of jobs) {
+      const { queue, task_id: taskId } = job.data;
+      if (await requeue(queue, taskId)) {
+        await job.remove();
+        replayed.push({ id: job.id, queue, task_id: taskId });
+      } else {
+        kept.push({ id: job.id, queue, task_id: taskId });
+      }
+    }
+    log.info('dead letters replayed', { replayed: replayed.length, kept: kept.length });
+    return { replayed, kept };
   }
 
   close() {
