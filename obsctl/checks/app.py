@@ -60,6 +60,22 @@ _HOW: Mapping[ApiMetric, str] = {
         "count the limiter checks whose store failed, e.g. in rate-limiter-flexible's"
         " insuranceLimiter (the demo's CountingInsurance in src/rate-limit.js)"
     ),
+    ApiMetric.CONFIG_CACHE_LOOKUPS: (
+        "count each feature config lookup once per layer asked (local LRU, then Redis) as hit,"
+        " miss or null (a cached absence), zero-filled (the demo's src/config-cache.js)"
+    ),
+    ApiMetric.CONFIG_CACHE_ORIGIN_DURATION: (
+        "time each database load after a miss in both layers in a prom-client Histogram"
+        " (the demo's src/config-cache.js)"
+    ),
+    ApiMetric.CONFIG_CACHE_INVALIDATIONS: (
+        "count each config.invalidate message the process's subscriber receives"
+        " (the demo's src/config-cache.js)"
+    ),
+    ApiMetric.CONFIG_CACHE_SUBSCRIBED: (
+        "set a Gauge to 1 while the process is subscribed to config.invalidate, 0 when its"
+        " subscriber connection closes (the demo's src/config-cache.js)"
+    ),
     **dict.fromkeys(
         (ApiMetric.JOB_RETRIES, ApiMetric.JOBS_DEAD_LETTERED),
         "give the task jobs attempts and a back-off, count each attempt BullMQ will run again and"
@@ -111,6 +127,8 @@ _LABEL_FIX: Mapping[ApiLabel, str] = {
         "label each retry and dead letter with a bounded reason (the task's error code, or"
         " internal), never the error message"
     ),
+    ApiLabel.CACHE_LAYER: "label each config cache lookup with the layer asked: local or redis",
+    ApiLabel.CACHE_RESULT: "label each config cache lookup hit, miss or null (a cached absence)",
 }
 
 

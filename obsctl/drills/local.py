@@ -275,6 +275,24 @@ def _flood(requests_per_second: float) -> Action:
     return act
 
 
+def _daily_stats(action: str) -> Action:
+    """Pause or resume the demo platform's tasks_daily_stats aggregator."""
+
+    def act(target: StackTarget) -> None:
+        target.admin("POST", f"/admin/daily-stats/{action}")
+
+    return act
+
+
+def _config_cache_storm(on: bool) -> Action:
+    """The demo platform's config cache miss storm (PUT /admin/config-cache); off refills it."""
+
+    def act(target: StackTarget) -> None:
+        target.admin("PUT", "/admin/config-cache", {"storm": on})
+
+    return act
+
+
 def _server_down(server: str) -> LocalFault:
     """Stop a server; the `hang` variant freezes it with SIGSTOP instead."""
     back = _bring_back(server)
@@ -295,5 +313,7 @@ LOCAL_FAULTS: dict[str, LocalFault] = {
     "dead-letter": LocalFault(_provider_mode("task_failure"), _provider_mode("ok")),
     "cos-down": LocalFault(_stop("s3"), _bring_back("s3")),
     "rate-limit-storm": LocalFault(_flood(STORM_REQUESTS_PER_SECOND), _flood(0)),
+    "stats-lag": LocalFault(_daily_stats("pause"), _daily_stats("resume")),
+    "cache-miss-storm": LocalFault(_config_cache_storm(True), _config_cache_storm(False)),
     "alert-path-down": _server_down("alertmanager"),
 }

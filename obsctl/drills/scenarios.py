@@ -150,6 +150,18 @@ SCENARIOS: dict[str, Scenario] = {
             expect=[(AlertName.RATE_LIMIT_REJECTIONS_HIGH, {"limiter": STORM_LIMITER})],
         ),
         Scenario(
+            name="stats-lag",
+            summary="pause the platform's tasks_daily_stats aggregator while tasks keep"
+            " finishing (POST /admin/daily-stats/pause)",
+            expect=[(AlertName.DAILY_STATS_LAG_HIGH, {})],
+        ),
+        Scenario(
+            name="cache-miss-storm",
+            summary="flush the platform's cfg:* config keys and its local LRU, and keep both"
+            " missing (PUT /admin/config-cache storm): every config lookup loads from MySQL",
+            expect=[(AlertName.CONFIG_CACHE_HIT_RATIO_LOW, {})],
+        ),
+        Scenario(
             name="alert-path-down",
             summary="stop Alertmanager (variant hang: freeze it with SIGSTOP)",
             expect=[],

@@ -52,6 +52,7 @@ DEPENDENT_ON_A_DEPENDENCY = (
     AlertName.DB_POOL_SATURATED,
     AlertName.MYSQL_THREADS_RUNNING_HIGH,
     AlertName.MYSQL_SLOW_QUERIES,
+    AlertName.DAILY_STATS_LAG_HIGH,  # the aggregator reads and writes MySQL
 )
 # Alertmanager's integration that posts to the relay (and the dead man's switch).
 RELAY_INTEGRATION = "webhook"

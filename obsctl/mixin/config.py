@@ -80,6 +80,8 @@ class AlertName(StrEnum):
     NODE_EVENT_LOOP_LAG_HIGH = "NodeEventLoopLagHigh"
     # The API's rate limiters (SEC-004): one of them refuses a share of its requests.
     RATE_LIMIT_REJECTIONS_HIGH = "RateLimitRejectionsHigh"
+    # The API's feature config cache (BE-CACHE-001..003): lookups fall through to MySQL.
+    CONFIG_CACHE_HIT_RATIO_LOW = "ConfigCacheHitRatioLow"
     QUEUE_BACKLOG_HIGH = "QueueBacklogHigh"
     QUEUE_STALLED = "QueueStalled"
     # Task jobs whose every attempt failed keep landing in the dead-letter queue (BE-ASYNC-001).
@@ -95,6 +97,8 @@ class AlertName(StrEnum):
     MYSQL_THREADS_RUNNING_HIGH = "MySQLThreadsRunningHigh"
     MYSQL_SLOW_QUERIES = "MySQLSlowQueries"
     TASK_PASS_RATE_LOW = "TaskPassRateLow"
+    # The platform's tasks_daily_stats summary (BE-DB-004) falls behind the tasks it counts.
+    DAILY_STATS_LAG_HIGH = "DailyStatsLagHigh"
     EXPORTER_DOWN = "ExporterDown"
     EXPORTER_NO_LEADER = "ExporterNoLeader"
     EXPORTER_TOO_MANY_LEADERS = "ExporterTooManyLeaders"
@@ -193,6 +197,13 @@ class Thresholds(_Strict):
     # (checks/s of that limiter) a few refusals, such as 1 of 2 requests, page nobody.
     rate_limit_rejected_ratio: Ratio = 0.05
     rate_limit_min_request_rate: Positive = 1.0
+    # The API's feature config cache (BE-CACHE-001): under this share of lookups answered by
+    # the local LRU or Redis (the plan's 85 %) the rest load from MySQL; below the lookup rate
+    # (lookups/s of one job) an idle platform's few misses page nobody.
+    config_cache_hit_ratio: Ratio = 0.85
+    config_cache_min_lookup_rate: Positive = 1.0
+    # The plan's average origin (database) load on a miss; a dashboard line, no alert.
+    config_cache_origin_latency_seconds: Positive = 0.05
     queue_backlog_jobs: Annotated[int, Field(ge=1)] = 500  # seed: waiting jobs > 500
     queue_stalled_seconds: Positive = 300.0  # oldest waiting job age while workers exist
     # Task jobs of one queue dead-lettered (every attempt failed) within 2 minutes: above a
@@ -204,6 +215,8 @@ class Thresholds(_Strict):
     # Statements executing at once; past a few per core MySQL queues them on CPU and locks.
     mysql_threads_running: Annotated[int, Field(ge=1)] = 16
     mysql_slow_queries_per_second: Positive = 0.1  # statements over long_query_time
+    # BE-DB-004's aggregationLagSec: the oldest finished task not yet in tasks_daily_stats.
+    daily_stats_lag_seconds: Positive = 60.0
     cache_hit_ratio: Ratio = 0.85  # seed: cache hit ratio < 85 % (dashboards; pages nobody yet)
     cache_min_lookup_rate: Positive = 1.0  # lookups/s below which a hit ratio is noise
     task_pass_rate: Ratio = 0.9  # succeeded / (succeeded + failed) per feature or provider
@@ -337,6 +350,9 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.NODE_EVENT_LOOP_LAG_HIGH: policy("warning", "platform", "5m"),
         # A limiter doing its job, seen by the API's team: the clients it refuses notice.
         AlertName.RATE_LIMIT_REJECTIONS_HIGH: policy("warning", "platform", "30s"),
+        # The database carries the config reads: slower, not yet down. A minute, because one
+        # flush or a deploy refills within seconds.
+        AlertName.CONFIG_CACHE_HIT_RATIO_LOW: policy("warning", "platform", "1m"),
         AlertName.QUEUE_BACKLOG_HIGH: policy("warning", "ai", "20s"),
         AlertName.QUEUE_STALLED: policy("critical", "ai", "2m"),
         # Tasks failed for good after their retries, users see them fail: a warning, for the
@@ -358,6 +374,8 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.MYSQL_THREADS_RUNNING_HIGH: policy("warning", "sre", "5m"),
         AlertName.MYSQL_SLOW_QUERIES: policy("warning", "sre", "10m"),
         AlertName.TASK_PASS_RATE_LOW: policy("warning", "ai", "10m"),
+        # Dashboards and the stats API show old figures; nothing is lost (the cursor resumes).
+        AlertName.DAILY_STATS_LAG_HIGH: policy("warning", "platform", "30s"),
         AlertName.EXPORTER_DOWN: policy("critical", "sre", "2m"),
         # Longer than a fail-over (one lease, 30 s by default, plus a scrape).
         AlertName.EXPORTER_NO_LEADER: policy("critical", "sre", "1m"),

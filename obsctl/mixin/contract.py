@@ -50,6 +50,17 @@ class ApiMetric(StrEnum):
     # The task jobs' retries and the jobs whose last attempt failed (BE-ASYNC-001).
     JOB_RETRIES = "bullmq_job_retries_total"
     JOBS_DEAD_LETTERED = "bullmq_jobs_dead_lettered_total"
+    # The tasks_daily_stats aggregator (BE-DB-004): its lag at the last run, when that was.
+    DAILY_STATS_LAG = "tasks_daily_stats_lag_seconds"
+    DAILY_STATS_LAST_RUN = "tasks_daily_stats_last_run_timestamp_seconds"
+    DAILY_STATS_APPLIED = "tasks_daily_stats_applied_total"
+    DAILY_STATS_RUNS = "tasks_daily_stats_runs_total"
+    # The feature config cache (BE-CACHE-001..003): lookups per layer and result, the database
+    # loads after a miss, the config.invalidate messages received and the subscription.
+    CONFIG_CACHE_LOOKUPS = "config_cache_lookups_total"
+    CONFIG_CACHE_ORIGIN_DURATION = "config_cache_origin_load_duration_seconds"
+    CONFIG_CACHE_INVALIDATIONS = "config_cache_invalidations_total"
+    CONFIG_CACHE_SUBSCRIBED = "config_cache_invalidation_subscribed"
 
 
 class ApiLabel(StrEnum):
@@ -62,19 +73,23 @@ class ApiLabel(StrEnum):
     BREAKER_STATE = "state"  # closed, open or half_open; the current one is 1
     LIMITER = "limiter"  # a rate limiter's name from a fixed set, never a client's IP or user
     # A rate limiter's check: allowed or rejected; a breaker's call: success, failure, timeout
-    # or rejected (the breaker was open).
+    # or rejected (the breaker was open); a daily-stats run: ok or error.
     OUTCOME = "outcome"
     # A task job's retries and dead letters: its work queue (the feature) and a bounded reason
     # (the task's error code, e.g. provider_failed, or internal).
     QUEUE = "queue"
     REASON = "reason"
+    CACHE_LAYER = "layer"  # the config cache layer asked: local (the process's LRU) or redis
+    CACHE_RESULT = "result"  # hit, miss or null (a cached absence)
 
 
 # Values a label must have for the rules' matchers to work.
 LABEL_VALUE_PATTERNS = {
     ApiLabel.STATUS_CODE: r"[1-5][0-9][0-9]",
     ApiLabel.BREAKER_STATE: r"closed|open|half_open",
-    ApiLabel.OUTCOME: r"allowed|rejected|success|failure|timeout",
+    ApiLabel.OUTCOME: r"allowed|rejected|success|failure|timeout|ok|error",
+    ApiLabel.CACHE_LAYER: r"local|redis",
+    ApiLabel.CACHE_RESULT: r"hit|miss|null",
 }
 # Labels Prometheus's histograms and summaries carry themselves.
 BUCKET_LABELS = frozenset({"le", "quantile"})
@@ -116,6 +131,9 @@ DEAD_LETTER_FEATURE = "retries and a dead-letter queue for the task jobs"
 # The BullMQ queue the platform keeps its dead letters in: paused and without a worker on
 # purpose, so the work-queue alerts (backlog, stalled) and panels leave it out.
 DEAD_LETTER_QUEUE = "dead-letter"
+DAILY_STATS_FEATURE = "an incremental tasks_daily_stats aggregator"
+_DAILY_STATS = (AlertName.DAILY_STATS_LAG_HIGH,)
+CONFIG_CACHE_FEATURE = "a feature config cache (local LRU and Redis)"
 
 CONTRACT: tuple[MetricSpec, ...] = (
     MetricSpec(
@@ -221,6 +239,70 @@ CONTRACT: tuple[MetricSpec, ...] = (
         (AlertName.DEAD_LETTER_JOBS_GROWING,),
         ("queues",),
         DEAD_LETTER_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.DAILY_STATS_LAG,
+        MetricType.GAUGE,
+        (),
+        _DAILY_STATS,
+        ("business",),
+        DAILY_STATS_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.DAILY_STATS_LAST_RUN,
+        MetricType.GAUGE,
+        (),
+        _DAILY_STATS,
+        ("business",),
+        DAILY_STATS_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.DAILY_STATS_APPLIED,
+        MetricType.COUNTER,
+        (),
+        (),
+        ("business",),
+        DAILY_STATS_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.DAILY_STATS_RUNS,
+        MetricType.COUNTER,
+        (ApiLabel.OUTCOME,),
+        (),
+        ("business",),
+        DAILY_STATS_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.CONFIG_CACHE_LOOKUPS,
+        MetricType.COUNTER,
+        (ApiLabel.CACHE_LAYER, ApiLabel.CACHE_RESULT),
+        (AlertName.CONFIG_CACHE_HIT_RATIO_LOW,),
+        ("api",),
+        CONFIG_CACHE_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.CONFIG_CACHE_ORIGIN_DURATION,
+        MetricType.HISTOGRAM,
+        (),
+        (),
+        ("api",),
+        CONFIG_CACHE_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.CONFIG_CACHE_INVALIDATIONS,
+        MetricType.COUNTER,
+        (),
+        (),
+        ("api",),
+        CONFIG_CACHE_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.CONFIG_CACHE_SUBSCRIBED,
+        MetricType.GAUGE,
+        (),
+        (),
+        ("api",),
+        CONFIG_CACHE_FEATURE,
     ),
 )
 

@@ -34,7 +34,11 @@ from obsctl.mixin.promql import duration, equality_labels
 from obsctl.mixin.rules import (
     ALERT_PATH_WINDOW,
     CACHE_WINDOW,
+    CONFIG_CACHE_HIT_RATIO,
+    CONFIG_CACHE_LOOKUPS,
+    CONFIG_CACHE_WINDOW,
     CPU_WINDOW,
+    DAILY_STATS_FRESHNESS,
     DEAD_LETTERED,
     DELIVERY_WINDOW,
     DISK_WINDOW,
@@ -725,6 +729,43 @@ class _Cases:
         self.add("TaskPassRateLow is quiet with few finished tasks", at,
                  tasks(t.task_min_finished_rate / 2, 0.1), name, [])  # fmt: skip
 
+    def daily_stats_cases(self) -> None:
+        t = self.t
+        name = AlertName.DAILY_STATS_LAG_HIGH
+        at = _eval_at(self.for_(name), t.daily_stats_lag_seconds)
+        steps = _steps(at) + 1
+        lag = 3.0  # a healthy run: the settle time and a few tasks finished since
+
+        def last_run(stopped_at: float | None) -> str:
+            """Runs every step (the sample is the time of the run) until stopped_at."""
+            times = [index * STEP for index in range(steps)]
+            return _runs([min(now, stopped_at) if stopped_at is not None else now
+                          for now in times])  # fmt: skip
+
+        def aggregator(labels: Mapping[str, str], stopped_at: float | None) -> list[Series]:
+            return [
+                _gauge(ApiMetric.DAILY_STATS_LAG, labels, lag, at),
+                _series(ApiMetric.DAILY_STATS_LAST_RUN, labels, last_run(stopped_at)),
+            ]
+
+        stopped = at - 2 * t.daily_stats_lag_seconds
+        behind = lag + (at - stopped)
+        self.add(
+            f"DailyStatsLagHigh fires {behind:g}s behind, the aggregator stopped", at,
+            aggregator(self.api, stopped), name,
+            [self.expect(self.rule(name), self.api_job, behind)],
+        )  # fmt: skip
+        self.add("DailyStatsLagHigh is quiet while the aggregator runs", at,
+                 aggregator(self.api, None), name, [],
+                 [(DAILY_STATS_FRESHNESS, self.api_job, lag)])  # fmt: skip
+        # A second process whose aggregator has not completed a run yet (last run 0).
+        fresh = {**self.api, "instance": "127.0.0.1:9"}
+        self.add(
+            "DailyStatsLagHigh is quiet beside a process that has not run yet", at,
+            [*aggregator(self.api, None), _gauge(ApiMetric.DAILY_STATS_LAG, fresh, 0, at),
+             _gauge(ApiMetric.DAILY_STATS_LAST_RUN, fresh, 0, at)], name, [],
+        )  # fmt: skip
+
     # --- the exporter itself, and the Watchdog ---
 
     def meta_cases(self) -> None:
@@ -1150,6 +1191,47 @@ class _Cases:
             breaker("beta", once) + breaker("alpha", closed), name, [],
         )  # fmt: skip
 
+    def config_cache_cases(self) -> None:
+        t = self.t
+        name = AlertName.CONFIG_CACHE_HIT_RATIO_LOW
+        at = _eval_at(parse_duration(CONFIG_CACHE_WINDOW), self.for_(name))
+        busy = max(10.0, 4 * t.config_cache_min_lookup_rate)
+
+        def lookups(rate: float, hit_ratio: float, null_share: float = 0.0) -> list[Series]:
+            """`rate` lookups/s, of which 1 - hit_ratio miss both layers and load from MySQL."""
+            origin = rate * (1 - hit_ratio)
+            local = {"hit": rate * (hit_ratio - null_share), "null": rate * null_share}
+            per_layer = {
+                "local": {**local, "miss": origin},
+                "redis": {"hit": 0.0, "null": 0.0, "miss": origin},
+            }
+            return [
+                _counter(ApiMetric.CONFIG_CACHE_LOOKUPS, {**self.api, "layer": layer,
+                         "result": result}, per_second, at)
+                for layer, results in per_layer.items()
+                for result, per_second in results.items()
+            ]  # fmt: skip
+
+        low = _low_ratio(t.config_cache_hit_ratio)
+        job = self.api_job
+        self.add(
+            f"ConfigCacheHitRatioLow fires when {low:g} of {busy:g} lookups/s hit a cache", at,
+            lookups(busy, low), name,
+            [self.expect(self.rule(name), job, low)],
+            [(CONFIG_CACHE_HIT_RATIO, job, low), (CONFIG_CACHE_LOOKUPS, job, busy)],
+        )  # fmt: skip
+        # Null-cache answers are hits: a platform asked mostly for missing features is fine.
+        high = round((1 + t.config_cache_hit_ratio) / 2, 6)
+        self.add(
+            "ConfigCacheHitRatioLow is quiet above the ratio, null-cache answers counted as hits",
+            at, lookups(busy, high, null_share=high / 2), name, [],
+        )  # fmt: skip
+        # The lookup-rate guard: an idle platform whose few lookups all miss pages nobody.
+        self.add(
+            "ConfigCacheHitRatioLow is quiet below the lookup rate", at,
+            lookups(t.config_cache_min_lookup_rate / 2, 0.0), name, [],
+        )  # fmt: skip
+
     def rate_limit_cases(self) -> None:
         t = self.t
         name = AlertName.RATE_LIMIT_REJECTIONS_HIGH
@@ -1329,9 +1411,11 @@ def build(config: MixinConfig) -> dict[str, dict[str, Any]]:
     cases.api_recordings()
     cases.node_cases()
     cases.rate_limit_cases()
+    cases.config_cache_cases()
     cases.queue_cases()
     cases.dependency_cases()
     cases.business_cases()
+    cases.daily_stats_cases()
     cases.meta_cases()
     cases.prometheus_cases()
     cases.alertmanager_cases()

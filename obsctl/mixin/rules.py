@@ -93,6 +93,17 @@ NODE_RESTARTS = f"instance:process_restarts:changes{RESTART_WINDOW}"
 RATE_LIMIT_WINDOW = "1m"
 RATE_LIMIT_CHECKS = f"job_limiter:rate_limit_requests:rate{RATE_LIMIT_WINDOW}"
 RATE_LIMIT_REJECTED = f"job_limiter:rate_limit_rejections:ratio_rate{RATE_LIMIT_WINDOW}"
+# How far tasks_daily_stats is behind: the lag the aggregator saw at its last run plus the time
+# since that run, so an aggregator that stopped running (stuck, paused, failing) shows its lag
+# growing instead of its last good reading.
+DAILY_STATS_FRESHNESS = "job:tasks_daily_stats_lag:seconds"
+# The API's feature config cache (BE-CACHE-001..003), per job over the fast alerts' minute: a
+# lookup is a hit unless both layers (local LRU, then Redis) missed and it loaded from the
+# database; a null-cache answer is a hit. One flush or a deploy refills in seconds and stays
+# under a minute's share; a storm that keeps missing does not.
+CONFIG_CACHE_WINDOW = "1m"
+CONFIG_CACHE_LOOKUPS = f"job:config_cache_lookups:rate{CONFIG_CACHE_WINDOW}"
+CONFIG_CACHE_HIT_RATIO = f"job:config_cache_hits:ratio_rate{CONFIG_CACHE_WINDOW}"
 
 
 @dataclass(frozen=True)
@@ -402,6 +413,19 @@ def _rate_limit_recordings(config: MixinConfig) -> list[Recording]:
     ]
 
 
+def _daily_stats_freshness(api: str) -> str:
+    """Seconds tasks_daily_stats is behind, per job (DAILY_STATS_FRESHNESS)."""
+    # min: of several PM2 workers' aggregators, the one that ran last saw the freshest lag;
+    # `> 0` leaves out a process whose aggregator has not completed a run yet.
+    lag = f"min by (job) ({series(ApiMetric.DAILY_STATS_LAG, api)})"
+    last_run = f"max by (job) ({series(ApiMetric.DAILY_STATS_LAST_RUN, api)} > 0)"
+    return f"{lag} + on (job) (time() - {last_run})"
+
+
+def _daily_stats_recordings(config: MixinConfig) -> list[Recording]:
+    return [Recording(DAILY_STATS_FRESHNESS, _daily_stats_freshness(config.selectors.api))]
+
+
 def _rate_limit_alerts(config: MixinConfig) -> list[Alert]:
     """One of the API's rate limiters refuses a share of its checks, at a real request rate."""
     t = config.thresholds
@@ -416,6 +440,41 @@ def _rate_limit_alerts(config: MixinConfig) -> list[Alert]:
             f" {percent(t.rate_limit_rejected_ratio)}, at more than"
             f" {number(t.rate_limit_min_request_rate)} requests/s): one client floods the API, or"
             " the limit is too low for the traffic and real users are refused.",
+            "api",
+        ),
+    ]
+
+
+def _config_cache_recordings(config: MixinConfig) -> list[Recording]:
+    api = config.selectors.api
+    lookups = series(ApiMetric.CONFIG_CACHE_LOOKUPS, api, 'layer="local"')
+    origin = series(ApiMetric.CONFIG_CACHE_LOOKUPS, api, 'layer="redis", result="miss"')
+    window = CONFIG_CACHE_WINDOW
+    by = "sum by (job)"
+    return [
+        Recording(CONFIG_CACHE_LOOKUPS, f"{by} (rate({lookups}[{window}]))"),
+        Recording(
+            CONFIG_CACHE_HIT_RATIO,
+            f"1 - {by} (rate({origin}[{window}])) / {by} (rate({lookups}[{window}]))",
+        ),
+    ]
+
+
+def _config_cache_alerts(config: MixinConfig) -> list[Alert]:
+    """The feature config cache sends too many lookups to the database, at a real lookup rate."""
+    t = config.thresholds
+    return [
+        Alert(
+            AlertName.CONFIG_CACHE_HIT_RATIO_LOW,
+            f"{CONFIG_CACHE_HIT_RATIO} < {number(t.config_cache_hit_ratio)}"
+            f" and on (job) {CONFIG_CACHE_LOOKUPS} > {number(t.config_cache_min_lookup_rate)}",
+            "The feature config cache misses to the database",
+            f"Only {PCT} of the feature config lookups of {{{{ $labels.job }}}} were answered by"
+            f" the local LRU or Redis over the last {CONFIG_CACHE_WINDOW} (threshold"
+            f" {percent(t.config_cache_hit_ratio)}, at more than"
+            f" {number(t.config_cache_min_lookup_rate)} lookups/s): the rest loaded"
+            " feature_definitions and provider_configs from MySQL, whose load and the API's"
+            " latency grow with it.",
             "api",
         ),
     ]
@@ -628,6 +687,20 @@ def _business_alerts(config: MixinConfig) -> list[Alert]:
             labels={"scope": by, **EXPORTER},
         )
         for by in ("feature", "provider")
+    ] + [
+        Alert(
+            AlertName.DAILY_STATS_LAG_HIGH,
+            # Not the recording: its value, computed from time(), would be one evaluation old
+            # wherever the recording group runs after this one.
+            f"{_daily_stats_freshness(config.selectors.api)} > {number(t.daily_stats_lag_seconds)}",
+            "The daily task statistics fall behind",
+            "tasks_daily_stats of {{ $labels.job }} is {{ $value | humanizeDuration }} behind the"
+            f" tasks it counts (threshold {duration(t.daily_stats_lag_seconds)}): its aggregator"
+            " is stuck, paused or failing, and dashboards and the stats API show old figures."
+            " Nothing is lost: it resumes from its cursor.",
+            "business",
+            labels={"dependency": "mysql"},
+        ),
     ]
 
 
@@ -890,9 +963,12 @@ def groups(config: MixinConfig) -> list[Group]:
         Group("obsctl.node.recording", _node_recordings(config)),
         Group("obsctl.ratelimit.recording", _rate_limit_recordings(config)),
         Group("obsctl.deadletter.recording", _dead_letter_recordings(config)),
+        Group("obsctl.dailystats.recording", _daily_stats_recordings(config)),
+        Group("obsctl.configcache.recording", _config_cache_recordings(config)),
         Group("obsctl.api.alerts", _api_alerts(config)),
         Group("obsctl.node.alerts", _node_alerts(config)),
         Group("obsctl.ratelimit.alerts", _rate_limit_alerts(config)),
+        Group("obsctl.configcache.alerts", _config_cache_alerts(config)),
         Group("obsctl.queues.alerts", _queue_alerts(config)),
         Group("obsctl.dependencies.alerts", _dependency_alerts(config)),
         Group("obsctl.business.alerts", _business_alerts(config)),

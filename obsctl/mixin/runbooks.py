@@ -185,6 +185,7 @@ def _context(config: MixinConfig, alert: AlertName, alerts: list[rules.Alert]) -
         "restart_window": rules.RESTART_WINDOW,
         "restart_seconds": parse_duration(rules.RESTART_WINDOW),
         "rate_limit_window": rules.RATE_LIMIT_WINDOW,
+        "config_cache_window": rules.CONFIG_CACHE_WINDOW,
         "disk_filesystems": signals.DISK_FILESYSTEMS,
         "path_window": rules.ALERT_PATH_WINDOW,
         "path_seconds": parse_duration(rules.ALERT_PATH_WINDOW),

@@ -289,6 +289,28 @@ def test_a_platform_without_dead_letters_is_warned_not_failed(demo_text: str) ->
 
 
 @pytest.mark.stack
+def test_a_platform_without_a_config_cache_is_warned_not_failed(demo_text: str) -> None:
+    families = (
+        "config_cache_lookups_total",
+        "config_cache_origin_load_duration_seconds",
+        "config_cache_invalidations_total",
+        "config_cache_invalidation_subscribed",
+    )
+    without = demo_text
+    for family in families:
+        without = _drop_family(without, family)
+    assert "config_cache" not in without
+    with serve(Page(without)) as url:
+        code, report, lines = check(url, *QUICK)
+    assert code == 0, lines
+    statuses = {c["name"]: c["status"] for c in report["checks"]}
+    assert {statuses.pop(f) for f in families} == {"warn"}
+    assert set(statuses.values()) == {"ok"}, lines
+    assert "without a feature config cache (local LRU and Redis)" in lines
+    assert "ConfigCacheHitRatioLow" in lines
+
+
+@pytest.mark.stack
 def test_a_header_is_sent_and_never_shown(demo_text: str) -> None:
     token = "s3cret-token-value"
     with serve(Page(demo_text, token=token)) as url:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from urllib.parse import unquote, urlparse
 
 import httpx
@@ -59,6 +61,7 @@ def test_schema_has_the_seed_indexes(stack: RunningStack) -> None:
         ("tasks", "status,created_at,id"): False,
         ("tasks", "vendor_task_id"): True,
         ("tasks", "updated_at,id"): False,
+        ("tasks", "finished_at,id"): False,
         ("provider_configs", "provider,feature_key"): False,
         ("quotas", "user_id,updated_at"): False,
         ("feature_definitions", "feature_key"): True,
@@ -85,7 +88,10 @@ def test_workload_moves_tasks_to_succeeded_and_failed(stack: RunningStack) -> No
     wait_for("tasks to succeed and fail", terminal, timeout=60)
     assert _scalar(stack, "SELECT COUNT(DISTINCT feature) FROM tasks") == len(FEATURES)
     assert _scalar(stack, "SELECT COUNT(DISTINCT provider) FROM tasks") >= 2
-    assert _scalar(stack, "SELECT COALESCE(SUM(count), 0) FROM tasks_daily_stats") > 0
+    wait_for(  # the aggregator runs every 5 s, on tasks finished 2 s ago
+        "tasks counted in tasks_daily_stats",
+        lambda: _scalar(stack, "SELECT COALESCE(SUM(count), 0) FROM tasks_daily_stats") > 0,
+    )
     assert _scalar(stack, "SELECT COUNT(*) FROM tasks WHERE finished_at IS NULL AND status IN"
                    " ('succeeded', 'failed')") == 0  # fmt: skip
     assert _scalar(stack, "SELECT SUM(used) FROM quotas") > 0
@@ -334,3 +340,87 @@ def test_bad_task_requests_are_rejected_naming_the_field(
     response = httpx.post(f"{stack.env['DEMO_APP_URL']}/api/tasks", json=body, timeout=5)
     assert response.status_code == 400
     assert field in response.text
+
+
+def _cache_lookups(stack: RunningStack) -> dict[str, float]:
+    """config_cache_lookups_total by "layer/result", and the invalidations received."""
+    text = httpx.get(f"{stack.env['DEMO_APP_URL']}/metrics", timeout=5).text
+    seen: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("config_cache_lookups_total{"):
+            labels, value = line.rsplit(" ", 1)
+            layer = labels.split('layer="', 1)[1].split('"', 1)[0]
+            result = labels.split('result="', 1)[1].split('"', 1)[0]
+            seen[f"{layer}/{result}"] = float(value)
+        elif line.startswith("config_cache_invalidations_total "):
+            seen["invalidations"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("config_cache_invalidation_subscribed "):
+            seen["subscribed"] = float(line.rsplit(" ", 1)[1])
+    return seen
+
+
+def test_feature_config_is_cached_null_cached_and_invalidated_within_200_ms(
+    stack: RunningStack,
+) -> None:
+    """BE-CACHE-001..003 on the stack's Redis: cache-aside, null cache, pub/sub invalidation."""
+    r = redis.Redis.from_url(stack.env["OBSCTL_REDIS_URL"])
+    task = {"user_id": 5, "feature": "faceswap"}
+    api = f"{stack.env['DEMO_APP_URL']}/api/tasks"
+    before = _cache_lookups(stack)
+    assert before["subscribed"] == 1
+    assert int(r.pubsub_numsub("config.invalidate")[0][1]) >= 1
+    assert httpx.post(api, json=task, timeout=5).status_code == 201
+    assert json.loads(r.get("cfg:faceswap:v1") or b"")["feature"]["key"] == "faceswap"
+    assert 0 < r.ttl("cfg:faceswap:v1") <= 360
+    hits = _cache_lookups(stack)
+    assert hits["local/hit"] > before["local/hit"]
+
+    with _admin(stack) as admin:
+        try:
+            changed = admin.put("/admin/features/faceswap", json={"enabled": False})
+            assert changed.json()["invalidated"] == ["cfg:faceswap:v1"]
+            refused = httpx.post(api, json=task, timeout=5)
+            assert refused.status_code == 400, refused.text
+            assert r.get("cfg:faceswap:v1") == b"null"  # the null cache
+            assert 0 < r.ttl("cfg:faceswap:v1") <= 30
+            httpx.post(api, json=task, timeout=5)
+            nulls = _cache_lookups(stack)
+            assert nulls["local/null"] > hits["local/null"]
+            assert nulls["invalidations"] > before["invalidations"]
+        finally:
+            started = time.monotonic()
+            assert admin.put("/admin/features/faceswap", json={"enabled": True}).is_success
+            created = httpx.post(api, json=task, timeout=5)
+            elapsed = time.monotonic() - started
+    assert created.status_code == 201, created.text
+    assert elapsed < 0.2, f"the re-enabled feature took {elapsed * 1000:.0f} ms to be seen"
+
+
+def test_the_cache_miss_storm_fault_keeps_missing_and_its_restore_refills(
+    stack: RunningStack,
+) -> None:
+    """The cache-miss-storm drill's local fault and restore on the stack's platform."""
+    from obsctl.drills.local import StackTarget
+    from obsctl.drills.scenarios import SCENARIOS
+
+    r = redis.Redis.from_url(stack.env["OBSCTL_REDIS_URL"])
+    api = f"{stack.env['DEMO_APP_URL']}/api/tasks"
+    task = {"user_id": 7, "feature": "outfit"}
+    target = StackTarget.open(stack.root)
+    inject, restore = target.fault(SCENARIOS["cache-miss-storm"], None, "test")
+    try:
+        inject()
+        before = _cache_lookups(stack)
+        for _ in range(3):
+            assert httpx.post(api, json=task, timeout=5).status_code == 201
+        during = _cache_lookups(stack)
+        assert not list(r.scan_iter("cfg:*"))  # flushed, and nothing is written back
+        assert during["redis/miss"] - before["redis/miss"] >= 6  # two lookups per creation
+        assert during["local/hit"] == before["local/hit"]
+    finally:
+        restore()
+    assert httpx.post(api, json=task, timeout=5).status_code == 201
+    assert r.exists("cfg:outfit:v1")
+    after = _cache_lookups(stack)
+    assert httpx.post(api, json=task, timeout=5).status_code == 201
+    assert _cache_lookups(stack)["local/hit"] > after["local/hit"]

@@ -118,10 +118,11 @@ def test_provider_keys_are_read_per_provider_and_never_echoed() -> None:
 def test_weighted_provider_choice_follows_the_weights() -> None:
     picks = node_json("""
       const { Catalog } = require('./src/catalog');
-      const catalog = new Catalog(null, new Map([['a', 'u'], ['b', 'u']]));
-      catalog.snapshot = { features: new Map(), routes: new Map([['matting', [
-        { provider: 'a', weight: 1 }, { provider: 'b', weight: 3 }]]]) };
-      catalog.loadedAt = Date.now();
+      const configs = { matting: { feature: { key: 'matting' }, routes: [
+        { provider: 'a', weight: 1 }, { provider: 'b', weight: 3 },
+        { provider: 'gone', weight: 9 }] } };
+      const cache = { get: async (key) => configs[key] || null };
+      const catalog = new Catalog(null, new Map([['a', 'u'], ['b', 'u']]), { cache });
       (async () => console.log(JSON.stringify(await Promise.all(
         [0, 0.24, 0.26, 0.99].map((r) => catalog.pickProvider('matting', { random: () => r }))
         .concat([

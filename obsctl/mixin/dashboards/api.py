@@ -5,9 +5,12 @@ from __future__ import annotations
 from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
 from obsctl.mixin.contract import ApiLabel, ApiMetric
-from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, query_variable
+from obsctl.mixin.dashboards.panels import RATE, Board, Fault, Line, Target, query_variable
 from obsctl.mixin.promql import series
 from obsctl.mixin.rules import (
+    CONFIG_CACHE_HIT_RATIO,
+    CONFIG_CACHE_LOOKUPS,
+    CONFIG_CACHE_WINDOW,
     NODE_RESTARTS,
     RATE_LIMIT_CHECKS,
     RATE_LIMIT_REJECTED,
@@ -30,6 +33,83 @@ def error_ratio(api: str, by: str, route: str = ROUTE) -> str:
 def quantile(api: str, q: float, by: str = "", route: str = ROUTE) -> str:
     """The q-quantile of request latency from the histogram buckets."""
     return signals.latency_quantile(api, q, RATE, by, route)
+
+
+def _config_cache(board: Board, config: MixinConfig) -> None:
+    """The feature config cache (BE-CACHE-001..003): local LRU, Redis, then MySQL."""
+    api = config.selectors.api
+    limits = config.thresholds
+    board.row("Feature config cache")
+    board.timeseries(
+        f"Config cache hit ratio ({CONFIG_CACHE_WINDOW})",
+        "Share of feature config lookups answered by the local LRU or Redis, a null-cache answer"
+        f" included ({CONFIG_CACHE_HIT_RATIO}); the dashed line is the ConfigCacheHitRatioLow"
+        f" threshold, which also needs more than {limits.config_cache_min_lookup_rate:g}"
+        " lookups/s.",
+        "percentunit",
+        [Target(series(CONFIG_CACHE_HIT_RATIO, api), "{{job}}")],
+        line=Line(limits.config_cache_hit_ratio, above=False),
+        width=8,
+        min_value=0,
+        max_value=1,
+    )
+    lookups = series(ApiMetric.CONFIG_CACHE_LOOKUPS, api)
+    board.timeseries(
+        "Config lookups per second by layer and result",
+        "Every lookup asks the local LRU (30 s); its misses ask Redis (cfg:{feature}:{ver},"
+        " 300 s +- 60 s); Redis misses load from MySQL. null: a cached absence (30 s).",
+        "ops",
+        [
+            Target(f"sum by (layer, result) (rate({lookups}[{RATE}]))", "{{layer}} {{result}}"),
+            Target(series(CONFIG_CACHE_LOOKUPS, api), "all lookups {{job}}"),
+        ],
+        width=8,
+        min_value=0,
+    )
+    duration = ApiMetric.CONFIG_CACHE_ORIGIN_DURATION
+    board.timeseries(
+        "Config origin load time (MySQL, after a miss)",
+        "Average and P95 time of one feature's database load after both layers missed. Rightly"
+        " empty while the cache answers, but for a blip when a feature's Redis key expires"
+        " (every 300 +- 60 s); a miss storm fills it. The dashed line is the plan's average"
+        " budget (thresholds.config_cache_origin_latency_seconds); the loads per second are the"
+        " redis miss line of the panel beside.",
+        "s",
+        [
+            Target(
+                f"sum(rate({series(f'{duration}_sum', api)}[{RATE}]))"
+                f" / sum(rate({series(f'{duration}_count', api)}[{RATE}]))",
+                "average",
+            ),
+            Target(
+                f"histogram_quantile(0.95, sum by (le)"
+                f" (rate({series(f'{duration}_bucket', api)}[{RATE}])))",
+                "P95",
+            ),
+        ],
+        line=Line(limits.config_cache_origin_latency_seconds),
+        width=8,
+        min_value=0,
+        quiet=Fault.CONFIG_CACHE_MISS_STORM,
+    )
+    board.timeseries(
+        "Invalidations and subscribed processes",
+        "config.invalidate messages received per second, and how many API processes are"
+        " subscribed (each must be, or it serves a changed config for up to 30 s).",
+        "short",
+        [
+            Target(
+                f"sum(rate({series(ApiMetric.CONFIG_CACHE_INVALIDATIONS, api)}[{RATE}]))",
+                "invalidations/s",
+            ),
+            Target(
+                f"sum by (job) ({series(ApiMetric.CONFIG_CACHE_SUBSCRIBED, api)})",
+                "subscribed {{job}}",
+            ),
+        ],
+        width=24,
+        min_value=0,
+    )
 
 
 def build(config: MixinConfig) -> Board:
@@ -215,4 +295,6 @@ def build(config: MixinConfig) -> Board:
         ],
         min_value=0,
     )
+
+    _config_cache(board, config)
     return board

@@ -1,12 +1,14 @@
-"""Business dashboard: task pass rate by feature and provider, task volumes and latency, quota."""
+"""Business dashboard: task pass rate by feature and provider, volumes, latency, quota, stats."""
 
 from __future__ import annotations
 
 from obsctl.metric_names import BusinessMetric
 from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
+from obsctl.mixin.contract import ApiMetric
 from obsctl.mixin.dashboards.panels import RATE, Board, Line, Target, query_variable
 from obsctl.mixin.promql import series
+from obsctl.mixin.rules import DAILY_STATS_FRESHNESS
 
 KEY = "business"
 
@@ -170,4 +172,35 @@ def build(config: MixinConfig) -> Board:
         width=4,
         height=8,
     )
+    _daily_stats(board, config)
     return board
+
+
+def _daily_stats(board: Board, config: MixinConfig) -> None:
+    """The platform's tasks_daily_stats summary (BE-DB-004): how far behind, what it folds in."""
+    api = config.selectors.api
+    failed_runs = series(ApiMetric.DAILY_STATS_RUNS, api, 'outcome="error"')
+    board.row("Daily statistics (tasks_daily_stats)")
+    board.timeseries(
+        "Daily statistics lag",
+        "How far tasks_daily_stats is behind the tasks it counts: the aggregator's lag at its "
+        "last run plus the time since that run. The dashed line is the DailyStatsLagHigh "
+        "threshold (the plan's aggregationLagSec).",
+        "s",
+        [Target(DAILY_STATS_FRESHNESS, "{{job}}")],
+        line=Line(config.thresholds.daily_stats_lag_seconds),
+        width=12,
+        min_value=0,
+    )
+    board.timeseries(
+        "Tasks folded in and failed runs",
+        "Finished tasks the aggregator adds to the summary per second, and its runs that "
+        "failed (a deadlock, a lock wait, MySQL away); it resumes from its cursor.",
+        "ops",
+        [
+            Target(f"sum (rate({series(ApiMetric.DAILY_STATS_APPLIED, api)}[{RATE}]))", "tasks/s"),
+            Target(f"sum (rate({failed_runs}[{RATE}]))", "failed runs/s"),
+        ],
+        width=12,
+        min_value=0,
+    )

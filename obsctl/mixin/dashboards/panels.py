@@ -56,6 +56,7 @@ class Fault(StrEnum):
 
     PROVIDER_TIMEOUT = "provider_timeout"
     QUEUE_PAUSED = "queue_paused"
+    CONFIG_CACHE_MISS_STORM = "config_cache_miss_storm"  # every config lookup loads from MySQL
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,20 @@
 'use strict';
 
-const CACHE_TTL_MS = 5000;
-
 /**
- * feature_definitions and provider_configs, cached for a few seconds like a real
- * service would, so an edit in the database takes effect without a restart.
+ * feature_definitions and provider_configs, one feature at a time, read through the feature
+ * config cache (src/config-cache.js) when one is given, else straight from the database.
  */
 class Catalog {
-  constructor(knex, providerUrls, { ttlMs = CACHE_TTL_MS } = {}) {
+  constructor(knex, providerUrls, { cache = null } = {}) {
     this.knex = knex;
     this.providerUrls = providerUrls;
-    this.ttlMs = ttlMs;
-    this.snapshot = null;
-    this.loadedAt = 0;
-    this.loading = null;
+    this.cache = cache;
   }
 
   /** The enabled feature definition for key, or undefined. */
   async feature(key) {
-    const { features } = await this.current();
-    return features.get(key);
+    const config = await this.config(key);
+    return config ? config.feature : undefined;
   }
 
   /**
@@ -27,8 +22,10 @@ class Catalog {
    * URL, leaving out the providers in `exclude` and those `usable` refuses.
    */
   async pickProvider(featureKey, { exclude = [], usable = () => true, random = Math.random } = {}) {
-    const { routes } = await this.current();
-    const candidates = (routes.get(featureKey) || []).filter((c) => !exclude.includes(c.provider) && usable(c.provider));
+    const config = await this.config(featureKey);
+    const candidates = (config ? config.routes : []).filter(
+      (c) => this.providerUrls.has(c.provider) && !exclude.includes(c.provider) && usable(c.provider),
+    );
     const total = candidates.reduce((sum, c) => sum + c.weight, 0);
     if (total <= 0) return null;
     let ticket = random() * total;
@@ -39,35 +36,35 @@ class Catalog {
     return candidates[candidates.length - 1].provider;
   }
 
-  async current() {
-    if (this.snapshot && Date.now() - this.loadedAt < this.ttlMs) return this.snapshot;
-    if (!this.loading) {
-      this.loading = this.load()
-        .then((snapshot) => {
-          this.snapshot = snapshot;
-          this.loadedAt = Date.now();
-          return snapshot;
-        })
-        .finally(() => {
-          this.loading = null;
-        });
-    }
-    return this.loading;
+  /** {feature, routes, version} of an enabled feature, or null. */
+  async config(key) {
+    return this.cache ? this.cache.get(key) : this.load(key);
   }
 
-  async load() {
-    const [featureRows, providerRows] = await Promise.all([
-      this.knex('feature_definitions').where('enabled', true).select('feature_key', 'name', 'cost'),
-      this.knex('provider_configs').where('enabled', true).where('weight', '>', 0).select('provider', 'feature_key', 'weight'),
+  /** The origin read of one feature: its definition and its enabled provider routes. */
+  async load(key) {
+    const [feature, routes] = await Promise.all([
+      this.knex('feature_definitions').where({ feature_key: key, enabled: true }).first('feature_key', 'name', 'cost'),
+      this.knex('provider_configs')
+        .where({ feature_key: key, enabled: true })
+        .where('weight', '>', 0)
+        .orderBy('id')
+        .select('provider', 'weight'),
     ]);
-    const features = new Map(featureRows.map((r) => [r.feature_key, { key: r.feature_key, name: r.name, cost: r.cost }]));
-    const routes = new Map();
-    for (const row of providerRows) {
-      if (!this.providerUrls.has(row.provider)) continue;
-      if (!routes.has(row.feature_key)) routes.set(row.feature_key, []);
-      routes.get(row.feature_key).push({ provider: row.provider, weight: row.weight });
-    }
-    return { features, routes };
+    if (!feature) return null;
+    return {
+      feature: { key: feature.feature_key, name: feature.name, cost: feature.cost },
+      routes: routes.map((r) => ({ provider: r.provider, weight: r.weight })),
+    };
+  }
+
+  /** Changes a feature's definition, then invalidates its cached config in every process. */
+  async updateFeature(key, changes) {
+    const updated = await this.knex('feature_definitions').where('feature_key', key).update(changes);
+    if (updated === 0) return null;
+    const invalidated = this.cache ? await this.cache.invalidate([key]) : [];
+    const row = await this.knex('feature_definitions').where('feature_key', key).first('feature_key', 'name', 'cost', 'enabled');
+    return { feature: key, name: row.name, cost: row.cost, enabled: Boolean(row.enabled), invalidated };
   }
 }
 

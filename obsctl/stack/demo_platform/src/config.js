@@ -173,4 +173,4 @@ function parsePrefix(text) {
   return text;
 }
 
-module.exports = { loadConfig, ConfigError, RATE_LIMIT_DEFAULTS };
+module.exports = { loadConfig, ConfigError, RATE_LIMIT_DEFAULTS, parseMysqlDsn };

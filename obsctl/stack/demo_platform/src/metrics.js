@@ -3,7 +3,7 @@
 const v8 = require('node:v8');
 const client = require('prom-client');
 const { LIMITERS } = require('./limiters');
-const { FEATURE_KEYS } = require('./features');
+const { FEATURE_KEYS, TERMINAL_STATUSES } = require('./features');
 const { FAILURE_REASONS } = require('./dead-letter');
 
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5];
@@ -13,9 +13,11 @@ const UNMATCHED_ROUTE = 'unmatched';
 /**
  * The platform's Prometheus registry: default process metrics, the V8 heap limit, the HTTP
  * latency histogram, the BE-DB-005 pool gauges (read from tarn at scrape time), the
- * BE-ASYNC-003 circuit breaker families of each provider (fed by src/breakers.js) and the rate
- * limiters' counters (zero-filled for every limiter, so no series appears only on a refusal)
- * and the task jobs' retries and dead letters (BE-ASYNC-001, fed by src/worker.js).
+ * BE-ASYNC-003 circuit breaker families of each provider (fed by src/breakers.js), the rate
+ * limiters' counters (zero-filled for every limiter, so no series appears only on a refusal),
+ * the BE-CACHE feature config cache's families (src/config-cache.js), the BE-DB-004
+ * daily-stats aggregator's freshness and the task jobs' retries and dead letters (BE-ASYNC-001,
+ * fed by src/worker.js).
  */
 function createMetrics({ getPool, poolName = 'platform', poolMax, providers = [] }) {
   const registry = new client.Registry();
@@ -78,6 +80,7 @@ function createMetrics({ getPool, poolName = 'platform', poolMax, providers = []
   }
 
   const jobs = createJobMetrics(registry);
+  const configCache = createConfigCacheMetrics(registry);
 
   /** Observes every request; the route label comes from tagRoute, so raw URLs never become labels. */
   function httpMiddleware(req, res, next) {
@@ -97,7 +100,88 @@ function createMetrics({ getPool, poolName = 'platform', poolMax, providers = []
     next();
   }
 
-  return { registry, httpMiddleware, breakers, rateLimitRequests, rateLimitErrors, jobs };
+  const dailyStats = createDailyStatsMetrics(registry);
+  return {
+    registry,
+    httpMiddleware,
+    breakers,
+    rateLimitRequests,
+    rateLimitErrors,
+    configCache,
+    dailyStats,
+    jobs,
+  };
+}
+
+/** BE-DB-004: the tasks_daily_stats aggregator (src/daily-stats.js), zero-filled. */
+function createDailyStatsMetrics(registry) {
+  // min across PM2 workers: the summary is as fresh as the aggregator that ran last saw it.
+  const lag = new client.Gauge({
+    name: 'tasks_daily_stats_lag_seconds',
+    help: 'Age of the oldest finished task not yet counted in tasks_daily_stats, at the last run; 0 when caught up.',
+    aggregator: 'min',
+    registers: [registry],
+  });
+  const lastRun = new client.Gauge({
+    name: 'tasks_daily_stats_last_run_timestamp_seconds',
+    help: 'Unix time of the last completed tasks_daily_stats aggregation run.',
+    aggregator: 'max',
+    registers: [registry],
+  });
+  const applied = new client.Counter({
+    name: 'tasks_daily_stats_applied_total',
+    help: 'Finished tasks folded into tasks_daily_stats, by status.',
+    labelNames: ['status'],
+    registers: [registry],
+  });
+  const runs = new client.Counter({
+    name: 'tasks_daily_stats_runs_total',
+    help: 'tasks_daily_stats aggregation runs, by outcome (ok or error).',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  for (const status of TERMINAL_STATUSES) applied.inc({ status }, 0);
+  for (const outcome of ['ok', 'error']) runs.inc({ outcome }, 0);
+  return { lag, lastRun, applied, runs };
+}
+
+const CONFIG_CACHE_LAYERS = ['local', 'redis'];
+const CONFIG_CACHE_RESULTS = ['hit', 'miss', 'null'];
+// Origin (database) loads of one feature's config; the plan wants the average under 50 ms.
+const CONFIG_CACHE_LOAD_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/** The config cache's families, every layer and result present from the start. */
+function createConfigCacheMetrics(registry) {
+  const lookups = new client.Counter({
+    name: 'config_cache_lookups_total',
+    help: 'Feature config lookups by cache layer (local LRU, then Redis) and result (hit, miss, null: a cached absence).',
+    labelNames: ['layer', 'result'],
+    registers: [registry],
+  });
+  const originDuration = new client.Histogram({
+    name: 'config_cache_origin_load_duration_seconds',
+    help: 'Database loads of one feature config after a miss in both cache layers.',
+    buckets: CONFIG_CACHE_LOAD_BUCKETS,
+    registers: [registry],
+  });
+  const invalidations = new client.Counter({
+    name: 'config_cache_invalidations_total',
+    help: 'config.invalidate messages this process received and applied to its local LRU.',
+    registers: [registry],
+  });
+  // sum across PM2 workers: the number of processes that hear invalidations.
+  const subscribed = new client.Gauge({
+    name: 'config_cache_invalidation_subscribed',
+    help: '1 while this process is subscribed to the config.invalidate channel, else 0.',
+    aggregator: 'sum',
+    registers: [registry],
+  });
+  for (const layer of CONFIG_CACHE_LAYERS) {
+    for (const result of CONFIG_CACHE_RESULTS) lookups.inc({ layer, result }, 0);
+  }
+  invalidations.inc(0);
+  subscribed.set(0);
+  return { lookups, originDuration, invalidations, subscribed };
 }
 
 const BREAKER_STATES = ['closed', 'open', 'half_open'];

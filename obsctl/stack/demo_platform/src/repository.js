@@ -107,23 +107,14 @@ class Repository {
     return changed === 1;
   }
 
-  /** Moves a task to succeeded/failed once; counts it in tasks_daily_stats in the same transaction. */
+  /** Moves a task to succeeded/failed once; src/daily-stats.js counts it in tasks_daily_stats. */
   async finishTask(id, status, errorCode = null) {
     if (!TERMINAL_STATUSES.includes(status)) throw new Error(`not a terminal status: ${status}`);
-    return this.knex.transaction(async (trx) => {
-      const changed = await trx('tasks')
-        .where('id', id)
-        .whereNotIn('status', TERMINAL_STATUSES)
-        .update({ status, error_code: errorCode, updated_at: trx.fn.now(3), finished_at: trx.fn.now(3) });
-      if (changed === 1) {
-        await trx.raw(
-          'INSERT INTO tasks_daily_stats (`date`, `status`, `count`) VALUES (CURDATE(), ?, 1) ' +
-            'ON DUPLICATE KEY UPDATE `count` = `count` + 1',
-          [status],
-        );
-      }
-      return changed === 1;
-    });
+    const changed = await this.knex('tasks')
+      .where('id', id)
+      .whereNotIn('status', TERMINAL_STATUSES)
+      .update({ status, error_code: errorCode, updated_at: this.knex.fn.now(3), finished_at: this.knex.fn.now(3) });
+    return changed === 1;
   }
 
   async listUserIds() {

@@ -1,6 +1,6 @@
 'use strict';
 
-/** Entry point: config -> listen -> database -> migrations -> seed -> queues -> workers -> workload -> ready. */
+/** Entry point: config -> listen -> database -> migrations -> seed -> queues -> workers -> daily stats -> workload -> ready. */
 
 const IORedis = require('ioredis');
 const { loadConfig, ConfigError } = require('./config');
@@ -8,11 +8,13 @@ const { POOL, createKnex, waitForDatabase, migrate } = require('./db');
 const { seed } = require('./seed');
 const { Repository } = require('./repository');
 const { Catalog } = require('./catalog');
+const { ConfigCache } = require('./config-cache');
 const { createQueues, closeQueues } = require('./queues');
 const { TaskService } = require('./task-service');
 const { createTaskProcessor, WorkerPool } = require('./worker');
 const { ProviderBreakers } = require('./breakers');
 const { DeadLetters } = require('./dead-letter');
+const { DailyStatsAggregator } = require('./daily-stats');
 const { Workload } = require('./workload');
 const { Faults } = require('./faults');
 const { createMetrics } = require('./metrics');
@@ -103,7 +105,9 @@ async function main() {
     server.closeIdleConnections();
     const workers = ctx.workers ? await ctx.workers.close(WORKER_GRACE_MS) : { timedOut: false };
     ctx.breakers?.shutdown();
+    ctx.configCache?.close();
     const settle = (promise) => withTimeout(promise, CLOSE_STEP_MS, 'close timed out').catch(() => {});
+    if (ctx.dailyStats) await settle(ctx.dailyStats.stop());
     if (ctx.queues) await settle(closeQueues(ctx.queues));
     if (ctx.deadLetters) await settle(ctx.deadLetters.close());
     redis.disconnect();
@@ -130,7 +134,11 @@ async function main() {
     log.info('seed done', { ...seeded, duration_ms: Date.now() - seedStarted });
 
     ctx.repo = new Repository(knex);
-    ctx.catalog = new Catalog(knex, config.providers);
+    ctx.configCache = new ConfigCache({ redis, load: (key) => ctx.catalog.load(key), metrics: ctx.metrics.configCache });
+    ctx.catalog = new Catalog(knex, config.providers, { cache: ctx.configCache });
+    // A connection of its own: one in subscriber mode can run no other command.
+    const subscriber = new IORedis(config.redisUrl, { connectTimeout: 5000 });
+    await withTimeout(ctx.configCache.subscribe(subscriber), REDIS_WAIT_MS, `redis not reachable after ${REDIS_WAIT_MS} ms`);
     ctx.queues = createQueues({ redisUrl: config.redisUrl, prefix: config.bullmqPrefix });
     await withTimeout(
       Promise.all([...ctx.queues.values()].map((q) => q.waitUntilReady())),
@@ -159,6 +167,7 @@ async function main() {
       }),
     });
     await withTimeout(ctx.workers.waitUntilReady(), REDIS_WAIT_MS, `redis not reachable after ${REDIS_WAIT_MS} ms`);
+    ctx.dailyStats = new DailyStatsAggregator({ knex, metrics: ctx.metrics.dailyStats }).start();
 
     ctx.workload = new Workload({
       baseUrl: selfUrl(config.host, config.port),

@@ -49,6 +49,16 @@ function adminRouter(ctx) {
     res.json({ workers_paused: false });
   });
 
+  // An operator's recount, or the stats-lag drill: every tasks_daily_stats aggregator stops
+  // folding tasks in (the flag is on the shared cursor row) until resume.
+  for (const action of ['pause', 'resume']) {
+    router.post(`/daily-stats/${action}`, ...pre, async (req, res) => {
+      await ctx.dailyStats.setPaused(action === 'pause');
+      log.info(`daily stats ${action}d`);
+      res.json({ daily_stats_paused: await ctx.dailyStats.isPaused() });
+    });
+  }
+
   for (const action of ['pause', 'resume']) {
     router.post(`/queues/:name/${action}`, ...pre, async (req, res) => {
       const queue = ctx.queues.get(req.params.name);
@@ -137,6 +147,33 @@ function adminRouter(ctx) {
     res.json(await ctx.deadLetters.replay(limit, requeue));
   });
 
+  // The afterUpdate hook of BE-CACHE-002: write the database, then invalidate every process.
+  router.put('/features/:key', ...pre, async (req, res) => {
+    const key = oneOf(req.params.key, 'key', FEATURE_KEYS);
+    const body = requireObject(req.body, { allowed: ['enabled', 'cost'] });
+    const changes = {};
+    if (body.enabled !== undefined) {
+      if (typeof body.enabled !== 'boolean') throw ApiError.invalid('enabled', 'must be true or false');
+      changes.enabled = body.enabled;
+    }
+    const cost = number(body.cost, 'cost', { min: 0, max: 1000, integer: true, required: false });
+    if (cost !== undefined) changes.cost = cost;
+    if (!Object.keys(changes).length) throw ApiError.invalid('body', 'expected enabled or cost');
+    const result = await ctx.catalog.updateFeature(key, changes);
+    if (!result) throw ApiError.notFound('unknown_feature');
+    log.info('feature updated', result);
+    res.json(result);
+  });
+
+  // A config cache miss storm for drills: every cfg:* key flushed and nothing cached until off.
+  router.put('/config-cache', ...pre, async (req, res) => {
+    const body = requireObject(req.body, { allowed: ['storm'] });
+    if (typeof body.storm !== 'boolean') throw ApiError.invalid('storm', 'must be true or false');
+    const state = await withTimeout(ctx.configCache.setStorm(body.storm), REDIS_TIMEOUT_MS, 'config cache flush timed out');
+    log.info('config cache storm set', state);
+    res.json(state);
+  });
+
   router.get('/state', ...pre, async (req, res) => {
     const [queues, providers] = await Promise.all([queueStates(ctx.queues), providerStates(ctx.providerUrls)]);
     res.json({
@@ -145,6 +182,7 @@ function adminRouter(ctx) {
       queues,
       workload: ctx.workload.state(),
       flood: ctx.flood.state(),
+      config_cache: ctx.configCache ? ctx.configCache.state() : null,
       providers,
     });
   });
