@@ -77,6 +77,12 @@ _HOW: Mapping[ApiMetric, str] = {
         " subscriber connection closes (the demo's src/config-cache.js)"
     ),
     **dict.fromkeys(
+        (ApiMetric.JOB_RETRIES, ApiMetric.JOBS_DEAD_LETTERED),
+        "give the task jobs attempts and a back-off, count each attempt BullMQ will run again and"
+        " each job whose last attempt failed (added to a paused dead-letter queue), zero-filled,"
+        " as the demo's obsctl/stack/demo_platform/src/worker.js and src/dead-letter.js do",
+    ),
+    **dict.fromkeys(
         (
             ApiMetric.BREAKER_STATE,
             ApiMetric.BREAKER_OPENS,
@@ -113,6 +119,13 @@ _LABEL_FIX: Mapping[ApiLabel, str] = {
     ApiLabel.OUTCOME: (
         "label each limiter check allowed or rejected, and count each breaker call once as"
         " success, failure, timeout or rejected"
+    ),
+    ApiLabel.QUEUE: (
+        'label each retry and dead letter with the job\'s work queue: {queue="matting"}'
+    ),
+    ApiLabel.REASON: (
+        "label each retry and dead letter with a bounded reason (the task's error code, or"
+        " internal), never the error message"
     ),
     ApiLabel.CACHE_LAYER: "label each config cache lookup with the layer asked: local or redis",
     ApiLabel.CACHE_RESULT: "label each config cache lookup hit, miss or null (a cached absence)",

@@ -310,6 +310,7 @@ LOCAL_FAULTS: dict[str, LocalFault] = {
     "api-latency": LocalFault(_api_faults(0.0, 400), _api_faults(0.0, 0)),
     "provider-outage": LocalFault(_provider_mode("timeout"), _provider_mode("ok")),
     "breaker-open": LocalFault(_provider_mode("submit_error"), _provider_mode("ok")),
+    "dead-letter": LocalFault(_provider_mode("task_failure"), _provider_mode("ok")),
     "cos-down": LocalFault(_stop("s3"), _bring_back("s3")),
     "rate-limit-storm": LocalFault(_flood(STORM_REQUESTS_PER_SECOND), _flood(0)),
     "stats-lag": LocalFault(_daily_stats("pause"), _daily_stats("resume")),

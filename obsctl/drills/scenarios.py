@@ -124,6 +124,13 @@ SCENARIOS: dict[str, Scenario] = {
             holds=(DEGRADED_PASS_RATE,),
         ),
         Scenario(
+            name="dead-letter",
+            summary=f"make provider '{PROVIDER}' accept every task and fail it on its side: the"
+            " heartbeat and the breaker see successful calls, each of its tasks fails all 3"
+            " attempts and lands in the dead-letter queue",
+            expect=[(AlertName.DEAD_LETTER_JOBS_GROWING, {})],
+        ),
+        Scenario(
             name="cos-down",
             summary="stop the S3 endpoint that stands in for COS",
             expect=[(AlertName.DEPENDENCY_DOWN, {"dependency": "cos"})],

@@ -84,6 +84,8 @@ class AlertName(StrEnum):
     CONFIG_CACHE_HIT_RATIO_LOW = "ConfigCacheHitRatioLow"
     QUEUE_BACKLOG_HIGH = "QueueBacklogHigh"
     QUEUE_STALLED = "QueueStalled"
+    # Task jobs whose every attempt failed keep landing in the dead-letter queue (BE-ASYNC-001).
+    DEAD_LETTER_JOBS_GROWING = "DeadLetterJobsGrowing"
     REDIS_EVICTION_POLICY_UNSAFE = "RedisEvictionPolicyUnsafe"
     REDIS_MEMORY_HIGH = "RedisMemoryHigh"
     DEPENDENCY_DOWN = "DependencyDown"
@@ -206,6 +208,10 @@ class Thresholds(_Strict):
     config_cache_origin_latency_seconds: Positive = 0.05
     queue_backlog_jobs: Annotated[int, Field(ge=1)] = 500  # seed: waiting jobs > 500
     queue_stalled_seconds: Positive = 300.0  # oldest waiting job age while workers exist
+    # Task jobs of one queue dead-lettered (every attempt failed) within 2 minutes: above a
+    # stray one (a provider's rare failure three times in a row), a provider or input failing
+    # the feature's tasks for good.
+    dead_letter_jobs: Annotated[int, Field(ge=1)] = 5
     mysql_probe_latency_seconds: Positive = 0.05  # seed: DB probe latency > 50 ms
     db_connections_ratio: Ratio = 0.8  # threads_connected / max_connections
     # Statements executing at once; past a few per core MySQL queues them on CPU and locks.
@@ -355,6 +361,9 @@ def _default_alerts() -> dict[AlertName, AlertPolicy]:
         AlertName.CONFIG_CACHE_HIT_RATIO_LOW: policy("warning", "platform", "1m"),
         AlertName.QUEUE_BACKLOG_HIGH: policy("warning", "ai", "20s"),
         AlertName.QUEUE_STALLED: policy("critical", "ai", "2m"),
+        # Tasks failed for good after their retries, users see them fail: a warning, for the
+        # team of the providers, once the dead letters have kept coming for a minute.
+        AlertName.DEAD_LETTER_JOBS_GROWING: policy("warning", "ai", "1m"),
         # A configuration mistake that loses jobs only once memory is full: not a 03:00 page.
         AlertName.REDIS_EVICTION_POLICY_UNSAFE: policy("warning", "sre", "5m"),
         # Hours of warning before noeviction refuses writes (BullMQ can enqueue nothing).

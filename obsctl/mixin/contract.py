@@ -47,6 +47,9 @@ class ApiMetric(StrEnum):
     # The rate limiters' checks by limiter and outcome, and the checks their store failed.
     RATE_LIMIT_REQUESTS = "rate_limit_requests_total"
     RATE_LIMIT_ERRORS = "rate_limit_errors_total"
+    # The task jobs' retries and the jobs whose last attempt failed (BE-ASYNC-001).
+    JOB_RETRIES = "bullmq_job_retries_total"
+    JOBS_DEAD_LETTERED = "bullmq_jobs_dead_lettered_total"
     # The tasks_daily_stats aggregator (BE-DB-004): its lag at the last run, when that was.
     DAILY_STATS_LAG = "tasks_daily_stats_lag_seconds"
     DAILY_STATS_LAST_RUN = "tasks_daily_stats_last_run_timestamp_seconds"
@@ -72,6 +75,10 @@ class ApiLabel(StrEnum):
     # A rate limiter's check: allowed or rejected; a breaker's call: success, failure, timeout
     # or rejected (the breaker was open); a daily-stats run: ok or error.
     OUTCOME = "outcome"
+    # A task job's retries and dead letters: its work queue (the feature) and a bounded reason
+    # (the task's error code, e.g. provider_failed, or internal).
+    QUEUE = "queue"
+    REASON = "reason"
     CACHE_LAYER = "layer"  # the config cache layer asked: local (the process's LRU) or redis
     CACHE_RESULT = "result"  # hit, miss or null (a cached absence)
 
@@ -120,6 +127,10 @@ _POOL_LABELS = (ApiLabel.POOL,)
 _BREAKER = (AlertName.CIRCUIT_BREAKER_OPEN,)
 BREAKER_FEATURE = "circuit breakers around the provider calls"
 RATE_LIMIT_FEATURE = "rate limiters in front of the API"
+DEAD_LETTER_FEATURE = "retries and a dead-letter queue for the task jobs"
+# The BullMQ queue the platform keeps its dead letters in: paused and without a worker on
+# purpose, so the work-queue alerts (backlog, stalled) and panels leave it out.
+DEAD_LETTER_QUEUE = "dead-letter"
 DAILY_STATS_FEATURE = "an incremental tasks_daily_stats aggregator"
 _DAILY_STATS = (AlertName.DAILY_STATS_LAG_HIGH,)
 CONFIG_CACHE_FEATURE = "a feature config cache (local LRU and Redis)"
@@ -212,6 +223,22 @@ CONTRACT: tuple[MetricSpec, ...] = (
         (),
         ("api",),
         RATE_LIMIT_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.JOB_RETRIES,
+        MetricType.COUNTER,
+        (ApiLabel.QUEUE, ApiLabel.REASON),
+        (),
+        ("queues",),
+        DEAD_LETTER_FEATURE,
+    ),
+    MetricSpec(
+        ApiMetric.JOBS_DEAD_LETTERED,
+        MetricType.COUNTER,
+        (ApiLabel.QUEUE,),
+        (AlertName.DEAD_LETTER_JOBS_GROWING,),
+        ("queues",),
+        DEAD_LETTER_FEATURE,
     ),
     MetricSpec(
         ApiMetric.DAILY_STATS_LAG,

@@ -29,7 +29,7 @@ from obsctl.metric_names import (
     RelayMetric,
 )
 from obsctl.mixin.config import RELAY_LONGEST_NORMAL_WAIT, AlertName, MixinConfig
-from obsctl.mixin.contract import ApiMetric
+from obsctl.mixin.contract import DEAD_LETTER_QUEUE, ApiMetric
 from obsctl.mixin.promql import duration, equality_labels
 from obsctl.mixin.rules import (
     ALERT_PATH_WINDOW,
@@ -41,6 +41,7 @@ from obsctl.mixin.rules import (
     DAILY_STATS_DRIFT,
     DAILY_STATS_DRIFT_WINDOW,
     DAILY_STATS_FRESHNESS,
+    DEAD_LETTERED,
     DELIVERY_WINDOW,
     DISK_WINDOW,
     FAST_WINDOW,
@@ -501,6 +502,52 @@ class _Cases:
         )  # fmt: skip
         self.add("RedisEvictionPolicyUnsafe is quiet for noeviction", at, policy("noeviction"),
                  name, [])  # fmt: skip
+        self._dead_letter_cases()
+
+    def _dead_letter_cases(self) -> None:
+        name = AlertName.DEAD_LETTER_JOBS_GROWING
+        at = _eval_at(self.for_(name), 300)
+        steps = _steps(at) + 1
+        matting = {"queue": "matting"}
+
+        def letters(queue: str, at_step: Any, metric: str = ApiMetric.JOBS_DEAD_LETTERED) -> Series:
+            """A counter of one queue's dead letters (or retries); at_step(t) is its value."""
+            labels = {**self.api, "queue": queue, "reason": "provider_failed"}
+            return _series(metric, labels, _runs([at_step(i * STEP) for i in range(steps)]))
+
+        # One job every 5 s, 24 over the 2-minute window, for longer than the alert's `for`.
+        self.add(
+            "DeadLetterJobsGrowing fires while a queue's jobs keep failing every attempt", at,
+            [_counter(ApiMetric.JOBS_DEAD_LETTERED, {**self.api, **matting,
+                                                    "reason": "provider_failed"}, 0.2, at)],
+            name, [self.expect(self.rule(name), matting, 24)], [(DEAD_LETTERED, matting, 24)],
+        )  # fmt: skip
+        stray = [at - 200, at - 150, at - 100, at - 50]
+        self.add(
+            "DeadLetterJobsGrowing is quiet for a few stray dead letters, for a burst that"
+            " stopped minutes ago, and for retries that succeed", at,
+            [letters("matting", lambda t_: sum(t_ >= s for s in stray)),
+             letters("outfit", lambda t_: 20 if t_ >= 60 else 0),
+             letters("faceswap", lambda t_: t_ // 5, ApiMetric.JOB_RETRIES),
+             letters("faceswap", lambda _: 0)], name, [],
+        )  # fmt: skip
+
+        # The dead-letter queue, even unpaused, full and old, is no work queue.
+        dead = {**self.exp, "prefix": QUEUE["prefix"], "queue": DEAD_LETTER_QUEUE}
+        stalled = AlertName.QUEUE_STALLED
+        at = _eval_at(self.for_(stalled))
+        self.add(
+            "QueueStalled is quiet for the dead-letter queue", at,
+            [_gauge(BullMQMetric.OLDEST_WAITING, dead, 10 * self.t.queue_stalled_seconds, at),
+             _gauge(BullMQMetric.PAUSED, dead, 0, at)], stalled, [],
+        )  # fmt: skip
+        backlog = AlertName.QUEUE_BACKLOG_HIGH
+        at = _eval_at(self.for_(backlog))
+        self.add(
+            "QueueBacklogHigh is quiet for the dead-letter queue", at,
+            [_gauge(BullMQMetric.JOBS, {**dead, "state": "waiting"},
+                    10 * self.t.queue_backlog_jobs, at)], backlog, [],
+        )  # fmt: skip
 
     # --- dependencies ---
 

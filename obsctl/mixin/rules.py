@@ -31,8 +31,9 @@ from obsctl.metric_names import (
 )
 from obsctl.mixin import signals
 from obsctl.mixin.config import AlertName, MixinConfig, Severity
-from obsctl.mixin.contract import ApiMetric
+from obsctl.mixin.contract import DEAD_LETTER_QUEUE, ApiMetric
 from obsctl.mixin.promql import duration, series
+from obsctl.mixin.signals import WORK_QUEUES
 
 RULES_PATH = "alert-rules/obsctl.rules.yml"
 HEADER = (
@@ -63,6 +64,10 @@ PROVIDER = 'probe="provider"'
 # An open breaker lets one trial call through after 30 s (half_open) and opens again while the
 # provider still fails: both are "not closed", so a long outage stays one alert.
 BREAKER_NOT_CLOSED = 'state=~"open|half_open"'
+# DeadLetterJobsGrowing counts a queue's dead letters over this window: long enough that a
+# steady trickle adds up, short enough that the alert resolves two minutes after they stop.
+DEAD_LETTER_WINDOW = "2m"
+DEAD_LETTERED = f"queue:bullmq_jobs_dead_lettered:increase{DEAD_LETTER_WINDOW}"
 # ProviderDegraded: more than this share of a provider's heartbeats in the window were slow,
 # so a single slow answer (a stalled moment on a loaded host) never counts as a slow provider.
 DEGRADED_WINDOW = "5m"
@@ -513,7 +518,7 @@ def _queue_alerts(config: MixinConfig) -> list[Alert]:
         # with no worker at all is exactly the stall this alert is for.
         Alert(
             AlertName.QUEUE_STALLED,
-            f"max by (prefix, queue) ({series(BullMQMetric.OLDEST_WAITING, exp)})"
+            f"max by (prefix, queue) ({series(BullMQMetric.OLDEST_WAITING, exp, WORK_QUEUES)})"
             f" > {number(t.queue_stalled_seconds)}"
             " unless on (prefix, queue)"
             f" max by (prefix, queue) ({series(BullMQMetric.PAUSED, exp)}) == 1",
@@ -534,6 +539,33 @@ def _queue_alerts(config: MixinConfig) -> list[Alert]:
             " jobs among them, without an error. BullMQ requires noeviction.",
             "queues",
             labels={"dependency": "redis", **EXPORTER},
+        ),
+        *_dead_letter_alerts(config),
+    ]
+
+
+def _dead_letter_recordings(config: MixinConfig) -> list[Recording]:
+    return [
+        Recording(
+            DEAD_LETTERED, signals.dead_lettered(config.selectors.api, DEAD_LETTER_WINDOW, "queue")
+        )
+    ]
+
+
+def _dead_letter_alerts(config: MixinConfig) -> list[Alert]:
+    """BE-ASYNC-001: task jobs keep failing every attempt and landing in the dead-letter queue."""
+    t = config.thresholds
+    name = AlertName.DEAD_LETTER_JOBS_GROWING
+    return [
+        Alert(
+            name,
+            f"{DEAD_LETTERED} > {number(t.dead_letter_jobs)}",
+            "Task jobs keep landing in the dead-letter queue",
+            "{{ $value | humanize }} jobs of queue {{ $labels.queue }} failed all their attempts"
+            f" within {DEAD_LETTER_WINDOW} (threshold {t.dead_letter_jobs}) and went to the"
+            f" {DEAD_LETTER_QUEUE} queue, for more than {duration(config.policy(name).for_ or 0)}:"
+            " their tasks failed for the users, retries did not help.",
+            "queues",
         ),
     ]
 
@@ -962,6 +994,7 @@ def groups(config: MixinConfig) -> list[Group]:
         Group("obsctl.host.recording", _host_recordings(config)),
         Group("obsctl.node.recording", _node_recordings(config)),
         Group("obsctl.ratelimit.recording", _rate_limit_recordings(config)),
+        Group("obsctl.deadletter.recording", _dead_letter_recordings(config)),
         Group("obsctl.dailystats.recording", _daily_stats_recordings(config)),
         Group("obsctl.configcache.recording", _config_cache_recordings(config)),
         Group("obsctl.api.alerts", _api_alerts(config)),

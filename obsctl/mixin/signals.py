@@ -18,7 +18,7 @@ from obsctl.metric_names import (
     RedisMetric,
     RelayMetric,
 )
-from obsctl.mixin.contract import ApiLabel, ApiMetric
+from obsctl.mixin.contract import DEAD_LETTER_QUEUE, ApiLabel, ApiMetric
 from obsctl.mixin.promql import series
 
 # The API's request histogram (obsctl.mixin.contract).
@@ -29,6 +29,9 @@ SERVER_ERRORS = f'{ApiLabel.STATUS_CODE}=~"5.."'
 # The jobs QueueBacklogHigh counts: ready for a worker now. A paused queue's jobs are `paused`
 # (held back on purpose), not `waiting`.
 WAITING = 'state="waiting"'
+# Every queue a worker should be taking jobs from: all but the dead-letter queue, whose jobs
+# wait for a person (kept paused, it would fill "paused queues" and age without end).
+WORK_QUEUES = f'queue!="{DEAD_LETTER_QUEUE}"'
 MYSQL_SELECT1 = ('probe="mysql"', 'phase="select1"')
 # DingTalk's "send too fast" answer: the relay waits it out (10 minutes); not a failed delivery.
 NOT_RATE_LIMITED = 'reason!="rate_limited"'
@@ -108,8 +111,9 @@ def provider_degraded_share(exporter: str, window: str) -> str:
 
 
 def waiting_jobs(exporter: str, by: str, *filters: str) -> str:
-    """BullMQ jobs ready and waiting for a worker."""
-    return f"sum by ({by}) ({series(BullMQMetric.JOBS, exporter, *filters, WAITING)})"
+    """BullMQ jobs ready and waiting for a worker, in the work queues."""
+    jobs = series(BullMQMetric.JOBS, exporter, *filters, WORK_QUEUES, WAITING)
+    return f"sum by ({by}) ({jobs})"
 
 
 def mysql_select1(exporter: str) -> str:
@@ -176,3 +180,9 @@ def filesystem_free_ratio(node: str) -> str:
     """Free share of each disk filesystem, as unprivileged processes see it."""
     available = series(NodeMetric.FILESYSTEM_AVAILABLE, node, DISK_FILESYSTEMS)
     return f"{available} / {series(NodeMetric.FILESYSTEM_SIZE, node, DISK_FILESYSTEMS)}"
+
+
+def dead_lettered(api: str, window: str, by: str = "", *filters: str) -> str:
+    """Task jobs moved to the dead-letter queue over the window (every attempt failed)."""
+    jobs = series(ApiMetric.JOBS_DEAD_LETTERED, api, *filters)
+    return f"{_sum(by)}(increase({jobs}[{window}]))"

@@ -272,6 +272,23 @@ def test_a_platform_without_breakers_is_warned_not_failed(demo_text: str) -> Non
 
 
 @pytest.mark.stack
+def test_a_platform_without_dead_letters_is_warned_not_failed(demo_text: str) -> None:
+    families = ("bullmq_job_retries_total", "bullmq_jobs_dead_lettered_total")
+    assert all(f"# TYPE {family} counter" in demo_text for family in families)
+    without = demo_text
+    for family in families:
+        without = _drop_family(without, family)
+    with serve(Page(without)) as url:
+        code, report, lines = check(url, *QUICK)
+    assert code == 0, lines
+    statuses = {c["name"]: c["status"] for c in report["checks"]}
+    assert {statuses.pop(family) for family in families} == {"warn"}
+    assert set(statuses.values()) == {"ok"}, lines
+    assert "without retries and a dead-letter queue for the task jobs" in lines
+    assert "DeadLetterJobsGrowing" in lines
+
+
+@pytest.mark.stack
 def test_a_platform_without_a_config_cache_is_warned_not_failed(demo_text: str) -> None:
     families = (
         "config_cache_lookups_total",

@@ -87,7 +87,8 @@ def test_queue_backlog_warns_above_500_waiting_jobs() -> None:
     assert rule["labels"] == {"severity": "warning", "team": "ai", "source": "exporter"}
     assert rule["annotations"]["summary"] == "A BullMQ queue has a large backlog"
     assert _rule("record", "queue:bullmq_waiting_jobs:sum")["expr"] == (
-        'sum by (prefix, queue) (bullmq_queue_jobs{job="obsctl-exporter", state="waiting"})'
+        "sum by (prefix, queue) (bullmq_queue_jobs"
+        '{job="obsctl-exporter", queue!="dead-letter", state="waiting"})'
     )
     fired = _firing("QueueBacklogHigh fires at 1000 waiting jobs")
     assert fired["exp_annotations"]["description"] == (

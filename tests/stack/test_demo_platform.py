@@ -222,6 +222,77 @@ def test_a_failing_provider_opens_its_breaker_and_tasks_move_to_the_other(
     assert 'circuit_breaker_calls_total{provider="beta",outcome="rejected"}' in text
 
 
+def _metric(url: str, prefix: str) -> float:
+    """The value of the first sample of a /metrics page that starts with prefix (0 if none)."""
+    lines = httpx.get(url, timeout=5).text.splitlines()
+    return next((float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(prefix)), 0)
+
+
+def test_a_task_failing_every_attempt_is_retried_with_back_off_then_dead_lettered(
+    stack: RunningStack,
+) -> None:
+    client = redis.Redis.from_url(stack.env["OBSCTL_REDIS_URL"], decode_responses=True)
+    app_metrics = f"{stack.env['DEMO_APP_URL']}/metrics"
+    retried = 'bullmq_job_retries_total{queue="matting",reason="provider_failed"}'
+    retries_before = _metric(app_metrics, retried)
+    with _admin(stack) as admin:
+        # beta accepts every task and fails it on its side (the dead-letter drill's fault).
+        assert admin.put("/admin/providers/beta", json={"mode": "task_failure"}).is_success
+        try:
+            task = None
+            for _ in range(30):  # the provider is a weighted random choice
+                created = admin.post("/api/tasks", json={"user_id": 1, "feature": "matting"})
+                assert created.status_code == 201, created.text
+                if created.json()["provider"] == "beta":
+                    task = created.json()
+                    break
+            assert task is not None, "no task went to beta"
+
+            def dead_letter() -> dict[str, object] | None:
+                body = admin.get("/admin/dead-letters", params={"limit": 1000}).json()
+                return next((j for j in body["jobs"] if j["task_id"] == task["id"]), None)
+
+            entry = wait_for("the task's job in the dead-letter queue", dead_letter, timeout=60)
+        finally:
+            assert admin.put("/admin/providers/beta", json={"mode": "ok"}).is_success
+
+    assert (entry["queue"], entry["reason"], entry["attempts"]) == ("matting", "provider_failed", 3)
+    assert "model_error" in str(entry["error"])
+    failed = (
+        "SELECT status = 'failed' AND error_code = 'provider_failed' AND finished_at IS NOT NULL"
+        f" FROM tasks WHERE id = {task['id']}"
+    )
+    assert _scalar(stack, failed) == 1
+    # The job itself stays in BullMQ's failed set after its 3 attempts; its last one started at
+    # least the back-off (1 s, then 2 s) after it was created.
+    job = client.hgetall(f"bull:matting:{entry['job_id']}")
+    assert job["atm"] == "3"  # BullMQ's attemptsMade
+    assert client.zscore("bull:matting:failed", entry["job_id"]) is not None
+    assert int(job["processedOn"]) - int(job["timestamp"]) >= 3000
+    assert _metric(app_metrics, retried) >= retries_before + 2
+    dead = 'bullmq_jobs_dead_lettered_total{queue="matting",reason="provider_failed"}'
+    assert _metric(app_metrics, dead) >= 1
+    # The dead-letter queue is paused, with no worker: the exporter counts its jobs as paused.
+    assert client.hget("bull:dead-letter:meta", "paused") == "1"
+    exporter = f"http://{stack.env['OBSCTL_LISTEN']}/metrics"
+    depth = 'bullmq_queue_jobs{prefix="bull",queue="dead-letter",state="paused"'
+    wait_for("the exporter to count the dead letter",
+             lambda: _metric(exporter, depth) >= 1, timeout=60)  # fmt: skip
+
+    # beta is healthy again: the replay puts the failed task back to work, where it succeeds.
+    with _admin(stack) as admin:
+        answer = admin.post("/admin/dead-letters/replay", json={"limit": 1000})
+        assert answer.status_code == 200, answer.text
+        replayed = answer.json()["replayed"]
+        assert {"id": entry["id"], "queue": "matting", "task_id": task["id"]} in replayed
+        left = admin.get("/admin/dead-letters", params={"limit": 1000}).json()["jobs"]
+        assert all(j["task_id"] != task["id"] for j in left)
+        assert admin.post("/admin/dead-letters/replay", json={"limit": 0}).status_code == 400
+    succeeded = f"SELECT status = 'succeeded' FROM tasks WHERE id = {task['id']}"
+    wait_for("the replayed task to succeed", lambda: _scalar(stack, succeeded) == 1, timeout=60)
+    client.close()
+
+
 def test_the_stack_providers_require_their_own_key(stack: RunningStack) -> None:
     alpha = stack.env["PROVIDER_ALPHA_URL"]
     answers = {

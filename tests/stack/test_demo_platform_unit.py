@@ -261,3 +261,150 @@ def test_an_open_breaker_is_reset_by_hand() -> None:
         "opened": True, "known": True, "unknown": False, "closed": True, "after": 2,
         "state": ['circuit_breaker_state{provider="a",state="closed"} 1'],
     }  # fmt: skip
+
+
+# A provider on loopback that accepts every task and fails it (the fake's task_failure mode),
+# the platform's real processor, breakers and metrics, a recording task table and dead-letter
+# queue in place of MySQL and Redis.
+_RETRY_HARNESS = """
+  const http = require('node:http');
+  const { createMetrics } = require('./src/metrics');
+  const { ProviderBreakers } = require('./src/breakers');
+  const { DeadLetters } = require('./src/dead-letter');
+  const { createTaskProcessor } = require('./src/worker');
+  const { JOB_OPTIONS } = require('./src/queues');
+  // Task 3's input is refused (content_rejected), every other task fails with model_error.
+  const provider = http.createServer(async (req, res) => {
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    res.setHeader('content-type', 'application/json');
+    if (req.method === 'POST') {
+      res.statusCode = 202;
+      res.end(JSON.stringify({ task_id: `v${JSON.parse(body).client_task_id}` }));
+      return;
+    }
+    const error = req.url.endsWith('/v3') ? 'content_rejected' : 'model_error';
+    res.end(JSON.stringify({ status: 'failed', error }));
+  });
+  const calls = [];
+  const tasks = new Map([[1, 'alpha'], [2, 'gone'], [3, 'alpha']].map(([id, p]) => [id, {
+    id, feature: 'matting', provider: p, status: 'queued', vendor_task_id: null }]));
+  const repo = {
+    getTask: async (id) => ({ ...tasks.get(id) }),
+    markProcessing: async (id) => { tasks.get(id).status = 'processing'; return true; },
+    setVendorTask: async (id, v) => { calls.push(['vendor', id, v.vendorTaskId]);
+      tasks.get(id).vendor_task_id = v.vendorTaskId; },
+    clearVendorTask: async (id) => { calls.push(['clear', id]);
+      tasks.get(id).vendor_task_id = null; },
+    finishTask: async (id, status, code) => { calls.push(['finish', id, status, code]); },
+  };
+  const metrics = createMetrics({ getPool: () => null, poolMax: 8, providers: ['alpha'] });
+  const added = [];
+  const queue = { add: async (name, data, opts) => added.push({ name, data, jobId: opts.jobId }) };
+  const deadLetters = new DeadLetters({ queue, counter: metrics.jobs.deadLettered });
+  const breakers = new ProviderBreakers(['alpha'], metrics.breakers);
+  const job = (id, taskId, attemptsMade) => ({ id, queueName: 'matting', data: { taskId },
+    attemptsMade, opts: JOB_OPTIONS });
+  const nonZero = async (name) => (await metrics.registry.getSingleMetricAsString(name))
+    .split('\\n').filter((l) => !l.startsWith('#') && !l.endsWith(' 0'));
+"""
+
+
+def test_a_failed_attempt_is_retried_and_the_last_one_dead_lettered() -> None:
+    seen = node_json(
+        _RETRY_HARNESS
+        + """
+      provider.listen(0, '127.0.0.1', async () => {
+        const url = `http://127.0.0.1:${provider.address().port}`;
+        const process = createTaskProcessor({ repo, breakers,
+          catalog: { pickProvider: async () => null }, providerUrls: new Map([['alpha', url]]),
+          retries: metrics.jobs.retries, deadLetters });
+        const errors = [];
+        for (const attempt of [0, 1, 2]) {
+          await process(job('7', 1, attempt)).catch((e) => errors.push([e.code, e.name]));
+        }
+        await process(job('8', 2, 0)).catch((e) => errors.push([e.code, e.name]));
+        await process(job('9', 3, 0)).catch((e) => errors.push([e.code, e.name]));
+        console.log(JSON.stringify({ options: JOB_OPTIONS, errors, calls, added,
+          retries: await nonZero('bullmq_job_retries_total'),
+          dead: await nonZero('bullmq_jobs_dead_lettered_total') }));
+        breakers.shutdown();
+        provider.close();
+      });
+    """
+    )
+
+    assert seen["options"]["attempts"] == 3
+    assert seen["options"]["backoff"] == {"type": "exponential", "delay": 1000}
+    assert seen["errors"] == [["provider_failed", "ProviderError"]] * 3 + [
+        ["provider_unknown", "UnrecoverableError"],
+        ["provider_rejected", "UnrecoverableError"],
+    ]
+    # Two retries, each forgetting the vendor task so the next attempt submits anew; the third
+    # attempt fails the task. A provider without a URL is not retried at all, nor is an input
+    # the provider refuses, which is not dead-lettered either: there is nothing to replay.
+    assert seen["calls"] == [
+        ["vendor", 1, "v1"], ["clear", 1],
+        ["vendor", 1, "v1"], ["clear", 1],
+        ["vendor", 1, "v1"], ["finish", 1, "failed", "provider_failed"],
+        ["finish", 2, "failed", "provider_unknown"],
+        ["vendor", 3, "v3"], ["finish", 3, "failed", "provider_rejected"],
+    ]  # fmt: skip
+    assert [(a["jobId"], a["data"]["reason"], a["data"]["attempts"]) for a in seen["added"]] == [
+        ("matting-7", "provider_failed", 3),
+        ("matting-8", "provider_unknown", 1),
+    ]
+    assert seen["added"][0]["data"] | {"error": "", "failed_at": ""} == {
+        "queue": "matting", "job_id": "7", "task_id": 1, "reason": "provider_failed",
+        "error": "", "attempts": 3, "failed_at": "",
+    }  # fmt: skip
+    assert "model_error" in seen["added"][0]["data"]["error"]
+    assert seen["retries"] == [
+        'bullmq_job_retries_total{queue="matting",reason="provider_failed"} 2'
+    ]
+    assert sorted(seen["dead"]) == [
+        'bullmq_jobs_dead_lettered_total{queue="matting",reason="provider_failed"} 1',
+        'bullmq_jobs_dead_lettered_total{queue="matting",reason="provider_unknown"} 1',
+    ]
+
+
+def test_retry_and_dead_letter_series_exist_before_any_failure() -> None:
+    seen = node_json("""
+      const { createMetrics } = require('./src/metrics');
+      const metrics = createMetrics({ getPool: () => null, poolMax: 8 });
+      (async () => {
+        const text = await metrics.registry.metrics();
+        const count = (name) => text.split('\\n').filter((l) => l.startsWith(name + '{')).length;
+        console.log(JSON.stringify([count('bullmq_job_retries_total'),
+          count('bullmq_jobs_dead_lettered_total')]));
+      })();
+    """)
+
+    assert seen == [4 * 8, 4 * 8]  # every feature queue x every reason, at 0
+
+
+def test_a_replay_moves_back_only_the_letters_whose_task_it_requeues() -> None:
+    seen = node_json("""
+      const { DeadLetters } = require('./src/dead-letter');
+      const removed = [];
+      const letter = (id, queue, task_id) => ({ id, data: { queue, task_id },
+        remove: async () => removed.push(id) });
+      const all = () => [letter('matting-1', 'matting', 1), letter('outfit-2', 'outfit', 2)];
+      const queue = { getJobs: async (states, start, end) => all().slice(start, end + 1) };
+      const letters = new DeadLetters({ queue, counter: null });
+      (async () => {
+        const asked = [];
+        const answer = await letters.replay(10, async (q, id) => { asked.push([q, id]);
+          return id === 1; });
+        const one = await letters.replay(1, async () => true);
+        console.log(JSON.stringify({ answer, asked, removed, one }));
+      })();
+    """)
+
+    assert seen["asked"] == [["matting", 1], ["outfit", 2]]
+    assert seen["answer"] == {
+        "replayed": [{"id": "matting-1", "queue": "matting", "task_id": 1}],
+        "kept": [{"id": "outfit-2", "queue": "outfit", "task_id": 2}],
+    }
+    assert seen["removed"] == ["matting-1", "matting-1"]  # the second replay took one letter
+    assert seen["one"]["replayed"] == [{"id": "matting-1", "queue": "matting", "task_id": 1}]

@@ -249,6 +249,20 @@ def test_submit_error_mode_fails_only_new_tasks(client: httpx.Client) -> None:
     assert finished["status"] == "succeeded"
 
 
+def test_task_failure_mode_accepts_tasks_that_then_fail(client: httpx.Client) -> None:
+    _configure(client, failure_rate=0.0, task_latency_ms=100, mode="task_failure")
+
+    submit = client.post("/v1/tasks", json=TASK)
+    heartbeat = client.get("/v1/heartbeat")
+    finished = _wait_until_finished(client, submit.json()["task_id"])
+    _configure(client, mode="ok")
+    after = _wait_until_finished(client, client.post("/v1/tasks", json=TASK).json()["task_id"])
+
+    assert submit.status_code == 202 and heartbeat.status_code == 200
+    assert (finished["status"], finished["error"]) == ("failed", "model_error")
+    assert after["status"] == "succeeded"  # back to the control's failure_rate (0 here)
+
+
 def test_down_mode_answers_503(client: httpx.Client) -> None:
     _configure(client, mode="down")
 

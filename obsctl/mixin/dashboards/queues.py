@@ -5,6 +5,7 @@ from __future__ import annotations
 from obsctl.metric_names import BullMQMetric, BusinessMetric
 from obsctl.mixin import signals
 from obsctl.mixin.config import MixinConfig
+from obsctl.mixin.contract import DEAD_LETTER_QUEUE, ApiMetric
 from obsctl.mixin.dashboards.panels import (
     RATE,
     Board,
@@ -14,8 +15,10 @@ from obsctl.mixin.dashboards.panels import (
     query_variable,
 )
 from obsctl.mixin.promql import series
+from obsctl.mixin.rules import DEAD_LETTER_WINDOW, DEAD_LETTERED
 
 KEY = "queues"
+WORK = signals.WORK_QUEUES
 
 
 def backlog(exporter: str, queue: str = 'queue=~"$queue"') -> str:
@@ -24,6 +27,48 @@ def backlog(exporter: str, queue: str = 'queue=~"$queue"') -> str:
     A paused queue's jobs are `paused`, not waiting: they stay visible in "Jobs per state".
     """
     return signals.waiting_jobs(exporter, "queue", queue)
+
+
+def _dead_letters(board: Board, config: MixinConfig, queue: str) -> None:
+    """BE-ASYNC-001: the task jobs' retries and what ends in the dead-letter queue."""
+    api, exp = config.selectors.api, config.selectors.exporter
+    board.row("Retries and dead letters")
+    board.timeseries(
+        f"Dead letters per queue ({DEAD_LETTER_WINDOW})",
+        f"Task jobs whose every attempt failed over the last {DEAD_LETTER_WINDOW}, moved to the "
+        f"{DEAD_LETTER_QUEUE} queue (recorded); the dashed line is the DeadLetterJobsGrowing "
+        "threshold.",
+        "short",
+        [Target(f"max by (queue) ({series(DEAD_LETTERED, queue)})", "{{queue}}")],
+        line=Line(config.thresholds.dead_letter_jobs),
+        width=8,
+        min_value=0,
+    )
+    board.timeseries(
+        "Retries by queue and reason",
+        "Failed attempts BullMQ runs again after a back-off (1 s, then 2 s), by the task's "
+        "error code; retries that then succeed never become dead letters.",
+        "ops",
+        [
+            Target(
+                f"sum by (queue, reason) (rate({series(ApiMetric.JOB_RETRIES, api, queue)}"
+                f"[{RATE}]))",
+                "{{queue}} {{reason}}",
+            )
+        ],
+        width=8,
+        min_value=0,
+    )
+    dead = series(BullMQMetric.JOBS, exp, f'queue="{DEAD_LETTER_QUEUE}"')
+    board.timeseries(
+        "Dead-letter queue depth",
+        f"Jobs held in the {DEAD_LETTER_QUEUE} queue (paused, no worker: they wait for a "
+        "person, GET /admin/dead-letters lists them).",
+        "short",
+        [Target(f"sum ({dead})", "dead letters")],
+        width=8,
+        min_value=0,
+    )
 
 
 def build(config: MixinConfig) -> Board:
@@ -36,7 +81,8 @@ def build(config: MixinConfig) -> Board:
         "obsctl / Queues",
         "BullMQ queues (one per feature), read from Redis by the obsctl exporter.",
         variables=[
-            query_variable("queue", "Queue", series(BullMQMetric.JOBS, exp), "queue"),
+            # The work queues: the dead-letter queue has its own panel and no feature's tasks.
+            query_variable("queue", "Queue", series(BullMQMetric.JOBS, exp, WORK), "queue"),
         ],
     )
     board.link_to("overview", "Overview")
@@ -60,7 +106,7 @@ def build(config: MixinConfig) -> Board:
         "s",
         [
             Target(
-                f"max by (queue) ({series(BullMQMetric.OLDEST_WAITING, exp, queue)})",
+                f"max by (queue) ({series(BullMQMetric.OLDEST_WAITING, exp, queue, WORK)})",
                 "{{queue}}",
             )
         ],
@@ -93,6 +139,8 @@ def build(config: MixinConfig) -> Board:
         stacked=True,
     )
 
+    _dead_letters(board, config, queue)
+
     board.row("Throughput")
     created = series(BusinessMetric.TASK_CREATED, exp, 'feature=~"$queue"')
     finished = [
@@ -116,9 +164,10 @@ def build(config: MixinConfig) -> Board:
     )
     board.table(
         "Paused queues",
-        "Queues paused globally (Queue.pause()); empty while every queue runs.",
+        "Queues paused globally (Queue.pause()); empty while every queue runs. The "
+        f"{DEAD_LETTER_QUEUE} queue, always paused, is left out.",
         "none",
-        [Target(f"max by (prefix, queue) ({series(BullMQMetric.PAUSED, exp, queue)}) == 1")],
+        [Target(f"max by (prefix, queue) ({series(BullMQMetric.PAUSED, exp, queue, WORK)}) == 1")],
         width=6,
         quiet=Fault.QUEUE_PAUSED,
     )

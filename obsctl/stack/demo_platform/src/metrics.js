@@ -3,7 +3,8 @@
 const v8 = require('node:v8');
 const client = require('prom-client');
 const { LIMITERS } = require('./limiters');
-const { TERMINAL_STATUSES } = require('./features');
+const { FEATURE_KEYS, TERMINAL_STATUSES } = require('./features');
+const { FAILURE_REASONS } = require('./dead-letter');
 
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5];
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -14,8 +15,9 @@ const UNMATCHED_ROUTE = 'unmatched';
  * latency histogram, the BE-DB-005 pool gauges (read from tarn at scrape time), the
  * BE-ASYNC-003 circuit breaker families of each provider (fed by src/breakers.js), the rate
  * limiters' counters (zero-filled for every limiter, so no series appears only on a refusal),
- * the BE-CACHE feature config cache's families (src/config-cache.js) and the BE-DB-004
- * daily-stats aggregator's freshness.
+ * the BE-CACHE feature config cache's families (src/config-cache.js), the BE-DB-004
+ * daily-stats aggregator's freshness and the task jobs' retries and dead letters (BE-ASYNC-001,
+ * fed by src/worker.js).
  */
 function createMetrics({ getPool, poolName = 'platform', poolMax, providers = [] }) {
   const registry = new client.Registry();
@@ -77,6 +79,7 @@ function createMetrics({ getPool, poolName = 'platform', poolMax, providers = []
     rateLimitErrors.inc({ limiter }, 0);
   }
 
+  const jobs = createJobMetrics(registry);
   const configCache = createConfigCacheMetrics(registry);
 
   /** Observes every request; the route label comes from tagRoute, so raw URLs never become labels. */
@@ -106,6 +109,7 @@ function createMetrics({ getPool, poolName = 'platform', poolMax, providers = []
     rateLimitErrors,
     configCache,
     dailyStats,
+    jobs,
   };
 }
 
@@ -218,6 +222,32 @@ function createBreakerMetrics(registry, providers) {
     for (const outcome of BREAKER_OUTCOMES) calls.inc({ provider, outcome }, 0);
   }
   return { state, opens, calls, fallbacks, states: BREAKER_STATES };
+}
+
+/**
+ * BE-ASYNC-001's retries and dead letters of the task jobs, zero-filled for every feature queue
+ * and reason, so DeadLetterJobsGrowing's increase() sees the first one.
+ */
+function createJobMetrics(registry) {
+  const retries = new client.Counter({
+    name: 'bullmq_job_retries_total',
+    help: 'Failed attempts of task jobs that BullMQ runs again after a back-off, by queue and reason.',
+    labelNames: ['queue', 'reason'],
+    registers: [registry],
+  });
+  const deadLettered = new client.Counter({
+    name: 'bullmq_jobs_dead_lettered_total',
+    help: 'Task jobs whose last attempt failed, moved to the dead-letter queue, by queue and reason.',
+    labelNames: ['queue', 'reason'],
+    registers: [registry],
+  });
+  for (const queue of FEATURE_KEYS) {
+    for (const reason of FAILURE_REASONS) {
+      retries.inc({ queue, reason }, 0);
+      deadLettered.inc({ queue, reason }, 0);
+    }
+  }
+  return { retries, deadLettered };
 }
 
 /** First handler of every instrumented route: records the route pattern, e.g. /api/tasks/:id. */

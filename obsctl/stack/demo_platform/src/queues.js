@@ -4,9 +4,15 @@ const { Queue } = require('bullmq');
 const { FEATURE_KEYS } = require('./features');
 const { log, describeError } = require('./log');
 
-/** Every task job: one attempt, and bounded completed/failed sets. */
+/**
+ * Every task job (BE-ASYNC-001): three attempts, the retries 1 s then 2 s after a failure
+ * (exponential), then the dead-letter queue (src/dead-letter.js); bounded completed/failed sets.
+ */
+const JOB_ATTEMPTS = 3;
+const JOB_BACKOFF = Object.freeze({ type: 'exponential', delay: 1000 });
 const JOB_OPTIONS = Object.freeze({
-  attempts: 1,
+  attempts: JOB_ATTEMPTS,
+  backoff: JOB_BACKOFF,
   removeOnComplete: { count: 1000 },
   removeOnFail: { count: 1000 },
 });
@@ -33,4 +39,4 @@ async function closeQueues(queues) {
   await Promise.allSettled([...queues.values()].map((q) => q.close()));
 }
 
-module.exports = { JOB_OPTIONS, redisConnection, createQueues, closeQueues };
+module.exports = { JOB_OPTIONS, JOB_ATTEMPTS, JOB_BACKOFF, redisConnection, createQueues, closeQueues };

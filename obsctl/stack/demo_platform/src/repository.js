@@ -82,6 +82,31 @@ class Repository {
       .update({ provider, vendor_task_id: vendorTaskId, updated_at: this.knex.fn.now(3) });
   }
 
+  /** Forgets a failed attempt's vendor task, so the job's next attempt submits a new one. */
+  async clearVendorTask(id) {
+    await this.knex('tasks')
+      .where('id', id)
+      .whereNotIn('status', TERMINAL_STATUSES)
+      .update({ vendor_task_id: null, updated_at: this.knex.fn.now(3) });
+  }
+
+  /**
+   * failed -> queued for a replayed dead letter, as if new but for its id, created_at and
+   * quota (charged once); false unless the task is failed.
+   */
+  async requeueFailedTask(id) {
+    const changed = await this.knex('tasks')
+      .where({ id, status: TASK_STATUS.FAILED })
+      .update({
+        status: TASK_STATUS.QUEUED,
+        error_code: null,
+        vendor_task_id: null,
+        finished_at: null,
+        updated_at: this.knex.fn.now(3),
+      });
+    return changed === 1;
+  }
+
   /** Moves a task to succeeded/failed once; src/daily-stats.js counts it in tasks_daily_stats. */
   async finishTask(id, status, errorCode = null) {
     if (!TERMINAL_STATUSES.includes(status)) throw new Error(`not a terminal status: ${status}`);

@@ -13,6 +13,7 @@ const { createQueues, closeQueues } = require('./queues');
 const { TaskService } = require('./task-service');
 const { createTaskProcessor, WorkerPool } = require('./worker');
 const { ProviderBreakers } = require('./breakers');
+const { DeadLetters } = require('./dead-letter');
 const { DailyStatsAggregator } = require('./daily-stats');
 const { Workload } = require('./workload');
 const { Faults } = require('./faults');
@@ -108,6 +109,7 @@ async function main() {
     const settle = (promise) => withTimeout(promise, CLOSE_STEP_MS, 'close timed out').catch(() => {});
     if (ctx.dailyStats) await settle(ctx.dailyStats.stop());
     if (ctx.queues) await settle(closeQueues(ctx.queues));
+    if (ctx.deadLetters) await settle(ctx.deadLetters.close());
     redis.disconnect();
     await settle(knex.destroy());
     server.closeAllConnections();
@@ -144,6 +146,12 @@ async function main() {
       `redis not reachable after ${REDIS_WAIT_MS} ms`,
     );
     ctx.breakers = new ProviderBreakers(config.providers.keys(), ctx.metrics.breakers);
+    ctx.deadLetters = new DeadLetters({
+      redisUrl: config.redisUrl,
+      prefix: config.bullmqPrefix,
+      counter: ctx.metrics.jobs.deadLettered,
+    });
+    await withTimeout(ctx.deadLetters.start(), REDIS_WAIT_MS, `redis not reachable after ${REDIS_WAIT_MS} ms`);
     ctx.tasks = new TaskService({ repo: ctx.repo, catalog: ctx.catalog, queues: ctx.queues });
     ctx.workers = new WorkerPool({
       redisUrl: config.redisUrl,
@@ -154,6 +162,8 @@ async function main() {
         breakers: ctx.breakers,
         providerUrls: config.providers,
         providerKeys: config.providerKeys,
+        retries: ctx.metrics.jobs.retries,
+        deadLetters: ctx.deadLetters,
       }),
     });
     await withTimeout(ctx.workers.waitUntilReady(), REDIS_WAIT_MS, `redis not reachable after ${REDIS_WAIT_MS} ms`);
@@ -177,6 +187,7 @@ async function main() {
     log.info('ready', {
       startup_ms: Date.now() - startedAt,
       queues: [...ctx.queues.keys()],
+      dead_letter_queue: ctx.deadLetters.queue.name,
       prefix: config.bullmqPrefix,
       providers: [...config.providers.keys()],
       tasks_per_second: config.tasksPerSecond,

@@ -1,14 +1,17 @@
 'use strict';
 
-const { Worker } = require('bullmq');
+const { Worker, UnrecoverableError } = require('bullmq');
 const { FEATURE_KEYS, TASK_STATUS, TERMINAL_STATUSES } = require('./features');
 const { ProviderError, submitTask, waitForResult } = require('./provider-client');
 const { isOpenBreakerError, isTimeout } = require('./breakers');
 const { redisConnection } = require('./queues');
+const { failureReason } = require('./dead-letter');
 const { withTimeout } = require('./util');
 const { log, describeError } = require('./log');
 
 const CONCURRENCY = 4;
+// The provider's failures that are about the input, which no retry cures: the task fails at once.
+const PERMANENT_VENDOR_ERRORS = Object.freeze(['content_rejected', 'input_unreadable']);
 
 /** A breaker's own refusal or timeout as the ProviderError that names it in tasks.error_code. */
 function asProviderError(err, provider) {
@@ -19,12 +22,13 @@ function asProviderError(err, provider) {
 }
 
 /**
- * Processes a {taskId} job: processing -> provider call -> poll -> succeeded/failed.
- * The submit goes through the provider's circuit breaker; when it fails or the breaker is
- * open, the task moves to another enabled provider of its feature whose breaker is not open.
- * A provider error fails the task and rethrows, so the job lands in BullMQ's failed set.
+ * The task processor. The submit goes through the provider's circuit breaker; when it fails or
+ * the breaker is open, the task moves to another enabled provider of its feature whose breaker
+ * is not open.
+ * `retries` counts the attempts BullMQ runs again, by queue and reason; `deadLetters`
+ * (src/dead-letter.js) takes the jobs whose last attempt failed.
  */
-function createTaskProcessor({ repo, catalog, breakers, providerUrls, providerKeys = new Map() }) {
+function createTaskProcessor({ repo, catalog, breakers, providerUrls, providerKeys = new Map(), retries, deadLetters }) {
   /** Submits to the task's provider or, failing that, to the others in turn; returns both. */
   async function submitWithFallback(task) {
     const tried = [];
@@ -53,37 +57,81 @@ function createTaskProcessor({ repo, catalog, breakers, providerUrls, providerKe
     }
   }
 
-  return async function processTask(job) {
+  /** One attempt at a job; every failure throws, for processTask to retry or dead-letter. */
+  async function attempt(job) {
     const { taskId } = job.data;
     const task = await repo.getTask(taskId);
     if (!task) throw new Error(`task ${taskId} does not exist`);
     if (TERMINAL_STATUSES.includes(task.status)) return { skipped: task.status };
 
     if (!providerUrls.has(task.provider)) {
-      await repo.finishTask(taskId, TASK_STATUS.FAILED, 'provider_unknown');
-      throw new Error(`task ${taskId}: provider '${task.provider}' has no URL`);
+      throw unrecoverable('provider_unknown', `task ${taskId}: provider '${task.provider}' has no URL`);
     }
 
     if (!(await repo.markProcessing(taskId))) return { skipped: 'terminal' };
+    // A job re-run after a restart keeps following the vendor task it already started.
+    let { provider, vendor_task_id: vendorTaskId } = task;
+    if (!vendorTaskId) {
+      ({ provider, vendorTaskId } = await submitWithFallback(task));
+      await repo.setVendorTask(taskId, { provider, vendorTaskId });
+    }
+    const result = await waitForResult(providerUrls.get(provider), vendorTaskId, { apiKey: providerKeys.get(provider) });
+    if (result.status !== TASK_STATUS.SUCCEEDED) {
+      const message = `provider '${provider}' failed task ${vendorTaskId}: ${result.error || 'no reason given'}`;
+      if (PERMANENT_VENDOR_ERRORS.includes(result.error)) throw unrecoverable('provider_rejected', message);
+      throw new ProviderError('provider_failed', message);
+    }
+    await repo.finishTask(taskId, TASK_STATUS.SUCCEEDED);
+    return { status: result.status, vendor_task_id: vendorTaskId };
+  }
+
+  /**
+   * After a failed attempt: count the retry and forget the vendor task (the next attempt submits
+   * a new one), or, on the last attempt, fail the task and dead-letter the job.
+   */
+  async function afterFailure(job, err) {
+    const queue = job.queueName;
+    const reason = failureReason(err);
+    const { taskId } = job.data;
+    if (err.code === 'provider_rejected') {
+      // The input is what the provider refuses: no retry, and nothing worth replaying.
+      await repo.finishTask(taskId, TASK_STATUS.FAILED, err.code).catch((e) => log.warn('task not failed', { task_id: taskId, error: describeError(e) }));
+      return;
+    }
+    if (!isLastAttempt(job, err)) {
+      retries.inc({ queue, reason });
+      await repo.clearVendorTask(taskId).catch((e) => log.warn('vendor task not cleared', { task_id: taskId, error: describeError(e) }));
+      return;
+    }
+    await repo.finishTask(taskId, TASK_STATUS.FAILED, reason).catch((e) => log.warn('task not failed', { task_id: taskId, error: describeError(e) }));
+    await deadLetters.add(job, err).catch((e) => log.error('dead letter lost', { queue, task_id: taskId, reason, error: describeError(e) }));
+  }
+
+  /**
+   * Processes a {taskId} job: processing -> provider call -> poll -> succeeded; a failed
+   * attempt rethrows, so BullMQ retries it with back-off (queues.js JOB_OPTIONS) and, after the
+   * last one, keeps it in its failed set while its dead letter waits in the dead-letter queue.
+   */
+  return async function processTask(job) {
     try {
-      // A job re-run after a restart keeps following the vendor task it already started.
-      let { provider, vendor_task_id: vendorTaskId } = task;
-      if (!vendorTaskId) {
-        ({ provider, vendorTaskId } = await submitWithFallback(task));
-        await repo.setVendorTask(taskId, { provider, vendorTaskId });
-      }
-      const result = await waitForResult(providerUrls.get(provider), vendorTaskId, { apiKey: providerKeys.get(provider) });
-      if (result.status === TASK_STATUS.SUCCEEDED) {
-        await repo.finishTask(taskId, TASK_STATUS.SUCCEEDED);
-      } else {
-        await repo.finishTask(taskId, TASK_STATUS.FAILED, 'provider_failed');
-      }
-      return { status: result.status, vendor_task_id: vendorTaskId };
+      return await attempt(job);
     } catch (err) {
-      if (err instanceof ProviderError) await repo.finishTask(taskId, TASK_STATUS.FAILED, err.code);
+      await afterFailure(job, err);
       throw err;
     }
   };
+}
+
+/** An error BullMQ does not retry, with the code that names it in tasks.error_code. */
+function unrecoverable(code, message) {
+  const err = new UnrecoverableError(message);
+  err.code = code;
+  return err;
+}
+
+/** Whether BullMQ will not run this job again after this attempt failed with err. */
+function isLastAttempt(job, err) {
+  return err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts?.attempts ?? 1);
 }
 
 /** One BullMQ Worker per feature queue, paused and resumed together. */
@@ -137,4 +185,4 @@ class WorkerPool {
   }
 }
 
-module.exports = { createTaskProcessor, WorkerPool, CONCURRENCY };
+module.exports = { createTaskProcessor, WorkerPool, CONCURRENCY, PERMANENT_VENDOR_ERRORS, isLastAttempt };

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from obsctl.stack.fakes.provider.auth import API_KEY, require_key
 from obsctl.stack.fakes.provider.control import Control, ControlError
 from obsctl.stack.fakes.provider.results import RESULT_PNG
-from obsctl.stack.fakes.provider.tasks import TaskTable
+from obsctl.stack.fakes.provider.tasks import TRANSIENT_FAILURE, TaskTable
 from obsctl.stack.fakes.validation import first_error
 
 # How long a request hangs in "timeout" mode: far past any sane client timeout.
@@ -92,6 +92,9 @@ async def create_task(request: web.Request) -> web.Response:
         body.client_task_id,
         median_ms=control.task_latency_ms,
         failure_rate=control.failure_rate,
+        # task_failure: accepted as usual, every task then fails on the vendor's side with an
+        # error a retry might cure: the submit succeeds, so the platform's breaker stays closed.
+        error=TRANSIENT_FAILURE if control.mode == "task_failure" else None,
     )
     return web.json_response({"task_id": task.task_id, "status": "processing"}, status=202)
 

@@ -9,7 +9,9 @@ from obsctl.stack.fakes.validation import first_error
 
 # submit_error: only POST /v1/tasks fails (HTTP 500), while the heartbeat and the polls of tasks
 # already accepted still answer: the outage a heartbeat misses and a circuit breaker catches.
-Mode = Literal["ok", "slow", "error", "down", "timeout", "submit_error"]
+# task_failure: every call answers, but each task accepted finishes as failed: the outage
+# neither a heartbeat nor a breaker sees, only the retries and the dead letters of the tasks.
+Mode = Literal["ok", "slow", "error", "down", "timeout", "submit_error", "task_failure"]
 
 
 class ControlError(ValueError):

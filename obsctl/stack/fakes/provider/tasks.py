@@ -14,6 +14,8 @@ MIN_DURATION_MS = 50.0
 # Lognormal spread: about two thirds of the tasks finish within 0.7x..1.4x of the median.
 DURATION_SIGMA = 0.35
 FAILURE_REASONS = ("model_error", "content_rejected", "input_unreadable")
+# The one a retry may cure (the others are about the input): what task_failure mode fails with.
+TRANSIENT_FAILURE = "model_error"
 
 Status = Literal["processing", "succeeded", "failed"]
 
@@ -67,8 +69,9 @@ class TaskTable:
         *,
         median_ms: int,
         failure_rate: float,
+        error: str | None = None,
     ) -> Task:
-        """Register a task whose duration and success are sampled now."""
+        """Register a task whose duration and success are sampled now; `error` fails it so."""
         sampled_ms = self._rng.lognormvariate(math.log(median_ms), DURATION_SIGMA)
         duration_ms = max(MIN_DURATION_MS, sampled_ms)
         fails = self._rng.random() < failure_rate
@@ -78,7 +81,7 @@ class TaskTable:
             input_url=input_url,
             client_task_id=client_task_id,
             finishes_at=self._clock() + duration_ms / 1000,
-            error=self._rng.choice(FAILURE_REASONS) if fails else None,
+            error=error or (self._rng.choice(FAILURE_REASONS) if fails else None),
         )
         self._tasks[task.task_id] = task
         self._evict()

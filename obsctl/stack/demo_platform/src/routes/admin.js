@@ -5,6 +5,7 @@ const express = require('express');
 const { ApiError } = require('../errors');
 const { FEATURE_KEYS } = require('../features');
 const { tagRoute } = require('../metrics');
+const { JOB_OPTIONS } = require('../queues');
 const { control } = require('../provider-client');
 const { requireObject, number, oneOf } = require('../validate');
 const { withTimeout } = require('../util');
@@ -117,6 +118,33 @@ function adminRouter(ctx) {
     if (!ctx.breakers.reset(req.params.name)) throw ApiError.notFound('unknown_provider');
     log.info('circuit breaker reset', { provider: req.params.name });
     res.json({ provider: req.params.name, state: 'closed' });
+  });
+
+  // BE-ASYNC-001: the jobs whose every attempt failed, oldest first (?limit=, at most 1000).
+  router.get('/dead-letters', ...pre, async (req, res) => {
+    if (!ctx.deadLetters) throw new ApiError(503, { error: 'not_ready' });
+    const limit = number(req.query.limit === undefined ? 100 : Number(req.query.limit), 'limit', { min: 1, max: 1000, integer: true });
+    res.json(await withTimeout(ctx.deadLetters.list(limit), REDIS_TIMEOUT_MS, 'redis timed out'));
+  });
+
+  // The on-call action once the cause is fixed: failed tasks of up to `limit` dead letters go
+  // back to queued and to their queue (fresh attempts); their dead letters leave the queue.
+  router.post('/dead-letters/replay', ...pre, async (req, res) => {
+    if (!ctx.deadLetters) throw new ApiError(503, { error: 'not_ready' });
+    const body = requireObject(req.body ?? {}, { allowed: ['limit'] });
+    const limit = number(body.limit, 'limit', { min: 1, max: 1000, integer: true, required: false }) ?? 100;
+    const requeue = async (queueName, taskId) => {
+      const queue = ctx.queues.get(queueName);
+      if (!queue || !Number.isInteger(taskId) || !(await ctx.repo.requeueFailedTask(taskId))) return false;
+      try {
+        await withTimeout(queue.add('task', { taskId }, JOB_OPTIONS), REDIS_TIMEOUT_MS, 'enqueue timed out');
+      } catch (err) {
+        await ctx.repo.finishTask(taskId, 'failed', 'enqueue_failed').catch(() => {});
+        throw err;
+      }
+      return true;
+    };
+    res.json(await ctx.deadLetters.replay(limit, requeue));
   });
 
   // The afterUpdate hook of BE-CACHE-002: write the database, then invalidate every process.
