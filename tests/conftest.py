@@ -224,6 +224,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         assert result.returncode == 0, result.stderr
 
 
+def mysql_connect(dsn: str) -> Any:
+    """An autocommit pymysql connection to a mysql://user:password@host:port/database DSN."""
+    from urllib.parse import unquote, urlparse
+
+    import pymysql
+
+    url = urlparse(dsn)
+    return pymysql.connect(
+        host=url.hostname,
+        port=url.port or 3306,
+        user=unquote(url.username or ""),
+        password=unquote(url.password or ""),
+        database=url.path.lstrip("/"),
+        connect_timeout=5,
+        autocommit=True,
+    )
+
+
 def listeners_in_range(port_base: int, count: int = max(PORT_OFFSETS.values()) + 1) -> list[str]:
     """Processes listening on the ports of a stack's port range (every server's, by default)."""
     import psutil

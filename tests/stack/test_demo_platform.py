@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import unquote, urlparse
 
 import httpx
 import pymysql
 import pytest
 import redis
 
-from conftest import RunningStack, processes_mentioning, wait_for
+from conftest import RunningStack, mysql_connect, processes_mentioning, wait_for
 
 FEATURES = ("matting", "outfit", "faceswap", "outpaint")
 
 
 def _platform_db(stack: RunningStack) -> pymysql.connections.Connection:  # type: ignore[type-arg]
-    url = urlparse(stack.env["PLATFORM_MYSQL_DSN"])
-    return pymysql.connect(
-        host=url.hostname,
-        port=url.port or 3306,
-        user=unquote(url.username or ""),
-        password=unquote(url.password or ""),
-        database=url.path.lstrip("/"),
-        autocommit=True,
-    )
+    return mysql_connect(stack.env["PLATFORM_MYSQL_DSN"])
 
 
 def _scalar(stack: RunningStack, sql: str) -> int:

@@ -6,7 +6,6 @@ import mailbox
 import smtplib
 from email.message import EmailMessage
 from pathlib import Path
-from urllib.parse import urlparse
 
 import boto3
 import httpx
@@ -17,22 +16,7 @@ import redis
 from obsctl.metric_names import HOST_FAMILIES, exposed
 from obsctl.stack.services import NODE_COLLECTORS
 
-from conftest import RunningStack, demo_config, wait_for
-
-
-def _connect(dsn: str) -> pymysql.connections.Connection:  # type: ignore[type-arg]
-    url = urlparse(dsn)
-    from urllib.parse import unquote
-
-    return pymysql.connect(
-        host=url.hostname,
-        port=url.port or 3306,
-        user=unquote(url.username or ""),
-        password=unquote(url.password or ""),
-        database=url.path.lstrip("/"),
-        connect_timeout=5,
-        autocommit=True,
-    )
+from conftest import RunningStack, demo_config, mysql_connect, wait_for
 
 
 def _mysql_errno(exc: pytest.ExceptionInfo[pymysql.MySQLError]) -> int:
@@ -40,14 +24,14 @@ def _mysql_errno(exc: pytest.ExceptionInfo[pymysql.MySQLError]) -> int:
 
 
 def test_mariadb_runs_utf8mb4_with_performance_schema(stack: RunningStack) -> None:
-    conn = _connect(stack.env["PLATFORM_MYSQL_DSN"])
+    conn = mysql_connect(stack.env["PLATFORM_MYSQL_DSN"])
     with conn.cursor() as cur:
         cur.execute("SELECT @@character_set_server, @@performance_schema, @@bind_address")
         assert cur.fetchone() == ("utf8mb4", 1, "127.0.0.1")
 
 
 def test_exporter_account_reads_but_cannot_write(stack: RunningStack) -> None:
-    conn = _connect(stack.env["OBSCTL_MYSQL_DSN"])
+    conn = mysql_connect(stack.env["OBSCTL_MYSQL_DSN"])
     with conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM users")
         assert cur.fetchone()[0] >= 1000  # type: ignore[index]
@@ -64,8 +48,8 @@ def test_exporter_account_reads_but_cannot_write(stack: RunningStack) -> None:
 
 
 def test_exporter_account_sees_processlist_and_replication_state(stack: RunningStack) -> None:
-    platform = _connect(stack.env["PLATFORM_MYSQL_DSN"])
-    exporter = _connect(stack.env["OBSCTL_MYSQL_DSN"])
+    platform = mysql_connect(stack.env["PLATFORM_MYSQL_DSN"])
+    exporter = mysql_connect(stack.env["OBSCTL_MYSQL_DSN"])
     with exporter.cursor() as cur:
         cur.execute("SELECT DISTINCT user FROM information_schema.processlist")
         users = {row[0] for row in cur.fetchall()}
@@ -79,7 +63,7 @@ def test_exporter_account_sees_processlist_and_replication_state(stack: RunningS
 
 
 def test_exporter_account_is_separate_and_has_a_connection_cap(stack: RunningStack) -> None:
-    conn = _connect(stack.env["OBSCTL_MYSQL_DSN"])
+    conn = mysql_connect(stack.env["OBSCTL_MYSQL_DSN"])
     with conn.cursor() as cur:
         cur.execute("SELECT CURRENT_USER(), @@max_user_connections")
         user, _ = cur.fetchone()  # type: ignore[misc]
