@@ -68,6 +68,21 @@ def _run(redis: RedisServer, script: str) -> Any:
     return json.loads(result.stdout.splitlines()[-1])
 
 
+def _run_around(redis: RedisServer, script: str, between: Callable[[], None]) -> Any:
+    """Like _run, for a script that prints `ready` and waits: between() runs at that point."""
+    node = shutil.which("node") or "node"
+    proc = subprocess.Popen(
+        [node, "-e", PRELUDE + script, redis.url()], cwd=DEMO, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout.readline().strip() == "ready"
+    between()
+    out, err = proc.communicate("go\n", timeout=30)
+    assert proc.returncode == 0, err
+    return json.loads(out.splitlines()[-1])
+
+
 def test_a_hundred_concurrent_misses_load_once_and_the_next_process_hits_redis(
     redis_server: Callable[..., RedisServer],
 ) -> None:
@@ -191,10 +206,7 @@ def test_with_redis_stopped_lookups_load_from_the_database(
     redis_server: Callable[..., RedisServer],
 ) -> None:
     redis = redis_server()
-    node = shutil.which("node") or "node"
-    script = (
-        PRELUDE
-        + """
+    script = """
       (async () => {
         const a = await proc();
         process.stdout.write('ready\\n');
@@ -205,17 +217,7 @@ def test_with_redis_stopped_lookups_load_from_the_database(
           lookups: await a.lookups() });
       })();
     """
-    )
-    proc = subprocess.Popen(
-        [node, "-e", script, redis.url()], cwd=DEMO, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stdout is not None and proc.stdin is not None
-    assert proc.stdout.readline().strip() == "ready"
-    redis.stop()
-    out, err = proc.communicate("go\n", timeout=30)
-    assert proc.returncode == 0, err
-    seen = json.loads(out.splitlines()[-1])
+    seen = _run_around(redis, script, redis.stop)
 
     assert seen["cost"] == 1 and seen["loads"] == 1
     assert seen["ms"] < 1000
@@ -226,10 +228,7 @@ def test_after_a_redis_restart_the_subscriber_is_back_and_the_stale_lru_dropped(
     redis_server: Callable[..., RedisServer],
 ) -> None:
     redis = redis_server()
-    node = shutil.which("node") or "node"
-    script = (
-        PRELUDE
-        + """
+    script = """
       const until = async (what, ok) => {
         const deadline = Date.now() + 10000;
         while (!(await ok())) {
@@ -255,18 +254,12 @@ def test_after_a_redis_restart_the_subscriber_is_back_and_the_stale_lru_dropped(
         done({ reloaded, numsub: await a.redis.pubsub('NUMSUB', 'config.invalidate') });
       })().catch((err) => { console.error(err); process.exit(1); });
     """
-    )
-    proc = subprocess.Popen(
-        [node, "-e", script, redis.url()], cwd=DEMO, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stdout is not None and proc.stdin is not None
-    assert proc.stdout.readline().strip() == "ready"
-    redis.stop()
-    redis.start()
-    out, err = proc.communicate("go\n", timeout=30)
-    assert proc.returncode == 0, err
-    seen = json.loads(out.splitlines()[-1])
+
+    def restart() -> None:
+        redis.stop()
+        redis.start()
+
+    seen = _run_around(redis, script, restart)
 
     assert seen["reloaded"] == 1
     assert seen["numsub"] == ["config.invalidate", 2]
